@@ -1,0 +1,24 @@
+"""Option declarations shared by every command, so names and help stay consistent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notices on stderr.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line on stdout.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in every output).")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", envvar="DISTOK_DEVICE", help="Torch device: auto, cpu, cuda, cuda:N, mps.")
+]
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", envvar="DISTOK_DTYPE", help="auto, float32, float16 or bfloat16.")
+]
+RecipeOpt = Annotated[
+    str, typer.Option("--recipe", "-r", envvar="DISTOK_RECIPE", help="Recipe name (see recipes/) or YAML path.")
+]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", envvar="DISTOK_MODEL", help="Trained run folder or checkpoint file.")
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]

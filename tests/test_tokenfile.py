@@ -1,0 +1,210 @@
+"""The token file format: golden bytes, determinism, schema, and each rejection reason."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distok_cli import tokenfile
+from distok_cli.errors import BadInput, InvalidTokenFile
+from distok_cli.tokenfile import Token, TokenSpace
+
+from .conftest import EXAMPLES, ROOT
+
+GOLDEN = ["pig-sheep-snake.distok", "sampled-cauchy.distok", "composition.distok", "plain-textual-inversion.safetensors"]
+SPACE = TokenSpace("enc", 4, "fp16-sha256:" + "1" * 64)
+
+
+def _examples():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tok(vec=(1.0, 2.0, 3.0, 4.0), **kw) -> Token:
+    kw.setdefault("source", {"kind": "distribution", "distribution": {"cat": 0.5, "dog": 0.5}})
+    kw.setdefault("space", SPACE)
+    kw.setdefault("tool_version", "9.9.9")
+    return Token(vector=np.array(vec, np.float32), **kw)
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_files_are_written_byte_for_byte(name):
+    mod = _examples()
+    assert mod.render(mod.examples()[name]) == (EXAMPLES / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", GOLDEN[:3])
+def test_golden_files_round_trip(name):
+    data = (EXAMPLES / name).read_bytes()
+    token = tokenfile.from_bytes(data)
+    assert tokenfile.to_bytes(token) == data
+
+
+def test_golden_header_is_exactly_as_specified():
+    data = (EXAMPLES / "pig-sheep-snake.distok").read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    assert n % 8 == 0 and len(data) == 8 + n + 768 * 4
+    header = data[8 : 8 + n].rstrip(b" ")
+    assert header.startswith(b'{"__metadata__":{"distok.content_id":"sha256:')
+    assert header.endswith(b'"emb_params":{"data_offsets":[0,3072],"dtype":"F32","shape":[1,768]}}')
+    meta = json.loads(header)["__metadata__"]
+    assert meta["distok.source"] == '{"distribution":{"pig":0.55,"sheep":0.25,"snake":0.2},"kind":"distribution"}'
+    assert meta["distok.format"] == "distok.token" and meta["distok.format_version"] == "1.0"
+    assert meta["modelspec.architecture"] == "stable-diffusion-v1/textual-inversion"
+
+
+@pytest.mark.parametrize("name", GOLDEN[:3])
+def test_golden_metadata_matches_the_json_schema(name):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "formats" / "distok-token-v1.schema.json").read_text())
+    from safetensors import safe_open
+
+    with safe_open(str(EXAMPLES / name), framework="np") as f:
+        meta = f.metadata()
+    jsonschema.validate(meta, schema)
+    for key, ref in [("distok.token_space", "token_space"), ("distok.source", "source"),
+                     ("distok.estimate", "estimate"), ("distok.model", "model")]:
+        if key in meta:
+            jsonschema.validate(json.loads(meta[key]), {"$defs": schema["$defs"], "$ref": f"#/$defs/{ref}"})
+
+
+def test_safetensors_reads_golden_file_unchanged():
+    from safetensors.numpy import load_file
+
+    arrays = load_file(str(EXAMPLES / "pig-sheep-snake.distok"))
+    assert list(arrays) == ["emb_params"] and arrays["emb_params"].shape == (1, 768)
+    assert arrays["emb_params"].dtype == np.float32
+    np.testing.assert_array_equal(arrays["emb_params"][0], tokenfile.load(EXAMPLES / "pig-sheep-snake.distok").vector)
+
+
+def test_plain_textual_inversion_is_read_without_provenance():
+    t = tokenfile.load(EXAMPLES / "plain-textual-inversion.safetensors")
+    assert t.plain and t.space is None and t.source is None and t.title == "<cat-toy>"
+    assert t.vector.shape == (768,)
+
+
+def test_same_inputs_same_bytes_whatever_the_dict_order():
+    a = tok(source={"kind": "distribution", "distribution": {"cat": 0.25, "dog": 0.75}}, extra={"x.a": "1", "x.b": "2"})
+    b = tok(source={"distribution": {"dog": 0.75, "cat": 0.25}, "kind": "distribution"}, extra={"x.b": "2", "x.a": "1"})
+    assert tokenfile.to_bytes(a) == tokenfile.to_bytes(b)
+
+
+def test_extra_keys_survive_a_rewrite(tmp_path):
+    p = tmp_path / "t.distok"
+    tokenfile.save(tok(extra={"other.tool": "kept"}), p)
+    t = tokenfile.load(p)
+    assert t.extra == {"other.tool": "kept"}
+    assert tokenfile.to_bytes(t) == p.read_bytes()
+
+
+def test_save_is_atomic_and_leaves_no_temporary(tmp_path):
+    p = tmp_path / "t.distok"
+    p.write_bytes(b"old")
+    with pytest.raises(BadInput):
+        tokenfile.save(tok(vec=(1.0, float("nan"), 0.0, 0.0)), p)
+    assert p.read_bytes() == b"old"
+    tokenfile.save(tok(), p)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["t.distok"]
+
+
+def _file(header: dict, data: bytes) -> bytes:
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def _valid_meta(vec: np.ndarray, **over) -> dict:
+    meta = tokenfile.metadata_for(tok(vec=vec))
+    meta.update(over)
+    return meta
+
+
+V = np.array([1, 2, 3, 4], "<f4")
+ENTRY = {"dtype": "F32", "shape": [1, 4], "data_offsets": [0, 16]}
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "not a safetensors file (shorter than its 8-byte header length)"),
+        (b"\x80\x02}q\x00", "looks like a PyTorch pickle"),
+        (b"PK\x03\x04" + b"\0" * 20, "looks like a PyTorch pickle"),
+        (struct.pack("<Q", 10) + b"{}", "truncated (header needs 10 bytes, file has 2)"),
+        (struct.pack("<Q", 2) + b"[]", "not a safetensors file (header is not a JSON object)"),
+        (struct.pack("<Q", 3) + b"{x}", "malformed safetensors header (invalid JSON)"),
+        (struct.pack("<Q", (1 << 20) + 1) + b" " * ((1 << 20) + 1), "metadata too large (1048577 bytes; limit 1048576)"),
+        (_file({"__metadata__": _valid_meta(V)}, b""), "no tensor (a token file holds exactly one)"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY, "b": ENTRY}, V.tobytes() * 2), "2 tensors"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, V.tobytes()[:12]), "truncated or padded"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, V.tobytes() + b"xx"), "truncated or padded"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "dtype": "F64"}}, V.tobytes()), "dtype F64"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "dtype": "F16", "data_offsets": [0, 8]}},
+               V.astype("<f2").tobytes()), "dtype F16, expected F32"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [4]}}, V.tobytes()), "expected [1, d]"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [2, 2]}}, V.tobytes()), "expected [1, d]"),
+        (_file({"__metadata__": _valid_meta(V), "x": ENTRY}, V.tobytes()), "tensor is named 'x', expected emb_params"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.nan, 3, 4], "<f4").tobytes()),
+         "NaN or Inf"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.inf, 3, 4], "<f4").tobytes()),
+         "NaN or Inf"),
+        (_file({"__metadata__": _valid_meta(V, **{"distok.format_version": "2.0"}), "emb_params": ENTRY}, V.tobytes()),
+         "unsupported format version '2.0' (this distok reads 1.x)"),
+        (_file({"__metadata__": _valid_meta(V, **{"distok.format": "other"}), "emb_params": ENTRY}, V.tobytes()),
+         "unknown format 'other'"),
+        (_file({"__metadata__": _valid_meta(V, **{"distok.source": "{oops"}), "emb_params": ENTRY}, V.tobytes()),
+         "metadata distok.source is not valid JSON"),
+        (_file({"__metadata__": _valid_meta(V, **{"distok.source": '{"kind":"distribution","distribution":{"a":0.5,"b":0.6}}'}),
+                "emb_params": ENTRY}, V.tobytes()), "source distribution sums to 1.1, not 1 (tolerance 1e-06)"),
+        (_file({"__metadata__": _valid_meta(V, **{"distok.source": '{"kind":"distribution","distribution":{"a":1.5,"b":-0.5}}'}),
+                "emb_params": ENTRY}, V.tobytes()), "weight of 'b' is negative (-0.5)"),
+        (_file({"__metadata__": _valid_meta(V, **{"distok.content_id": "sha256:" + "0" * 64}), "emb_params": ENTRY},
+               V.tobytes()), "content id does not match the tensor"),
+        (_file({"__metadata__": {"distok.format": 1}, "emb_params": ENTRY}, V.tobytes()), "__metadata__ must map strings"),
+    ],
+)
+def test_reader_rejects_with_one_line_reason(data, reason):
+    with pytest.raises(InvalidTokenFile) as info:
+        tokenfile.from_bytes(data, "f.distok")
+    msg = str(info.value)
+    assert msg.startswith("f.distok: ") and reason in msg and "\n" not in msg
+
+
+def test_distribution_tolerance_is_one_in_a_million():
+    ok = {"kind": "distribution", "distribution": {"a": 0.5, "b": 0.5 + 9e-7}}
+    tokenfile.from_bytes(tokenfile.to_bytes(tok(source=ok)))
+    with pytest.raises(BadInput, match="sums to 1.0000011"):
+        tokenfile.to_bytes(tok(source={"kind": "distribution", "distribution": {"a": 0.5, "b": 0.5 + 1.1e-6}}))
+
+
+def test_plain_files_of_f16_and_bf16_are_converted():
+    h16 = {"t": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]}}
+    assert tokenfile.from_bytes(_file(h16, V.astype("<f2").tobytes())).vector.tolist() == [1, 2, 3, 4]
+    bf = (V.view("<u4") >> 16).astype("<u2").tobytes()
+    hbf = {"t": {"dtype": "BF16", "shape": [1, 4], "data_offsets": [0, 8]}}
+    assert tokenfile.from_bytes(_file(hbf, bf)).vector.tolist() == [1, 2, 3, 4]
+
+
+def test_space_fingerprint_ignores_float32_vs_float16_loading():
+    m = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    assert tokenfile.space_fingerprint(m) == tokenfile.space_fingerprint(m.astype(np.float16))
+    assert tokenfile.space_fingerprint(m) != tokenfile.space_fingerprint(m.T.copy())
+
+
+def test_content_id_is_sha256_of_the_tensor_bytes():
+    import hashlib
+
+    assert tokenfile.content_id(V) == "sha256:" + hashlib.sha256(V.tobytes()).hexdigest()
+
+
+def test_missing_and_directory_paths(tmp_path: Path):
+    with pytest.raises(InvalidTokenFile, match="no such file"):
+        tokenfile.load(tmp_path / "nope.distok")
+    with pytest.raises(InvalidTokenFile, match="is a directory"):
+        tokenfile.load(tmp_path)
