@@ -21,6 +21,13 @@ _EMBED_SUFFIXES = ("token_embedding.weight", "word_embeddings.weight")
 
 def resolve(ref: str) -> Path:
     """A local folder for a Hub id or path, without touching the network."""
+    if ref.startswith("twin:"):
+        from .backends.twins import cache_dir
+
+        p = cache_dir() / ref.split(":", 1)[1]
+        if p.is_dir():
+            return p
+        raise ModelNotAvailable(f"twin {ref!r} is not built yet", hint="render or train with the tiny recipe once")
     p = Path(os.path.expanduser(ref))
     if p.is_dir():
         return p

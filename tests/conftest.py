@@ -39,14 +39,60 @@ def run_cli(args: list[str], stdin: str = "") -> Result:
 
 
 def assert_one_line_error(r: Result, code: int = 2, contains: str | None = None) -> None:
+    """The error is one line, the last on stderr (progress or notices may precede it), with no traceback."""
     assert r.code == code, (r.code, r.out, r.err)
-    assert r.err.startswith("distok: error: "), r.err
-    assert r.err.endswith("\n") and r.err.count("\n") == 1, r.err
+    lines = r.err.splitlines()
+    assert lines and lines[-1].startswith("distok: error: ") and r.err.endswith("\n"), r.err
+    assert sum(line.startswith("distok: error: ") for line in lines) == 1, r.err
     assert "Traceback" not in r.err
     if contains is not None:
-        assert contains in r.err, r.err
+        assert contains in lines[-1], r.err
 
 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe():
+    from distok_cli import recipes
+
+    return recipes.load("tiny")
+
+
+@pytest.fixture(scope="session")
+def kandinsky(tiny_recipe):
+    """The tiny Kandinsky 2.1 twin, loaded once per test session through the real from_pretrained path."""
+    from distok_cli.backends.render import make_renderer
+
+    return make_renderer(tiny_recipe.render, "cpu")
+
+
+@pytest.fixture(scope="session")
+def sd(tiny_recipe):
+    from distok_cli import recipes
+    from distok_cli.backends.render import make_renderer
+
+    return make_renderer(recipes.override(tiny_recipe, ["render.backend=sd15"]).render, "cpu")
+
+
+@pytest.fixture(scope="session")
+def blip(tiny_recipe):
+    from distok_cli.backends.estimate import make_estimator
+
+    return make_estimator(tiny_recipe.estimator, "cpu")
+
+
+@pytest.fixture(scope="session")
+def space(kandinsky):
+    return kandinsky.text.space
+
+
+def make_token(space, vec, **kw):
+    import numpy as np
+
+    from distok_cli.tokenfile import Token
+
+    kw.setdefault("source", {"kind": "distribution", "distribution": {"cat": 0.6, "dog": 0.4}})
+    return Token(vector=np.asarray(vec, np.float32), space=space, **kw)

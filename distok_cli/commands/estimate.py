@@ -1,10 +1,45 @@
-"""`distok estimate` (not implemented yet)."""
+"""`distok estimate`: the class distribution of an image, or of what a token renders."""
 
 from __future__ import annotations
 
-from ..errors import NotImplementedYet
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from .._options import DeviceOpt, DtypeOpt, JsonOpt, QuietOpt, RecipeOpt
+from .._output import Output, expand_paths
 
 
-def estimate() -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'distok estimate' is not implemented yet")
+def estimate(
+    files: Annotated[list[str], typer.Argument(metavar="TOKEN|IMAGE...", help="Token files or images; '-' reads paths from stdin.")],
+    recipe: RecipeOpt = "tiny",
+    classes: Annotated[Optional[str], typer.Option("--classes", help="Comma-separated class names (default: the recipe's).")] = None,
+    images: Annotated[Optional[int], typer.Option("--images", min=1, max=256, help="Renders per token to average.")] = None,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="Prompt the token is rendered in (with '<>').")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="First render seed (then seed+1, ...).")] = 0,
+    write: Annotated[bool, typer.Option("--write", help="Store the estimate in the token file (metadata only).")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Estimate class distributions (BLIP); for tokens also KL and JS to their source distribution."""
+    from .. import estimation, recipes
+
+    out = Output(quiet)
+    cfg = recipes.load(recipe, list(set_ or []))
+    class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
+    paths = expand_paths(files)
+    results = estimation.estimate_paths(
+        paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
+        device=device, dtype=dtype, out=out,
+    )
+    for r in results:
+        if json_:
+            out.data(json.dumps(r, sort_keys=True))
+        else:
+            from rich.console import Console
+
+            Console(highlight=False).print(estimation.result_view(r))

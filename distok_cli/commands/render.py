@@ -1,10 +1,137 @@
-"""`distok render` (not implemented yet)."""
+"""`distok render`: tokens + prompts → PNG files (and a contact sheet)."""
 
 from __future__ import annotations
 
-from ..errors import NotImplementedYet
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._options import DeviceOpt, DtypeOpt, OverwriteOpt, QuietOpt, RecipeOpt
+from .._output import Output, expand_paths
 
 
-def render() -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'distok render' is not implemented yet")
+def render(
+    items: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="TOKEN... PROMPT...", help="Token files ('-' reads paths from stdin) and prompts with '<>'."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNG files.")] = Path("renders"),
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="One seed for every image.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Several seeds: '0-3,7'.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Decoder (or SD) denoising steps.")] = None,
+    prior_steps: Annotated[Optional[int], typer.Option("--prior-steps", min=1, help="Kandinsky prior steps.")] = None,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", min=0, help="Guidance scale.")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", min=8, help="Image width and height in pixels.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per forward pass.")] = None,
+    recipe: RecipeOpt = "tiny",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    offload: Annotated[bool, typer.Option("--offload", help="Keep models on the CPU until needed (low VRAM).")] = False,
+    overwrite: OverwriteOpt = False,
+    grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet (tokens × prompts).")] = False,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="Re-render the image a distok PNG describes.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Render tokens in prompts ("a watercolor of a <>"); print the written PNG paths."""
+    from .. import recipes, rendering, tokenfile
+    from ..errors import BadInput
+
+    out = Output(quiet)
+    if seed is not None and seeds is not None:
+        raise BadInput("give --seed or --seeds, not both")
+    if from_ is not None:
+        if items:
+            raise BadInput("--from re-renders one image: give no tokens or prompts with it")
+        from ..backends.render import read_png_meta
+
+        meta = read_png_meta(str(from_))
+        try:
+            token_path, prompt, seed_list = meta["token"]["path"], meta["prompt"], [int(meta["seed"])]
+            cfg_over = [f"render.{k}={v}" for k, v in meta["render"].items() if isinstance(v, (int, float, str)) and v != ""]
+            s = meta["settings"]
+            steps, prior_steps, guidance, size = s["steps"], s["prior_steps"], s["guidance"], s["size"]
+            recipe = meta.get("recipe") or recipe
+            dtype = meta.get("dtype", dtype)
+        except (KeyError, TypeError, ValueError):
+            raise BadInput(f"{from_}: distok metadata lacks token, prompt, seed or settings") from None
+        if not token_path:
+            raise BadInput(f"{from_}: the token was not a file, so it cannot be re-rendered")
+        token_list = [tokenfile.load(token_path)]
+        if token_list[0].id != meta["token"]["id"]:
+            raise BadInput(f"{token_path} changed since {from_} was rendered (content id differs)")
+        prompts = [prompt]
+        cfg = recipes.load(recipe, cfg_over + list(set_ or []))
+    else:
+        token_args, prompts = rendering.split_args(list(items or []))
+        if not token_args:
+            raise BadInput("no token files given (pass paths, or '-' to read them from stdin)")
+        if not prompts:
+            raise BadInput("no prompt given: add one with '<>' where the token goes, e.g. \"a photo of a <>\"")
+        token_list = [tokenfile.load(p) for p in expand_paths(token_args)]
+        seed_list = rendering.parse_seeds(seeds) if seeds is not None else [seed if seed is not None else 0]
+        cfg = recipes.load(recipe, list(set_ or []))
+
+    from ..backends.render import Settings
+
+    settings = Settings.from_config(
+        cfg.render, steps=steps, prior_steps=prior_steps, guidance=guidance, size=size, batch_size=batch_size
+    )
+    jobs = rendering.plan(token_list, prompts, seed_list, output, overwrite)
+    grid_path = output / "grid.png"
+    if grid:
+        rendering.check_targets([grid_path], overwrite)
+
+    state = rendering.process_state()
+    mine = jobs
+    if state is not None:
+        with state.split_between_processes(jobs) as part:
+            mine = list(part)
+        out.log(f"distok: process {state.process_index}/{state.num_processes} renders {len(mine)} of {len(jobs)} images")
+
+    from ..backends.render import make_renderer
+
+    out.notice(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
+    renderer = make_renderer(cfg.render, device, dtype, offload)
+    for t in token_list:
+        renderer.text.check_space(t.space, t.path or t.short_id)
+    with out.progress("rendering", len(mine)) as task:
+        written = rendering.run(mine, renderer, settings, cfg.name, task)
+
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        written = gather_object(written)
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return
+    for path in written:
+        out.data(path)
+    if grid:
+        _grid(jobs, grid_path, out)
+
+
+def _grid(jobs, grid_path: Path, out: Output) -> None:
+    from PIL import Image
+
+    from ..backends.render import contact_sheet
+    from ..rendering import token_names
+    from ..tokenfile import atomic_write
+
+    tokens, prompts = [], []
+    first: dict[tuple[str, str], Path] = {}
+    for j in jobs:
+        if j.token.id not in [t.id for t in tokens]:
+            tokens.append(j.token)
+        if j.prompt not in prompts:
+            prompts.append(j.prompt)
+        first.setdefault((j.token.id, j.prompt), j.out)
+    rows = [[Image.open(first[(t.id, p)]) for p in prompts] for t in tokens]
+    sheet = contact_sheet(rows, token_names(tokens), prompts)
+    import io
+
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    atomic_write(grid_path, buf.getvalue())
+    out.data(str(grid_path))

@@ -1,0 +1,168 @@
+"""The token space: a CLIP tokenizer + text encoder with placeholder tokens whose embeddings we set.
+
+Two paths share one forward hook on the encoder's input-embedding layer:
+
+* differentiable (training): ``encode(prompts, vectors)`` with ``vectors`` requiring grad — the hook
+  replaces the placeholder rows with the vectors via ``torch.where``, so gradients reach the vectors and
+  never the frozen encoder;
+* batched inference (rendering): ``with text.inject(vectors): pipe(prompts)`` — many *different* tokens
+  in one batch, one per prompt row, through the pipeline's own ``_encode_prompt``.
+
+Pitfall handled here: legacy CLIP configs set ``eos_token_id == 2``, and transformers then pools at
+``input_ids.argmax()``, which lands on our added placeholder (id 49408 > EOS 49407) instead of EOS. We
+set the real EOS id before adding placeholders, so pooling happens at the EOS token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..errors import BadInput
+from ..tokenfile import TokenSpace, space_fingerprint
+
+PLACEHOLDERS = ("<distok>", "<distok-b>")
+
+
+def fix_legacy_eos(text_encoder: Any, tokenizer: Any) -> bool:
+    """Make pooling use the EOS token when the config carries the legacy ``eos_token_id == 2``."""
+    cfg = text_encoder.config
+    if getattr(cfg, "eos_token_id", None) == 2 and tokenizer.eos_token_id not in (None, 2):
+        cfg.eos_token_id = tokenizer.eos_token_id
+        tm = getattr(text_encoder, "text_model", None)
+        if tm is not None and hasattr(tm, "eos_token_id"):
+            tm.eos_token_id = tokenizer.eos_token_id
+        return True
+    return False
+
+
+class TextSide:
+    """Tokenizer + frozen text encoder + placeholder injection.
+
+    Args:
+        tokenizer: a CLIP tokenizer (the pipeline's own; placeholders are added to it).
+        text_encoder: ``CLIPTextModelWithProjection`` (Kandinsky prior) or ``CLIPTextModel`` (SD 1.x).
+        encoder_ref: the model reference recorded in token files (Hub id or folder).
+        subfolder: where the encoder sits inside ``encoder_ref`` ("text_encoder" for pipelines).
+    """
+
+    def __init__(self, tokenizer: Any, text_encoder: Any, encoder_ref: str, subfolder: str = "text_encoder") -> None:
+        import torch
+
+        self.tokenizer = tokenizer
+        self.encoder = text_encoder
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        fix_legacy_eos(text_encoder, tokenizer)
+        emb = text_encoder.get_input_embeddings().weight
+        self.vocab_size = int(emb.shape[0])
+        self.dim = int(emb.shape[1])
+        self.fingerprint = space_fingerprint(emb.detach().to("cpu", torch.float16).numpy())
+        self.space = TokenSpace(encoder_ref, self.dim, self.fingerprint, subfolder)
+        missing = [p for p in PLACEHOLDERS if p not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_tokens(missing)
+        self.ids = [tokenizer.convert_tokens_to_ids(p) for p in PLACEHOLDERS]
+        if max(self.ids) >= self.vocab_size:
+            text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            fix_legacy_eos(text_encoder, tokenizer)
+        self._vectors: Any = None
+        self._handle = text_encoder.get_input_embeddings().register_forward_hook(self._hook)
+
+    # -------------------------------------------------------------------------------------- injection
+    def _hook(self, module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
+        import torch
+
+        if self._vectors is None or not inputs:
+            return output
+        ids = inputs[0]
+        for p, pid in enumerate(self.ids[: self._vectors.shape[1]]):
+            mask = ids == pid
+            if not bool(mask.any()):
+                continue
+            if ids.shape[0] != self._vectors.shape[0]:
+                raise BadInput(f"{ids.shape[0]} prompts with a token but {self._vectors.shape[0]} token vectors")
+            vec = self._vectors[:, p, None, :].to(output.dtype)
+            output = torch.where(mask[..., None], vec, output)
+        return output
+
+    @contextmanager
+    def inject(self, vectors: Any) -> Iterator[None]:
+        """Within the block, placeholder rows take ``vectors`` ([B, d] or [B, P, d], row b for prompt b)."""
+        import torch
+
+        v = torch.as_tensor(vectors) if not isinstance(vectors, torch.Tensor) else vectors
+        if v.dim() == 2:
+            v = v[:, None, :]
+        if v.shape[-1] != self.dim:
+            raise BadInput(f"token has {v.shape[-1]} values but this text encoder expects {self.dim}")
+        device = self.encoder.get_input_embeddings().weight.device
+        self._vectors = v.to(device)
+        try:
+            yield
+        finally:
+            self._vectors = None
+
+    def check_space(self, space: TokenSpace | None, what: str) -> None:
+        if space is None:
+            return  # plain textual-inversion file: no provenance to check (dimension still is)
+        if space.dim != self.dim or space.fingerprint != self.fingerprint:
+            raise BadInput(
+                f"{what} was made for {space.encoder} (fingerprint {space.fingerprint[:24]}…), "
+                f"not this text encoder {self.space.encoder} ({self.fingerprint[:24]}…)"
+            )
+
+    # ----------------------------------------------------------------------------------------- prompts
+    @staticmethod
+    def fill(template: str, n_tokens: int = 1) -> str:
+        """Replace each ``<>`` with a placeholder token (first → ``<distok>``, second → ``<distok-b>``)."""
+        if template.count("<>") != n_tokens:
+            raise BadInput(f"prompt {template!r} must contain '<>' {'once' if n_tokens == 1 else f'{n_tokens} times'}")
+        out = template
+        for p in PLACEHOLDERS[:n_tokens]:
+            out = out.replace("<>", f" {p} ", 1)
+        return " ".join(out.split())
+
+    def tokenize(self, prompts: list[str]) -> Any:
+        return self.tokenizer(
+            prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
+            return_tensors="pt",
+        ).input_ids
+
+    def encode(self, prompts: list[str], vectors: Any = None) -> Any:
+        """E(prompt): the pooled (and, with a projection, projected) text embedding, [B, D].
+
+        ``vectors`` ([B, d] or [B, P, d]) fill the placeholders; gradients flow to them.
+        """
+        ids = self.tokenize(prompts).to(self.encoder.get_input_embeddings().weight.device)
+        if vectors is None:
+            out = self.encoder(input_ids=ids)
+        else:
+            with self.inject(vectors):
+                out = self.encoder(input_ids=ids)
+        emb = getattr(out, "text_embeds", None)
+        return emb if emb is not None else out.pooler_output
+
+    def class_embeddings(self, classes: list[str]) -> Any:
+        """t_i for each class: the mean of the input embeddings of the class name's word pieces.
+
+        "polar bear" → mean(emb(polar), emb(bear)) over its BPE pieces, BOS/EOS excluded.
+        """
+        import torch
+
+        table = self.encoder.get_input_embeddings().weight.detach()
+        rows = []
+        for name in classes:
+            ids = self.tokenizer(name, add_special_tokens=False).input_ids
+            if not ids:
+                raise BadInput(f"class name {name!r} has no tokens")
+            rows.append(table[torch.tensor(ids, device=table.device)].float().mean(0))
+        return torch.stack(rows)
+
+    def embedding_matrix(self) -> np.ndarray:
+        import torch
+
+        return self.encoder.get_input_embeddings().weight.detach()[: self.vocab_size].to("cpu", torch.float32).numpy()

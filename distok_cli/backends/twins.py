@@ -1,0 +1,226 @@
+"""Tiny random twins of the real models, built offline from configs and saved with ``save_pretrained``.
+
+They have the real classes and the real folder layout (Kandinsky 2.1 prior and decoder, an SD 1.x
+pipeline, BLIP image-text matching), so that ``recipes/tiny.yaml`` drives exactly the same
+``from_pretrained`` code as the real recipes. Their weights are random: **the images they draw are
+noise**. They are a pipeline check, not a model.
+
+The twins are built once per cache folder (``$DISTOK_CACHE/twins/<version>``, default
+``~/.cache/distok``) into a temporary folder that is renamed into place, so concurrent processes
+never see half a twin. The prior's and the SD twin's text encoders share one token-embedding matrix,
+as the real Kandinsky 2.1 prior and SD 1.x share CLIP ViT-L/14's: a token made for one renders on the other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+#: Bump when a twin's architecture changes, so old caches are not reused.
+TWIN_VERSION = "v1"
+NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm")
+#: Width of the twins' CLIP text encoder = the token dimension (768, as CLIP ViT-L/14).
+DIM = 768
+#: Words the tiny BLIP tokenizer knows whole (anything else is spelt out in characters).
+BLIP_WORDS = ["a", "photo", "of", "the", "what", "animal", "is", "in", "cute", "pet"]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DISTOK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "distok")
+    return Path(root) / "twins" / TWIN_VERSION
+
+
+def twin_path(name: str) -> Path:
+    """The folder of twin ``name``, building all twins first if the cache lacks them."""
+    if name not in NAMES:
+        from ..errors import BadInput
+
+        raise BadInput(f"unknown twin {name!r} (known: {', '.join(NAMES)})")
+    root = cache_dir()
+    if not (root / "complete").is_file():
+        build_all(root)
+    return root / name
+
+
+def build_all(root: Path) -> None:
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".twins-", dir=root.parent))
+    try:
+        build_into(tmp)
+        (tmp / "complete").write_text("tiny random twins; images are noise\n")
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process won the race: keep its copy
+            if not (root / "complete").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def clip_tokenizer():
+    """A byte-level CLIP BPE tokenizer with no merges (514 ids), built in memory."""
+    from transformers import CLIPTokenizer
+
+    ch = list(_bytes_to_unicode().values())
+    vocab = ch + [c + "</w>" for c in ch] + ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=[], model_max_length=77)
+
+
+def xlmr_tokenizer():
+    from transformers import XLMRobertaTokenizer
+
+    v = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    v += [(chr(c), -3.0) for c in range(33, 127)] + [("▁" + chr(c), -2.5) for c in range(33, 127)]
+    v += [("<mask>", 0.0)]
+    return XLMRobertaTokenizer(vocab=v, model_max_length=77)
+
+
+def bert_tokenizer(words: list[str]):
+    from transformers import BertTokenizer
+
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(words)) + chars + ["##" + c for c in chars]
+    tok = BertTokenizer(vocab={p: i for i, p in enumerate(dict.fromkeys(pieces))}, model_max_length=35)
+    tok.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
+    return tok
+
+
+def _clip_text_config(tok, legacy_eos: bool = False):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tok), hidden_size=DIM, projection_dim=DIM, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tok.bos_token_id,
+        eos_token_id=2 if legacy_eos else tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+
+
+def build_prior(legacy_eos: bool = False):
+    """A Kandinsky-2.1-shaped prior pipeline (``legacy_eos`` mimics configs with ``eos_token_id == 2``)."""
+    import torch
+    from diffusers import KandinskyPriorPipeline, PriorTransformer, UnCLIPScheduler
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    torch.manual_seed(0)
+    tok = clip_tokenizer()
+    te = CLIPTextModelWithProjection(_clip_text_config(tok, legacy_eos)).eval()
+    ie = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(hidden_size=32, image_size=32, patch_size=8, projection_dim=DIM, intermediate_size=37,
+                         num_attention_heads=4, num_hidden_layers=2)
+    ).eval()
+    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=12, embedding_dim=DIM, num_layers=1,
+                             num_embeddings=77)
+    prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))  # else post-processing gives zeros
+    sched = UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
+                            clip_sample=True, clip_sample_range=10.0)
+    proc = CLIPImageProcessor(size=32, crop_size=32, do_center_crop=True, do_normalize=True, do_resize=True,
+                              image_mean=[0.48145466, 0.4578275, 0.40821073],
+                              image_std=[0.26862954, 0.26130258, 0.27577711], resample=3)
+    return KandinskyPriorPipeline(prior=prior, image_encoder=ie, text_encoder=te, tokenizer=tok, scheduler=sched,
+                                  image_processor=proc)
+
+
+def build_decoder():
+    import torch
+    from diffusers import DDIMScheduler, KandinskyPipeline, UNet2DConditionModel, VQModel
+    from diffusers.pipelines.kandinsky.text_encoder import MCLIPConfig, MultilingualCLIP
+
+    torch.manual_seed(1)
+    xt = xlmr_tokenizer()
+    mclip = MultilingualCLIP(MCLIPConfig(transformerDimSize=32, imageDimSize=DIM, hidden_size=32, intermediate_size=37,
+                                         num_attention_heads=4, num_hidden_layers=2, vocab_size=len(xt),
+                                         pad_token_id=xt.pad_token_id, max_position_embeddings=80)).eval()
+    unet = UNet2DConditionModel(
+        in_channels=4, out_channels=8, addition_embed_type="text_image", encoder_hid_dim_type="text_image_proj",
+        encoder_hid_dim=32, cross_attention_dim=DIM,
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(32, 64), layers_per_block=1,
+        attention_head_dim=4, resnet_time_scale_shift="scale_shift", class_embed_type=None,
+    )
+    movq = VQModel(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+                   up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"], in_channels=3, out_channels=3,
+                   latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
+                   num_vq_embeddings=12, vq_embed_dim=4)
+    ddim = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012,
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
+                         thresholding=False)
+    return KandinskyPipeline(text_encoder=mclip, tokenizer=xt, unet=unet, scheduler=ddim, movq=movq)
+
+
+def build_sd(token_embedding=None):
+    """An SD-1.x-shaped pipeline whose CLIP text encoder can share the prior twin's token embeddings."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(2)
+    tok = clip_tokenizer()
+    te = CLIPTextModel(_clip_text_config(tok)).eval()
+    if token_embedding is not None:
+        with torch.no_grad():
+            te.get_input_embeddings().weight.copy_(token_embedding)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=DIM, attention_head_dim=4, norm_num_groups=8,
+    )
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, norm_num_groups=8)
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                          clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched,
+                                   safety_checker=None, feature_extractor=None, image_encoder=None,
+                                   requires_safety_checker=False)
+
+
+def build_blip(words: list[str] | None = None):
+    import torch
+    from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
+
+    from ..recipes import ANIMALS_60
+
+    torch.manual_seed(3)
+    tok = bert_tokenizer(BLIP_WORDS + [w for name in (words or ANIMALS_60) for w in name.split()])
+    cfg = BlipConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, encoder_hidden_size=32, intermediate_size=37,
+                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64,
+                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, sep_token_id=tok.sep_token_id,
+                         initializer_range=0.3),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8, initializer_range=0.3),
+        image_text_hidden_size=16, initializer_range=0.3,
+    )
+    model = BlipForImageTextRetrieval(cfg).eval()
+    proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
+    return model, proc
+
+
+def build_into(root: Path) -> None:
+    prior = build_prior()
+    prior.save_pretrained(root / "kandinsky21-prior")
+    build_decoder().save_pretrained(root / "kandinsky21-decoder")
+    build_sd(prior.text_encoder.get_input_embeddings().weight).save_pretrained(root / "sd15")
+    model, proc = build_blip()
+    model.save_pretrained(root / "blip-itm")
+    proc.save_pretrained(root / "blip-itm")

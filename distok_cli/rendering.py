@@ -1,0 +1,155 @@
+"""Render jobs: which (token, prompt, seed) to draw, where the PNG goes, and how work is split.
+
+Kept apart from the command so that training (estimation task), ``estimate`` and ``demo`` reuse it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput
+from .tokenfile import Token, atomic_write
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int
+    token: Token
+    prompt: str
+    seed: int
+    out: Path
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-3,7`` → [0, 1, 2, 3, 7]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise BadInput(f"--seeds: {part!r} is not a seed or a range like 0-7")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        if b < a or b - a > 10000:
+            raise BadInput(f"--seeds: bad range {part!r}")
+        seeds.extend(range(a, b + 1))
+    if len(set(seeds)) != len(seeds):
+        raise BadInput("--seeds lists a seed twice")
+    return seeds
+
+
+def slug(prompt: str, limit: int = 48) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", prompt.replace("<>", "tok").lower()).strip("-")
+    return s[:limit].rstrip("-") or "prompt"
+
+
+def check_prompt(prompt: str) -> str:
+    if prompt.count("<>") != 1:
+        if "<>" not in prompt:
+            raise BadInput(f"prompt {prompt!r} has no '<>' where the token goes (e.g. \"a photo of a <>\")")
+        raise BadInput(f"prompt {prompt!r} has more than one '<>'")
+    if len(prompt) > 300:
+        raise BadInput("prompt is longer than 300 characters")
+    return prompt
+
+
+def split_args(items: list[str]) -> tuple[list[str], list[str]]:
+    """Positional arguments are token paths or prompts: a prompt is anything containing ``<>``."""
+    tokens, prompts = [], []
+    for a in items:
+        if "<>" in a:
+            prompts.append(check_prompt(a))
+        elif a == "-" or Path(a).exists() or a.endswith((".distok", ".safetensors")):
+            tokens.append(a)
+        else:
+            raise BadInput(f"{a!r} is neither a token file nor a prompt with '<>' (e.g. \"a photo of a <>\")")
+    return tokens, prompts
+
+
+def token_names(tokens: list[Token]) -> list[str]:
+    stems = [Path(t.path).stem if t.path else t.short_id for t in tokens]
+    seen: dict[str, int] = {}
+    for s in stems:
+        seen[s] = seen.get(s, 0) + 1
+    return [f"{s}-{t.short_id[:8]}" if seen[s] > 1 else s for s, t in zip(stems, tokens)]
+
+
+def plan(tokens: list[Token], prompts: list[str], seeds: list[int], out_dir: Path, overwrite: bool) -> list[Job]:
+    """Every (token, prompt, seed), with predictable names; refuses to overwrite unless asked."""
+    tokens = list({t.id: t for t in reversed(tokens)}.values())[::-1]  # the same token twice renders once
+    jobs: list[Job] = []
+    for t, name in zip(tokens, token_names(tokens)):
+        for p in prompts:
+            for s in seeds:
+                jobs.append(Job(len(jobs), t, p, s, out_dir / f"{name}_{slug(p)}_{s}.png"))
+    check_targets([j.out for j in jobs], overwrite)
+    return jobs
+
+
+def check_targets(paths: list[Path], overwrite: bool) -> None:
+    if overwrite:
+        return
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise BadInput(f"{existing[0]} exists{more} (use --overwrite to replace)")
+
+
+def process_state() -> Any:
+    """accelerate's ``PartialState`` when launched with several processes (torchrun/accelerate), else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True is needed on CUDA-less machines: without it torchrun's ranks are ignored.
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def batches(jobs: list[Job], size: int) -> list[list[Job]]:
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progress: Any = None) -> list[str]:
+    """Render and write each job's PNG (atomically). Returns the written paths."""
+    import torch
+
+    from .backends.render import a1111_parameters, png_bytes
+
+    written: list[str] = []
+    for batch in batches(jobs, settings.batch_size):
+        for j in batch:
+            if renderer.text is not None and not j.token.plain:
+                renderer.text.check_space(j.token.space, j.token.path or j.token.short_id)
+            if j.token.dim != renderer.text.dim:
+                raise BadInput(f"{j.token.path}: token has {j.token.dim} values, the text encoder expects {renderer.text.dim}")
+        vecs = torch.stack([torch.as_tensor(j.token.vector, dtype=torch.float32) for j in batch])
+        prompts = [j.prompt for j in batch]
+        seeds = [j.seed for j in batch]
+        if renderer.backend == "sd15":
+            images = renderer.render(vecs, prompts, seeds, settings, paths=[j.token.path for j in batch])
+        else:
+            images = renderer.render(vecs, prompts, seeds, settings)
+        for j, img in zip(batch, images):
+            meta = {
+                "token": {"id": j.token.id, "path": str(Path(j.token.path).resolve()) if j.token.path else None},
+                "prompt": j.prompt,
+                "seed": j.seed,
+                "backend": renderer.backend,
+                "render": dict(vars(renderer.cfg)) if hasattr(renderer.cfg, "__dataclass_fields__") else {},
+                "settings": vars(settings) if not hasattr(settings, "__dataclass_fields__") else dict(settings.__dict__),
+                "recipe": recipe_name,
+                "models": renderer.models,
+                "dtype": str(renderer.dtype).replace("torch.", ""),
+            }
+            params = a1111_parameters(j.prompt, j.seed, settings, renderer.models, j.token.id)
+            atomic_write(j.out, png_bytes(img, params, meta))
+            written.append(str(j.out))
+        if progress is not None:
+            progress.advance(len(batch))
+    return written

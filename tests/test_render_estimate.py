@@ -1,0 +1,254 @@
+"""Render and estimate on the tiny twins, through the same from_pretrained code as the real models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from distok_cli import tokenfile
+from distok_cli.backends.render import Settings
+from distok_cli.backends.textside import TextSide
+
+from .conftest import EXAMPLES, ROOT, assert_one_line_error, make_token, run_cli
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory, space):
+    d = tmp_path_factory.mktemp("tokens")
+    rng = np.random.default_rng(0)
+    paths = []
+    for name in ("alpha", "beta"):
+        paths.append(tokenfile.save(make_token(space, rng.standard_normal(768) * 0.05), d / f"{name}.distok"))
+    return paths
+
+
+def _px(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).astype(int)
+
+
+def test_twins_are_saved_and_loaded_as_pipelines(kandinsky, sd):
+    from diffusers import KandinskyPipeline, KandinskyPriorPipeline, StableDiffusionPipeline
+
+    assert isinstance(kandinsky.prior, KandinskyPriorPipeline) and isinstance(kandinsky.decoder, KandinskyPipeline)
+    assert isinstance(sd.pipe, StableDiffusionPipeline)
+    from distok_cli.backends.twins import cache_dir
+
+    assert (cache_dir() / "kandinsky21-prior" / "model_index.json").is_file()
+    # The prior's and SD's text encoders share one token space, as CLIP ViT-L/14 does for the real models.
+    assert kandinsky.text.fingerprint == sd.text.fingerprint
+
+
+def test_same_token_and_seed_give_identical_pixels_and_other_tokens_differ(kandinsky, tiny_recipe):
+    s = Settings.from_config(tiny_recipe.render)
+    v = torch.randn(2, 768, generator=torch.Generator().manual_seed(1)) * 0.05
+    a = kandinsky.render(v, ["a photo of a <>"] * 2, [3, 3], s)
+    b = kandinsky.render(v, ["a photo of a <>"] * 2, [3, 3], s)
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    assert np.abs(np.asarray(a[0]).astype(int) - np.asarray(a[1]).astype(int)).max() > 20
+
+
+def test_sd_renders_through_diffusers_textual_inversion_loader(sd, tiny_recipe):
+    s = Settings.from_config(tiny_recipe.render)
+    v = torch.randn(2, 768, generator=torch.Generator().manual_seed(2)) * 0.05
+    a = sd.render(v, ["a photo of a <>"] * 2, [0, 0], s)
+    assert np.abs(np.asarray(a[0]).astype(int) - np.asarray(a[1]).astype(int)).max() > 0
+    assert "<distok-ti-0>" not in sd.pipe.tokenizer.get_vocab()  # unloaded afterwards
+
+
+@pytest.mark.parametrize("name", ["pig-sheep-snake.distok", "sampled-cauchy.distok", "composition.distok",
+                                  "plain-textual-inversion.safetensors"])
+def test_golden_tokens_load_through_diffusers_load_textual_inversion(sd, name):
+    pipe = sd.pipe
+    pipe.load_textual_inversion(str(EXAMPLES / name), token="<golden>")
+    try:
+        tid = pipe.tokenizer.convert_tokens_to_ids("<golden>")
+        row = pipe.text_encoder.get_input_embeddings().weight[tid].detach().numpy()
+        np.testing.assert_array_equal(row, tokenfile.load(EXAMPLES / name).vector)
+    finally:
+        pipe.unload_textual_inversion(tokens=["<golden>"])
+
+
+def test_injected_vector_equals_a_real_embedding_row(kandinsky):
+    """The hook path gives exactly what a hand-built vocabulary row gives."""
+    text = kandinsky.text
+    vec = torch.randn(768, generator=torch.Generator().manual_seed(3)) * 0.05
+    via_hook = text.encode(["a photo of a <>".replace("<>", "<distok>")], vec[None])
+    # Hand-built: write the vector into the placeholder's own embedding row, no hook vectors.
+    emb = text.encoder.get_input_embeddings().weight
+    saved = emb[text.ids[0]].detach().clone()
+    with torch.no_grad():
+        emb[text.ids[0]] = vec
+    try:
+        by_row = text.encode(["a photo of a <distok>"])
+    finally:
+        with torch.no_grad():
+            emb[text.ids[0]] = saved
+    torch.testing.assert_close(via_hook, by_row, rtol=0, atol=1e-6)
+    other = text.encode(["a photo of a <distok>"], -vec[None])
+    assert (other - via_hook).abs().max() > 1e-3
+
+
+def test_gradients_reach_the_vector_and_never_the_encoder(kandinsky):
+    text = kandinsky.text
+    vec = (torch.randn(2, 768) * 0.05).requires_grad_(True)
+    e = text.encode([TextSide.fill("a photo of a <>")] * 2, vec)
+    e.sum().backward()
+    assert vec.grad is not None and vec.grad.abs().sum() > 0
+    assert all(p.grad is None for p in text.encoder.parameters())
+
+
+def test_legacy_eos_config_is_fixed_so_pooling_happens_at_eos():
+    from distok_cli.backends import twins
+
+    pipe = twins.build_prior(legacy_eos=True)
+    te, tok = pipe.text_encoder, pipe.tokenizer
+    assert te.config.eos_token_id == 2
+    text = TextSide(tok, te, "twin:legacy")
+    assert te.config.eos_token_id == tok.eos_token_id
+    ids = text.tokenize(["a photo of a <distok>"])
+    vec = torch.randn(1, 768) * 0.05
+    with text.inject(vec):
+        out = te(input_ids=ids)
+    eos = int((ids[0] == tok.eos_token_id).nonzero()[0])
+    torch.testing.assert_close(out.text_embeds, te.text_projection(out.last_hidden_state[:, eos]))
+    # The legacy argmax would have pooled at the placeholder (the largest id), not at EOS:
+    assert int(ids[0].argmax()) != eos and int(ids[0].argmax()) == int((ids[0] == text.ids[0]).nonzero()[0])
+
+
+def test_render_cli_writes_pngs_with_metadata_and_from_reproduces(tokens, tmp_path):
+    out = tmp_path / "r"
+    r = run_cli(["render", tokens[0], "a photo of a <>", "a watercolor of a <>", "--seeds", "0-1", "-o", out, "-q"])
+    assert r.code == 0, r.err
+    paths = r.out.split()
+    assert paths == [str(out / f"alpha_{p}_{s}.png") for p in ("a-photo-of-a-tok", "a-watercolor-of-a-tok") for s in (0, 1)]
+    from PIL import Image
+
+    with Image.open(paths[1]) as im:
+        meta = json.loads(im.text["distok"])
+        params = im.text["parameters"]
+    assert meta["prompt"] == "a photo of a <>" and meta["seed"] == 1
+    assert meta["token"]["id"] == tokenfile.load(tokens[0]).id
+    assert params.startswith("a photo of a <>\nSteps: 2, Prior steps: 2, CFG scale: 4.0") and "Seed: 1" in params
+    again = tmp_path / "again"
+    r2 = run_cli(["render", "--from", paths[1], "-o", again, "-q"])
+    assert r2.code == 0, r2.err
+    # Rendered alone instead of in a batch of 4: equal up to batch-dependent float rounding.
+    assert np.abs(_px(r2.out.strip()) - _px(paths[1])).max() <= 3
+    # Rendered alone both times: bit-exact.
+    single = tmp_path / "single"
+    r4 = run_cli(["render", tokens[0], "a photo of a <>", "--seed", "5", "--batch-size", "1", "-o", single, "-q"])
+    r5 = run_cli(["render", "--from", r4.out.strip(), "-o", tmp_path / "single2", "-q"])
+    assert r5.code == 0 and np.array_equal(_px(r5.out.strip()), _px(r4.out.strip()))
+    # Nothing is overwritten without --overwrite, and nothing is half-written.
+    r3 = run_cli(["render", tokens[0], "a photo of a <>", "--seed", "0", "-o", out])
+    assert_one_line_error(r3, 2, "exists (use --overwrite to replace)")
+    assert run_cli(["render", tokens[0], "a photo of a <>", "-o", out, "--overwrite", "-q"]).code == 0
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+
+
+def test_render_reads_tokens_from_stdin_and_writes_a_grid(tokens, tmp_path):
+    r = run_cli(["render", "-", "a photo of a <>", "a plush toy of a <>", "--grid", "-o", tmp_path, "-q"],
+                stdin="\n".join(tokens) + "\n")
+    assert r.code == 0, r.err
+    lines = r.out.split()
+    assert len(lines) == 5 and lines[-1] == str(tmp_path / "grid.png")
+    from PIL import Image
+
+    with Image.open(lines[-1]) as im:
+        assert im.size[0] > 2 * 160 and im.size[1] > 2 * 160
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["TOKEN", "a photo of a cat"], 2, "'a photo of a cat' is neither a token file nor a prompt with '<>'"),
+        (["TOKEN"], 2, "no prompt given"),
+        (["TOKEN", "a <> and a <>"], 2, "has more than one '<>'"),
+        (["a photo of a <>"], 2, "no token files given"),
+        ([str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>"], 2,
+         "was made for kandinsky-community/kandinsky-2-1-prior"),
+        (["TOKEN", "a photo of a <>", "--seeds", "3-1"], 2, "--seeds: bad range '3-1'"),
+        (["TOKEN", "a photo of a <>", "--set", "render.prior=acme/not-cached-prior"], 1,
+         "model 'acme/not-cached-prior' is not available locally (HF_HUB_OFFLINE is set"),
+        (["TOKEN", "a photo of a <>", "--recipe", "tinny"], 2, "unknown recipe 'tinny' (did you mean: tiny?)"),
+        (["TOKEN", "a photo of a <>", "--set", "render.sise=3"], 2, "unknown recipe key 'render.sise' (did you mean: size?)"),
+        (["--from", str(EXAMPLES / "pig-sheep-snake.distok")], 2, "not a readable image"),
+    ],
+)
+def test_render_errors(tokens, tmp_path, args, code, message):
+    args = [tokens[0] if a == "TOKEN" else a for a in args]
+    r = run_cli(["render", *args, "-o", tmp_path / "x"])
+    assert_one_line_error(r, code, message)
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_estimate_of_images_and_tokens_sums_to_one(tokens, tmp_path):
+    r = run_cli(["render", tokens[1], "a photo of a <>", "-o", tmp_path, "-q"])
+    img = r.out.strip()
+    r = run_cli(["estimate", "--json", "-q", img, tokens[1], "--images", "2"])
+    assert r.code == 0, r.err
+    a, b = (json.loads(x) for x in r.out.splitlines())
+    for d in (a, b):
+        assert sum(d["distribution"].values()) == pytest.approx(1.0, abs=1e-9)
+        assert set(d["distribution"]) == {"cat", "dog", "pig", "sheep", "snake", "fox", "owl", "frog"}
+    assert a["kind"] == "image" and b["kind"] == "token" and b["seeds"] == [0, 1]
+    # KL and JS against the source {cat: .6, dog: .4}, computed here by hand:
+    p, q = {"cat": 0.6, "dog": 0.4}, b["distribution"]
+    assert b["kl"] == pytest.approx(0.6 * np.log(0.6 / q["cat"]) + 0.4 * np.log(0.4 / q["dog"]))
+    assert 0 < b["js"] < np.log(2)
+
+
+def test_estimate_write_changes_only_metadata(tokens, tmp_path):
+    import shutil
+
+    p = tmp_path / "t.distok"
+    shutil.copy(tokens[0], p)
+    before = tokenfile.load(p)
+    r = run_cli(["estimate", "--write", "-q", "--images", "1", str(p)])
+    assert r.code == 0, r.err
+    after = tokenfile.load(p)
+    assert after.id == before.id and np.array_equal(after.vector, before.vector)
+    assert after.source == before.source and after.space == before.space
+    assert after.estimate["estimator"] == "blip-itm:twin:blip-itm" and after.estimate["seeds"] == [0]
+    assert before.estimate is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--classes", "cat"], "--classes needs at least two classes"),
+        (["--classes", "cat,,dog"], "has an empty class name"),
+        (["--classes", "cow,horse"], "source class 'cat' is not among the estimate's classes"),
+        (["--prompt", "a cat"], "has no '<>'"),
+    ],
+)
+def test_estimate_errors(tokens, args, message):
+    assert_one_line_error(run_cli(["estimate", tokens[0], *args]), 2, message)
+
+
+def test_estimate_unreadable_image(tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not a png")
+    assert_one_line_error(run_cli(["estimate", str(bad)]), 2, "not a readable image")
+    assert_one_line_error(run_cli(["estimate", str(bad), "--write"]), 2, "--write stores estimates in token files")
+
+
+def test_two_processes_split_the_work_each_item_once(tokens, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "distok_cli", "render", *tokens, "a photo of a <>", "--seeds", "0-2", "-o", str(tmp_path), "--recipe", "tiny"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    printed = r.stdout.split()
+    assert len(printed) == 6 and len(set(printed)) == 6  # printed once, by the main process
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(os.path.basename(p) for p in printed)
+    assert "process 0/2 renders 3 of 6 images" in r.stderr and "process 1/2 renders 3 of 6 images" in r.stderr
