@@ -21,6 +21,10 @@ _EMBED_SUFFIXES = ("token_embedding.weight", "word_embeddings.weight")
 
 def resolve(ref: str) -> Path:
     """A local folder for a Hub id or path, without touching the network."""
+    if ref.startswith("minilm:"):
+        from .backends.minilm import folder
+
+        return folder()
     if ref.startswith("twin:"):
         from .backends.twins import cache_dir
 

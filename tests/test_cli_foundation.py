@@ -151,11 +151,3 @@ def test_debug_shows_traceback(monkeypatch):
 
     with pytest.raises(InvalidTokenFile):
         run_cli(["inspect", "/nonexistent/x.distok"])
-
-
-@pytest.mark.parametrize("name", ["train", "encode", "sample", "render", "estimate", "demo"])
-def test_unimplemented_commands_say_so(name):
-    r = run_cli([name])
-    if "not implemented" not in r.err:
-        pytest.skip(f"{name} is implemented")
-    assert_one_line_error(r, 1, f"'distok {name}' is not implemented yet")

@@ -14,6 +14,10 @@ from ..errors import BadInput, ModelNotAvailable
 
 
 def resolve(ref: str) -> str:
+    if ref.startswith("minilm:"):
+        from .minilm import folder
+
+        return str(folder())
     if ref.startswith("twin:"):
         from .twins import twin_path
 

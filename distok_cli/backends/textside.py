@@ -49,9 +49,12 @@ class TextSide:
         subfolder: where the encoder sits inside ``encoder_ref`` ("text_encoder" for pipelines).
     """
 
-    def __init__(self, tokenizer: Any, text_encoder: Any, encoder_ref: str, subfolder: str = "text_encoder") -> None:
+    def __init__(
+        self, tokenizer: Any, text_encoder: Any, encoder_ref: str, subfolder: str = "text_encoder", pooling: str = "clip"
+    ) -> None:
         import torch
 
+        self.pooling = pooling
         self.tokenizer = tokenizer
         self.encoder = text_encoder
         self.encoder.requires_grad_(False)
@@ -127,22 +130,38 @@ class TextSide:
         return " ".join(out.split())
 
     def tokenize(self, prompts: list[str]) -> Any:
+        return self._batch(prompts).input_ids
+
+    def _batch(self, prompts: list[str]) -> Any:
+        if self.pooling == "mean":  # sentence encoders: pad to the longest prompt, mask the padding
+            return self.tokenizer(prompts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        # CLIP: always 77 positions, as the pipelines do
         return self.tokenizer(
             prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
             return_tensors="pt",
-        ).input_ids
+        )
 
     def encode(self, prompts: list[str], vectors: Any = None) -> Any:
-        """E(prompt): the pooled (and, with a projection, projected) text embedding, [B, D].
+        """E(prompt), [B, D]: CLIP's pooled (and, with a projection, projected) embedding, or for
+        ``pooling="mean"`` the attention-masked mean of the last hidden states, L2-normalised.
 
         ``vectors`` ([B, d] or [B, P, d]) fill the placeholders; gradients flow to them.
         """
-        ids = self.tokenize(prompts).to(self.encoder.get_input_embeddings().weight.device)
-        if vectors is None:
-            out = self.encoder(input_ids=ids)
-        else:
-            with self.inject(vectors):
-                out = self.encoder(input_ids=ids)
+        import contextlib
+
+        batch = self._batch(prompts).to(self.encoder.get_input_embeddings().weight.device)
+        ctx = self.inject(vectors) if vectors is not None else contextlib.nullcontext()
+        with ctx:
+            if self.pooling == "mean":
+                out = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            else:
+                out = self.encoder(input_ids=batch.input_ids)
+        if self.pooling == "mean":
+            import torch
+
+            m = batch.attention_mask[..., None].to(out.last_hidden_state.dtype)
+            pooled = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
         emb = getattr(out, "text_embeds", None)
         return emb if emb is not None else out.pooler_output
 

@@ -1,10 +1,26 @@
-"""`distok demo` (not implemented yet)."""
+"""`distok demo`: the whole loop on an offline default, in a few minutes on two CPU cores."""
 
 from __future__ import annotations
 
-from ..errors import NotImplementedYet
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._options import OverwriteOpt, QuietOpt
+
+MARKER = ".distok-demo"
+REAL = "distok train --recipe kandinsky21-animals -o runs/k21 --device cuda   # on a GPU, with the models cached"
 
 
-def demo() -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'distok demo' is not implemented yet")
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything the demo makes.")] = Path("distok-demo"),
+    recipe: Annotated[Optional[str], typer.Option("--recipe", "-r", help="Default: minilm-animals when installed, else tiny.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps (default: the recipe's).")] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a recipe briefly, encode and sample tokens, render a contact sheet, estimate; say where it all is."""
+    from ..demo import run_demo
+
+    run_demo(output, recipe, steps, overwrite, quiet)

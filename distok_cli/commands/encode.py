@@ -1,10 +1,43 @@
-"""`distok encode` (not implemented yet)."""
+"""`distok encode`: a class distribution (or a mix of tokens) → one creative token."""
 
 from __future__ import annotations
 
-from ..errors import NotImplementedYet
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._options import ModelOpt, OverwriteOpt, QuietOpt
 
 
-def encode() -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'distok encode' is not implemented yet")
+def encode(
+    spec: Annotated[str, typer.Argument(metavar="SPEC", help="pig:0.55,sheep:0.25,snake:0.20 | a .json/.yaml file | '-'; components may be token files.")],
+    model: ModelOpt = "",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Token file to write ('-': the bytes on stdout).")] = None,
+    no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Use the weights as given.")] = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Encode a distribution into a token with a trained model (one MLP forward); print the path."""
+    from .. import checkpoint, generate, tokenfile
+    from .._output import Output
+    from ..errors import BadInput
+
+    out = Output(quiet)
+    if not model:
+        raise BadInput("no model: pass -m RUN (a folder made by `distok train`) or set DISTOK_MODEL")
+    ckpt = checkpoint.load(model)
+    token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize, out=out)
+    if output == "-":
+        if sys.stdout.isatty():
+            raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")
+        data = tokenfile.to_bytes(token)
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:
+            raise BadInput("stdout does not accept bytes")
+        buffer.write(data)
+        buffer.flush()
+        return
+    path = Path(output) if output else Path(f"{token.title}.distok")
+    out.data(generate.write_tokens([token], [path], overwrite)[0])

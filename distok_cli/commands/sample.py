@@ -1,10 +1,52 @@
-"""`distok sample` (not implemented yet)."""
+"""`distok sample`: random latents → creative tokens."""
 
 from __future__ import annotations
 
-from ..errors import NotImplementedYet
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .._options import ModelOpt, OverwriteOpt, QuietOpt
 
 
-def sample() -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'distok sample' is not implemented yet")
+def sample(
+    n: Annotated[int, typer.Option("--n", min=1, max=100000, help="How many tokens.")] = 8,
+    prior: Annotated[str, typer.Option("--prior", help="gaussian, laplace or cauchy (zero mean; unit variance where defined).")] = "gaussian",
+    scale: Annotated[float, typer.Option("--scale", help="Multiply the latents by this.")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed; token i of a seed is the same whatever --n.")] = 0,
+    model: ModelOpt = "",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the token files.")] = Path("tokens"),
+    from_pool: Annotated[bool, typer.Option("--from-pool", help="Draw from the run's concept pool instead.")] = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sample tokens from a prior over DisTok's latent space; print their paths (deterministic names)."""
+    from .. import checkpoint, generate
+    from .._output import Output
+    from ..errors import BadInput
+
+    out = Output(quiet)
+    if not model:
+        raise BadInput("no model: pass -m RUN (a folder made by `distok train`) or set DISTOK_MODEL")
+    if prior not in generate.PRIORS:
+        raise BadInput(f"--prior must be one of {', '.join(generate.PRIORS)}, got {prior!r}")
+    if from_pool:
+        tokens = generate.from_pool(model, n, seed)
+        paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
+    else:
+        ckpt = checkpoint.load(model)
+        tokens = generate.sample(ckpt, n, prior, scale, seed)
+        paths = [output / f"{t.title}.distok" for t in tokens]
+    with out.progress("writing tokens", len(tokens)) if len(tokens) >= 200 else _nothing() as task:
+        written = generate.write_tokens(tokens, paths, overwrite, task)
+    for p in written:
+        out.data(p)
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

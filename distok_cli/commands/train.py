@@ -1,10 +1,54 @@
-"""`distok train` (not implemented yet)."""
+"""`distok train`: train DisTok on a frozen base model."""
 
 from __future__ import annotations
 
-from ..errors import NotImplementedYet
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._options import DeviceOpt, DtypeOpt, QuietOpt, RecipeOpt
 
 
-def train() -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'distok train' is not implemented yet")
+def train(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (checkpoint, pool, log, loss.png).")],
+    recipe: RecipeOpt = "tiny",
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total steps (default: the recipe's).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed (default: the recipe's).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output exactly where it stopped.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train E_dis/D_tok (fusion, estimation + concept pool, consistency); print the run folder."""
+    from .. import recipes
+    from .._output import Output
+    from ..method import trainer
+
+    out = Output(quiet)
+    overrides = list(set_ or [])
+    if resume:
+        cfg = recipes.load(str(output / "recipe.yaml"), overrides) if (output / "recipe.yaml").is_file() else None
+        if cfg is None:
+            from ..errors import BadInput
+
+            raise BadInput(f"{output}: nothing to resume (no recipe.yaml)")
+    else:
+        if seed is not None:
+            overrides.append(f"seed={seed}")
+        cfg = recipes.load(recipe, overrides)
+    trainer.prepare_run(output, cfg, resume)
+    t = trainer.build(cfg, output, device, dtype, out)
+    if resume:
+        t.load_state()
+        out.notice(f"resuming {output} at step {t.step}")
+    total = steps if steps is not None else cfg.train.steps
+    try:
+        t.train(total, out)
+    except KeyboardInterrupt:
+        from ..errors import DistokError
+
+        raise DistokError(f"interrupted at step {t.step}; checkpoint saved (continue with --resume)") from None
+    out.notice(f"trained {cfg.name} to step {t.step}: pool {len(t.pool)}, checkpoint {output / 'model.safetensors'}")
+    out.data(str(output))

@@ -1,0 +1,200 @@
+"""Make tokens with a trained model: ``encode`` (distribution → token) and ``sample`` (latent → token).
+
+numpy only: one MLP forward per token, no torch, no text encoder (everything needed is in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import distributions as dists
+from . import tokenfile
+from .checkpoint import Checkpoint
+from .errors import BadInput
+from .tokenfile import Token
+
+TOKEN_SUFFIXES = (".distok", ".safetensors")
+PRIORS = ("gaussian", "laplace", "cauchy")
+
+
+def read_spec(spec: str) -> dict[str, float]:
+    """Raw weights from ``pig:0.55,sheep:0.25``, a JSON/YAML file, or ``-`` (JSON/YAML on stdin).
+
+    A file or stdin holds a mapping ``{name: weight}`` or ``{"distribution": {name: weight}}``.
+    """
+    if spec == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise BadInput("'-' reads the distribution from stdin, but stdin is a terminal")
+        return _structured(sys.stdin.read(), "stdin")
+    p = Path(spec)
+    if p.suffix.lower() in (".json", ".yaml", ".yml"):
+        if not p.is_file():
+            raise BadInput(f"{spec}: no such file")
+        return _structured(p.read_text(encoding="utf-8"), spec)
+    return dists.parse_spec(spec)
+
+
+def _structured(text: str, where: str) -> dict[str, float]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise BadInput(f"{where}: not valid JSON or YAML") from None
+    if isinstance(data, dict) and isinstance(data.get("distribution"), dict):
+        data = data["distribution"]
+    if not isinstance(data, dict) or not data:
+        raise BadInput(f"{where}: expected a mapping of class name to weight")
+    out: dict[str, float] = {}
+    for k, v in data.items():
+        name = str(k).strip()
+        if not name:
+            raise BadInput(f"{where}: empty class name")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise BadInput(f"{where}: weight of {name!r} is not a number")
+        out[name] = dists.parse_weight(name, repr(float(v)))
+    return out
+
+
+def _component_token(name: str, ckpt: Checkpoint) -> Token:
+    tok = tokenfile.load(name)
+    if tok.dim != ckpt.space.dim:
+        raise BadInput(f"{name}: token has {tok.dim} values, the model's token space has {ckpt.space.dim}")
+    if tok.space is not None and not tok.space.compatible(ckpt.space):
+        raise BadInput(f"{name}: token comes from another token space ({tok.space.encoder}) than the model")
+    return tok
+
+
+def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True, out: Any = None) -> Token:
+    """Encode a distribution over classes (and/or token files) into a creative token."""
+    classes = ckpt.classes
+    index = {c: i for i, c in enumerate(classes)}
+    parts: list[tuple[str, float, Token | None]] = []
+    for name, w in weights.items():
+        if name.endswith(TOKEN_SUFFIXES):
+            parts.append((name, w, _component_token(name, ckpt)))
+        elif name in index:
+            parts.append((name, w, None))
+        else:
+            raise BadInput(f"unknown class {name!r}{dists.suggest(name, classes)} (the model knows {len(classes)} classes)")
+    total = sum(w for _, w, _ in parts)
+    if not total > 0:
+        raise BadInput("weights sum to zero")
+    if normalize and abs(total - 1.0) > dists.SUM_TOLERANCE:
+        if out is not None:
+            shown = ", ".join(f"{n}:{w / total:.4g}" for n, w, _ in parts)
+            out.notice(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
+        parts = [(n, w / total, t) for n, w, t in parts]
+    # Sum in float64 and in name order: the same distribution gives the same bytes, however it was spelt.
+    mix = np.zeros(ckpt.space.dim, np.float64)
+    for name, w, tok in sorted(parts, key=lambda p: p[0]):
+        vec = tok.vector if tok is not None else ckpt.class_embeddings[index[name]]
+        mix += w * vec.astype(np.float64)
+    z = ckpt.encode_inputs(mix.astype(np.float32)[None])
+    vector = ckpt.decode(z)[0].astype(np.float32)
+    effective = _effective_distribution(parts)
+    if all(t is None for _, _, t in parts) and effective is not None:
+        source: dict[str, Any] = {"kind": "distribution", "distribution": effective}
+    else:
+        source = {"kind": "composition", "parents": [_parent(n, w, t) for n, w, t in parts]}
+        if effective is not None:
+            source["distribution"] = effective
+    source["z"] = [float(x) for x in z[0]]
+    title = dists.label(effective) if effective is not None else "composition-" + "-".join(
+        (Path(n).stem if t is not None else n) for n, _, t in parts)[:60]
+    return Token(vector=vector, space=ckpt.space, source=source, model=ckpt.model_ref(), title=title)
+
+
+def _parent(name: str, w: float, tok: Token | None) -> dict[str, Any]:
+    if tok is None:
+        return {"class": name, "weight": w}
+    return {"id": tok.id, "title": tok.title or Path(name).stem, "weight": w}
+
+
+def _effective_distribution(parts: list[tuple[str, float, Token | None]]) -> dict[str, float] | None:
+    """The class distribution a composition stands for, when every part has one and weights sum to 1."""
+    total = sum(w for _, w, _ in parts)
+    if abs(total - 1.0) > dists.SUM_TOLERANCE:
+        return None
+    acc: dict[str, float] = {}
+    for name, w, tok in parts:
+        if tok is None:
+            acc[name] = acc.get(name, 0.0) + w
+            continue
+        d = tok.source.get("distribution") if tok.source else None
+        if not isinstance(d, dict):
+            return None
+        for c, p in d.items():
+            acc[c] = acc.get(c, 0.0) + w * p
+    s = sum(acc.values())
+    return {c: p / s for c, p in sorted(acc.items())}
+
+
+def latent(prior: str, seed: int, index: int, dim: int, scale: float) -> np.ndarray:
+    """z for token ``index`` of seed ``seed``: independent of how many tokens are drawn.
+
+    gaussian N(0, 1); laplace with unit variance (b = 1/√2); standard Cauchy (no variance; scale 1).
+    """
+    rng = np.random.default_rng([seed, index])
+    if prior == "gaussian":
+        z = rng.standard_normal(dim)
+    elif prior == "laplace":
+        z = rng.laplace(0.0, 1.0 / math.sqrt(2.0), dim)
+    elif prior == "cauchy":
+        z = rng.standard_cauchy(dim)
+    else:
+        raise BadInput(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    return (z * scale).astype(np.float32)
+
+
+def sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> list[Token]:
+    if n < 1:
+        raise BadInput("--n must be at least 1")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise BadInput("--scale must be a positive number")
+    zs = np.stack([latent(prior, seed, i, ckpt.latent_dim, scale) for i in range(n)])
+    # One row at a time: BLAS results can depend on the batch size, and token i must not depend on --n.
+    vecs = np.stack([ckpt.decode(zs[i : i + 1])[0] for i in range(n)]).astype(np.float32)
+    model = ckpt.model_ref()
+    return [
+        Token(
+            vector=vecs[i], space=ckpt.space, model=model, title=f"{prior}-s{seed}-{i:04d}",
+            source={"kind": "latent", "prior": prior, "scale": scale, "seed": seed, "index": i,
+                    "z": [float(x) for x in zs[i]]},
+        )
+        for i in range(n)
+    ]
+
+
+def write_tokens(tokens: list[Token], paths: list[Path], overwrite: bool, progress: Any = None) -> list[str]:
+    if not overwrite:
+        existing = [p for p in paths if p.exists()]
+        if existing:
+            raise BadInput(f"{existing[0]} exists (use --overwrite to replace)")
+    written = []
+    for tok, p in zip(tokens, paths):
+        written.append(tokenfile.save(tok, p))
+        if progress is not None:
+            progress.advance()
+    return written
+
+
+def dumps_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
+def from_pool(run: str, n: int, seed: int) -> list[Token]:
+    """``n`` concepts drawn (without replacement, seeded) from a run's concept pool."""
+    folder = Path(run) / "pool"
+    files = sorted(folder.glob("*.distok")) if folder.is_dir() else []
+    if not files:
+        raise BadInput(f"{run}: the run has no concept pool entries")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(files), size=min(n, len(files)), replace=False)
+    return [tokenfile.load(files[i]) for i in sorted(pick)]

@@ -1,0 +1,42 @@
+"""The DisTok losses, as the paper states them (per sample; the trainer averages over the n samples).
+
+* ``L_mix = (1 − min(cos(E(q_r), E(q_a)), ε1)) + (1 − min(cos(E(q_s), E(q_a)), ε2))``
+* ``L_cst = 1 − cos(E(t_crt), E(t_nvl))``
+* ``L_reg = ‖μ(z)‖² / σ(z)²``: zero mean, large variance. The paper does not say over which axis μ and
+  σ are taken; ``axis="batch"`` (default) takes them per latent dimension over the step's batch
+  (μ ∈ R^ω, σ² the mean per-dimension variance), ``axis="dims"`` per sample over its ω dimensions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+REG_EPS = 1e-6
+
+
+def l_mix(e_a: torch.Tensor, e_r: torch.Tensor, e_s: torch.Tensor, eps1: float = 0.85, eps2: float = 0.80) -> torch.Tensor:
+    """Concept fusion, per sample: [n]."""
+    c_r = F.cosine_similarity(e_r, e_a, dim=-1).clamp(max=eps1)
+    c_s = F.cosine_similarity(e_s, e_a, dim=-1).clamp(max=eps2)
+    return (1 - c_r) + (1 - c_s)
+
+
+def l_cst(e_crt: torch.Tensor, e_nvl: torch.Tensor) -> torch.Tensor:
+    """Distribution consistency, per sample: [n]."""
+    return 1 - F.cosine_similarity(e_crt, e_nvl, dim=-1)
+
+
+def l_reg(z: torch.Tensor, axis: str = "batch") -> torch.Tensor:
+    """Latent regularisation (a scalar) on latents ``z`` [n, ω]."""
+    if axis == "batch":
+        if z.shape[0] < 2:
+            return z.new_zeros(())
+        mu = z.mean(0)
+        var = z.var(0, unbiased=False).mean()
+        return (mu**2).sum() / (var + REG_EPS)
+    if axis == "dims":
+        mu = z.mean(1)
+        var = z.var(1, unbiased=False)
+        return (mu**2).mean() / (var.mean() + REG_EPS)
+    raise ValueError(f"unknown L_reg axis {axis!r}")

@@ -1,0 +1,79 @@
+"""The concept pool: known classes plus concepts discovered by the estimation task.
+
+Known classes are the recipe's vocabulary (their t_i live in the checkpoint). Discovered concepts are
+tokens decoded from random latents whose estimated distribution is spread out enough (largest class
+probability below τ); each is written to ``RUN/pool/`` as a ``.distok`` file (source kind ``pool``,
+with the estimate) and its renders beside it, so the pool survives a restart and can be inspected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import tokenfile
+from ..tokenfile import Token, TokenSpace
+
+
+@dataclass
+class Entry:
+    name: str
+    vector: np.ndarray
+    distribution: dict[str, float]
+    step: int
+    images: list[str] = field(default_factory=list)
+
+
+def admit(distribution: dict[str, float], tau: float) -> bool:
+    """A concept is novel enough for the pool when no class reaches probability τ."""
+    return max(distribution.values()) < tau
+
+
+class Pool:
+    def __init__(self, folder: Path, limit: int) -> None:
+        self.folder = folder
+        self.limit = limit
+        self.entries: list[Entry] = []
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.distok")):
+                t = tokenfile.load(p)
+                dist = t.source["distribution"] if t.source else {}
+                self.entries.append(Entry(p.stem, t.vector, dist, int(t.source.get("step", 0)) if t.source else 0,
+                                          sorted(str(x) for x in folder.glob(f"{p.stem}_*.png"))))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def full(self) -> bool:
+        return len(self.entries) >= self.limit
+
+    def add(
+        self, vector: np.ndarray, distribution: dict[str, float], step: int, z: list[float], space: TokenSpace,
+        estimate: dict[str, Any], images: list[Any] | None = None,
+    ) -> Entry:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{step:07d}-{len([e for e in self.entries if e.step == step]):02d}"
+        token = Token(
+            vector=np.asarray(vector, np.float32),
+            space=space,
+            source={"kind": "pool", "distribution": distribution, "step": step, "z": z},
+            estimate={**estimate, "distribution": distribution},
+            title=f"pool-{name}",
+        )
+        tokenfile.save(token, self.folder / f"{name}.distok")
+        paths = []
+        for i, img in enumerate(images or []):
+            import io
+
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            path = self.folder / f"{name}_{i}.png"
+            tokenfile.atomic_write(path, buf.getvalue())
+            paths.append(str(path))
+        entry = Entry(name, token.vector, distribution, step, paths)
+        self.entries.append(entry)
+        return entry

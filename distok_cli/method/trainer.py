@@ -1,0 +1,322 @@
+"""DisTok training: one task per step (fusion or consistency), estimation every few steps, L_reg always.
+
+Per step, on n samples at once (batched: on a GPU a batch of 64 costs what a batch of 8 does):
+
+* **fusion** (I_mix = 1): pairs (c1, c2) from the pool (c2 a discovered concept with probability
+  ``p_recursive`` once there are some), z = E_dis(t1 + t2), t_crt = D_tok(z), loss L_mix between
+  E(q_a with t_crt) and the cached E(q_r), E(q_s);
+* **consistency** (I_cst = 1, chosen with probability ``p_consistency`` once the pool has discovered
+  concepts): z = E_dis(Σ_i p_nvl(i) t_i), loss L_cst between E(q_a with t_crt) and the cached E(q_a with t_nvl);
+* **estimation** (every ``estimate_every`` steps, no gradient): z ~ N(0, I) → tokens → estimator; tokens
+  whose largest class probability is below τ join the pool with their distribution and renders;
+* ``L = mean_n(α I_mix L_mix + β I_cst L_cst) + γ L_reg(z)`` on the step's latents.
+
+Only q_a passes through the text encoder with gradients; every fixed prompt embedding is computed once.
+All sampling uses one CPU ``torch.Generator`` whose state, with the optimizer's, is saved in
+``state.safetensors``, so ``--resume`` continues exactly (tested bit-for-bit on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import recipes as recipes_mod
+from ..backends.textside import TextSide
+from ..errors import BadInput
+from ..recipes import Recipe
+from ..tokenfile import atomic_write
+from . import losses
+from .estimators import RenderingEstimator, TextEstimator
+from .model import DisTok
+from .pool import Pool, admit
+
+STATE_FILE = "state.safetensors"
+
+
+@dataclass
+class StepResult:
+    step: int
+    task: str
+    loss: float
+    l_mix: float | None
+    l_cst: float | None
+    l_reg: float
+    pool: int
+    admitted: int
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, run: Path, text: TextSide, estimator: Any, device: str = "cpu") -> None:
+        self.recipe, self.run, self.text, self.estimator, self.device = recipe, run, text, estimator, device
+        t = recipe.train
+        torch.manual_seed(recipe.seed)
+        self.gen = torch.Generator("cpu").manual_seed(recipe.seed)
+        self.classes = list(recipe.classes)
+        self.T = text.class_embeddings(self.classes).to(device)  # [K, d]
+        self.model = DisTok(text.dim, t.hidden, t.latent_dim).to(device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.pool = Pool(run / "pool", t.pool_max)
+        self.step = 0
+        with torch.no_grad():
+            self.e_s = text.encode([t.q_s])[0]
+        self._e_r: dict[tuple[str, str], torch.Tensor] = {}
+        self._e_nvl: dict[str, torch.Tensor] = {}
+        self.q_a = TextSide.fill(t.q_a)
+
+    # ------------------------------------------------------------------------------------- state
+    def config(self) -> dict[str, Any]:
+        return {
+            "classes": self.classes,
+            "token_space": self.text.space.to_json(),
+            "recipe": self.recipe.name,
+            "step": self.step,
+            "fusion_input": "sum",
+        }
+
+    def checkpoint(self) -> Any:
+        return self.model.to_checkpoint(self.T, self.config())
+
+    def save(self) -> None:
+        """Model, optimizer and RNG state, each written atomically."""
+        from safetensors.torch import save
+
+        self.run.mkdir(parents=True, exist_ok=True)
+        self.checkpoint().save(self.run / "model.safetensors")
+        tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        opt = self.opt.state_dict()
+        for pid, st in opt["state"].items():
+            for key, val in st.items():
+                tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
+        tensors["rng.generator"] = self.gen.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {"step": str(self.step), "param_groups": json.dumps(opt["param_groups"])}
+        atomic_write(self.run / STATE_FILE, save(tensors, metadata=meta))
+        self.plot()
+
+    def load_state(self) -> None:
+        from safetensors import safe_open
+
+        path = self.run / STATE_FILE
+        if not path.is_file():
+            raise BadInput(f"{self.run}: no {STATE_FILE} to resume from")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, pid, key = k.split(".", 2)
+                state.setdefault(int(pid), {})[key] = v
+        self.opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+        self.gen.set_state(tensors["rng.generator"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step = int(meta["step"])
+
+    # -------------------------------------------------------------------------------- embeddings
+    def _pair_targets(self, pairs: list[tuple[str, Any]]) -> torch.Tensor:
+        """E(q_r) per pair; a discovered c2 enters q_r as its own token. Cached."""
+        t = self.recipe.train
+        missing_known = [(a, b) for a, b in pairs if isinstance(b, str) and (a, b) not in self._e_r]
+        if missing_known:
+            prompts = [t.q_r.format(c1=a, c2=b) for a, b in missing_known]
+            with torch.no_grad():
+                embs = self.text.encode(prompts)
+            self._e_r.update({k: e for k, e in zip(missing_known, embs)})
+        for a, b in pairs:
+            if not isinstance(b, str) and (a, b.name) not in self._e_r:
+                prompt = TextSide.fill(t.q_r.format(c1=a, c2="<>"))
+                with torch.no_grad():
+                    vec = torch.as_tensor(b.vector, device=self.T.device)[None]
+                    self._e_r[(a, b.name)] = self.text.encode([prompt], vec)[0]
+        return torch.stack([self._e_r[(a, b if isinstance(b, str) else b.name)] for a, b in pairs])
+
+    def _nvl_targets(self, entries: list[Any]) -> torch.Tensor:
+        for e in entries:
+            if e.name not in self._e_nvl:
+                with torch.no_grad():
+                    vec = torch.as_tensor(e.vector, device=self.T.device)[None]
+                    self._e_nvl[e.name] = self.text.encode([self.q_a], vec)[0]
+        return torch.stack([self._e_nvl[e.name] for e in entries])
+
+    def _randint(self, high: int, n: int) -> list[int]:
+        return torch.randint(high, (n,), generator=self.gen).tolist()
+
+    # ------------------------------------------------------------------------------------- tasks
+    def estimation(self) -> int:
+        """Decode random latents, estimate their distributions, admit the spread-out ones. Returns #admitted."""
+        t = self.recipe.train
+        if self.pool.full:
+            return 0
+        z = torch.randn(t.estimate_n, t.latent_dim, generator=self.gen).to(self.T.device)
+        with torch.no_grad():
+            tokens = self.model.decode(z).float()
+        seeds = [self.recipe.seed * 1_000_003 + self.step * 1000 + i for i in range(t.estimate_n)]
+        probs, images = self.estimator(tokens, seeds)
+        admitted = 0
+        per = max(1, len(images) // t.estimate_n) if images else 0
+        for i in range(t.estimate_n):
+            dist = {c: float(p) for c, p in zip(self.classes, probs[i].double() / probs[i].double().sum())}
+            if self.pool.full or not admit(dist, t.tau):
+                continue
+            imgs = images[i * per : (i + 1) * per] if (images and t.keep_images) else None
+            self.pool.add(
+                tokens[i].cpu().numpy(), dist, self.step, [float(x) for x in z[i].cpu()], self.text.space,
+                {**self.estimator.describe(), "seeds": [seeds[i]]}, imgs,
+            )
+            admitted += 1
+        return admitted
+
+    def choose_task(self) -> str:
+        t = self.recipe.train
+        r = float(torch.rand((), generator=self.gen))
+        has_pool = len(self.pool) > 0
+        if t.consistency and has_pool and (r < t.p_consistency or not t.fusion):
+            return "cst"
+        if t.fusion:
+            return "mix"
+        return "none"
+
+    def fusion_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        t, K = self.recipe.train, len(self.classes)
+        a = self._randint(K, t.n)
+        b = self._randint(K - 1, t.n)
+        rec = torch.rand(t.n, generator=self.gen).tolist()
+        pick = self._randint(max(len(self.pool), 1), t.n)
+        pairs: list[tuple[str, Any]] = []
+        inputs = []
+        for i in range(t.n):
+            c1 = self.classes[a[i]]
+            if len(self.pool) and rec[i] < t.p_recursive:
+                entry = self.pool.entries[pick[i]]
+                pairs.append((c1, entry))
+                inputs.append(self.T[a[i]] + torch.as_tensor(entry.vector, device=self.T.device))
+            else:
+                j = b[i] + (b[i] >= a[i])  # a different class
+                pairs.append((c1, self.classes[j]))
+                inputs.append(self.T[a[i]] + self.T[j])
+        return torch.stack(inputs), self._pair_targets(pairs)
+
+    def train_step(self) -> StepResult:
+        t = self.recipe.train
+        self.step += 1
+        admitted = self.estimation() if self.step % t.estimate_every == 0 else 0
+        task = self.choose_task()
+        if task == "none":
+            return StepResult(self.step, task, 0.0, None, None, 0.0, len(self.pool), admitted)
+        if task == "mix":
+            inputs, e_r = self.fusion_batch()
+        else:
+            idx = self._randint(len(self.pool), t.n)
+            entries = [self.pool.entries[i] for i in idx]
+            p = torch.tensor([[e.distribution.get(c, 0.0) for c in self.classes] for e in entries], dtype=torch.float32)
+            inputs = p.to(self.T.device) @ self.T
+            e_nvl = self._nvl_targets(entries)
+        z, t_crt = self.model(inputs)
+        e_a = self.text.encode([self.q_a] * t.n, t_crt)
+        lmix = lcst = None
+        if task == "mix":
+            lm = losses.l_mix(e_a, e_r, self.e_s.expand_as(e_a), t.eps1, t.eps2)
+            main = t.alpha * lm.mean()
+            lmix = float(lm.mean().detach())
+        else:
+            lc = losses.l_cst(e_a, e_nvl)
+            main = t.beta * lc.mean()
+            lcst = float(lc.mean().detach())
+        lreg = losses.l_reg(z, t.reg_axis)
+        loss = main + t.gamma * lreg
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return StepResult(self.step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted)
+
+    # -------------------------------------------------------------------------------------- loop
+    def train(self, total: int, out: Any) -> list[StepResult]:
+        t = self.recipe.train
+        results: list[StepResult] = []
+        log = (self.run / "log.jsonl").open("a", encoding="utf-8")
+        started = time.perf_counter()
+        try:
+            with out.progress("training", total) as task:
+                task.advance(self.step)
+                while self.step < total:
+                    r = self.train_step()
+                    results.append(r)
+                    if r.step % t.log_every == 0 or r.step == total:
+                        row = {k: v for k, v in vars(r).items()}
+                        row["seconds"] = round(time.perf_counter() - started, 3)
+                        log.write(json.dumps(row, sort_keys=True) + "\n")
+                        log.flush()
+                    info = f"{r.task} loss {r.loss:.4f} pool {r.pool}"
+                    task.advance(1, info)
+                    if r.step % t.checkpoint_every == 0 or r.step == total:
+                        self.save()
+        except KeyboardInterrupt:
+            self.save()
+            raise
+        finally:
+            log.close()
+        return results
+
+    def plot(self) -> None:
+        """loss.png: total, L_mix and L_cst against steps (drawn with Pillow: no plotting dependency)."""
+        path = self.run / "log.jsonl"
+        if not path.is_file():
+            return
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        if len(rows) < 2:
+            return
+        from ..plots import line_plot
+
+        series = {
+            "loss": [(r["step"], r["loss"]) for r in rows if r["task"] != "none"],
+            "L_mix": [(r["step"], r["l_mix"]) for r in rows if r.get("l_mix") is not None],
+            "L_cst": [(r["step"], r["l_cst"]) for r in rows if r.get("l_cst") is not None],
+        }
+        png = line_plot(series, f"{self.recipe.name}: training losses (pool {rows[-1]['pool']})", "step")
+        atomic_write(self.run / "loss.png", png)
+
+
+def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto", out: Any = None) -> Trainer:
+    """Load what the recipe needs (text encoder, renderer and BLIP, or only the text side) and a Trainer."""
+    from ..backends.loading import pick_device
+
+    dev = pick_device(device)
+    if recipe.estimator.kind == "blip-itm":
+        from ..backends.estimate import make_estimator
+        from ..backends.render import Settings, make_renderer
+
+        if out:
+            out.notice(f"loading {recipe.render.backend} models and the BLIP estimator")
+        renderer = make_renderer(recipe.render, dev, dtype)
+        blip = make_estimator(recipe.estimator, dev, dtype)
+        text = renderer.text
+        est: Any = RenderingEstimator(
+            renderer, blip, Settings.from_config(recipe.render), recipe.estimator.prompt, list(recipe.classes)
+        )
+    else:
+        from ..backends.textspace import load_text_side
+
+        if out:
+            out.notice("loading the text encoder")
+        text = load_text_side(recipe, dev, dtype)
+        e = recipe.estimator
+        est = TextEstimator(text, list(recipe.classes), e.template, e.prompt, e.temperature, text.space.encoder)
+    return Trainer(recipe, run, text, est, dev)
+
+
+def prepare_run(run: Path, recipe: Recipe, resume: bool) -> None:
+    if resume:
+        if not (run / STATE_FILE).is_file():
+            raise BadInput(f"{run}: nothing to resume (no {STATE_FILE})")
+        return
+    if run.exists() and any(run.iterdir()):
+        raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write(run / "recipe.yaml", recipes_mod.dump(recipe).encode())

