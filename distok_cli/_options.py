@@ -22,3 +22,19 @@ ModelOpt = Annotated[
     str, typer.Option("--model", "-m", envvar="DISTOK_MODEL", help="Trained run folder or checkpoint file.")
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a recipe value: section.key=value (repeatable).")
+]
+EstimatorOpt = Annotated[
+    str | None,
+    typer.Option("--estimator", help="blip-itm (render + BLIP), text (no rendering) or prior (Kandinsky prior)."),
+]
+ESTIMATORS = ("blip-itm", "text", "prior")
+
+
+def check_estimator(name: str | None) -> str | None:
+    if name is not None and name not in ESTIMATORS:
+        from .errors import BadInput
+
+        raise BadInput(f"--estimator must be {', '.join(ESTIMATORS[:-1])} or {ESTIMATORS[-1]}, got {name!r}")
+    return name

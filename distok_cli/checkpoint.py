@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,9 @@ class Checkpoint:
         s = self.config["token_space"]
         return TokenSpace(s["encoder"], s["dim"], s["fingerprint"], s.get("subfolder", ""))
 
-    @property
+    @cached_property
     def hash(self) -> str:
+        """Content hash of the weights (computed once: the tensors are not meant to change)."""
         return tensors_hash(self.tensors)
 
     @property
@@ -119,6 +121,13 @@ def checkpoint_path(path: str | Path) -> Path:
     if not p.exists():
         raise _bad(str(p), "no such run folder or checkpoint")
     return p
+
+
+def load_option(model: str) -> Checkpoint:
+    """The checkpoint a ``-m/--model`` option names (empty: a one-line hint)."""
+    if not model:
+        raise BadInput("no model: pass -m RUN (a folder made by `distok train`) or set DISTOK_MODEL")
+    return load(model)
 
 
 def load(path: str | Path) -> Checkpoint:

@@ -54,35 +54,34 @@ def summary(path: str, kind: str, dist: dict[str, float], est: Any, **extra: Any
     }
 
 
-def estimate_token(
-    token: tokenfile.Token, classes: list[str], renderer: Any, estimator: Any, settings: Any, prompt: str, seeds: list[int]
-) -> dict[str, float]:
-    """Render the token once per seed in ``prompt`` and average the estimator's distributions."""
+def estimate_token(token: tokenfile.Token, estimator: Any, seeds: list[int]) -> dict[str, float]:
+    """The estimator's class distribution of ``token``, averaged over ``seeds`` (one render per seed)."""
     import torch
 
     from .backends.estimate import mean_distribution
 
     if not token.plain:
-        renderer.text.check_space(token.space, token.path or token.short_id)
-    rows = []
-    for i in range(0, len(seeds), settings.batch_size):
-        chunk = seeds[i : i + settings.batch_size]
-        vecs = torch.as_tensor(token.vector, dtype=torch.float32)[None].repeat(len(chunk), 1)
-        if renderer.backend == "sd15":
-            images = renderer.render(vecs, [prompt] * len(chunk), chunk, settings, paths=[token.path] * len(chunk))
-        else:
-            images = renderer.render(vecs, [prompt] * len(chunk), chunk, settings)
-        rows.append(estimator.distributions(images, classes))
-    return mean_distribution(torch.cat(rows), classes)
+        estimator.text.check_space(token.space, token.path or token.short_id)
+    elif token.dim != estimator.text.dim:
+        raise BadInput(f"{token.path}: token has {token.dim} values, the text encoder expects {estimator.text.dim}")
+    vecs = torch.as_tensor(token.vector, dtype=torch.float32)[None].repeat(len(seeds), 1)
+    probs, _ = estimator(vecs, seeds)
+    return mean_distribution(probs, estimator.classes)
 
 
 def estimate_paths(
     paths: list[str], cfg: Recipe, classes: list[str], *, images: int | None, prompt: str | None, seed: int,
-    write: bool, device: str, dtype: str, out: Any,
+    write: bool, device: str, dtype: str, out: Any, kind: str | None = None,
 ) -> list[dict[str, Any]]:
+    import dataclasses
+
     from .rendering import check_prompt
 
     prompt = check_prompt(prompt or cfg.estimator.prompt)
+    kind = kind or cfg.estimator.kind
+    cfg = dataclasses.replace(
+        cfg, classes=list(classes), estimator=dataclasses.replace(cfg.estimator, prompt=prompt, kind=kind)
+    )
     n = images or cfg.estimator.images
     inputs: list[tuple[str, Any]] = []
     for p in paths:  # validate everything before loading any model
@@ -102,34 +101,36 @@ def estimate_paths(
         else:
             if write:
                 raise BadInput(f"{p}: --write stores estimates in token files, not images")
+            if kind != "blip-itm":
+                raise BadInput(f"{p}: images are estimated with blip-itm; the {kind} estimator reads tokens")
             inputs.append(("image", _open_image(p)))
 
-    from .backends.estimate import make_estimator, mean_distribution
+    token_est = blip = None
+    if any(k == "token" for k, _ in inputs):
+        from .method.estimators import make_token_estimator
 
-    out.notice(f"loading estimator {cfg.estimator.model}")
-    est = make_estimator(cfg.estimator, device, dtype)
-    renderer = settings = None
-    if any(kind == "token" for kind, _ in inputs):
-        from .backends.render import Settings, make_renderer
+        token_est = make_token_estimator(cfg, device, dtype, out=out)
+        blip = getattr(token_est, "blip", None)
+    if blip is None and any(k == "image" for k, _ in inputs):
+        from .backends.estimate import make_estimator
 
-        out.notice(f"loading {cfg.render.backend} models to render tokens")
-        renderer = make_renderer(cfg.render, device, dtype)
-        settings = Settings.from_config(cfg.render)
-    seeds = list(range(seed, seed + n))
+        out.notice(f"loading estimator {cfg.estimator.model}")
+        blip = make_estimator(cfg.estimator, device, dtype)
+    from .backends.estimate import mean_distribution
+
+    seeds = list(range(seed, seed + (n if kind != "text" else 1)))
     results = []
     with out.progress("estimating", len(inputs)) as task:
-        for (kind, item), path in zip(inputs, paths):
-            if kind == "image":
-                dist = mean_distribution(est.distributions([item], classes), classes)
-                results.append(summary(path, "image", dist, est))
+        for (k, item), path in zip(inputs, paths):
+            if k == "image":
+                dist = mean_distribution(blip.distributions([item], classes), classes)
+                results.append(summary(path, "image", dist, blip))
             else:
-                dist = estimate_token(item, classes, renderer, est, settings, prompt, seeds)
+                dist = estimate_token(item, token_est, seeds)
                 kl, js = divergences(_source(item), dist)
-                results.append(summary(path, "token", dist, est, kl=kl, js=js, prompt=prompt, seeds=seeds))
+                results.append(summary(path, "token", dist, token_est, kl=kl, js=js, prompt=prompt, seeds=seeds))
                 if write:
-                    record = {
-                        **est.describe(), "distribution": dist, "prompts": [prompt], "seeds": seeds, "kl": kl, "js": js,
-                    }
+                    record = {**token_est.describe(), "distribution": dist, "seeds": seeds, "kl": kl, "js": js}
                     tokenfile.save(item.with_estimate(record), item.path)
             task.advance()
     return results

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from .commands import demo, diff, encode, estimate, inspect, render, sample, train
+from .commands import eval as eval_cmd
 from .errors import DistokError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.command("render")(render.render)
 app.command("estimate")(estimate.estimate)
 app.command("inspect")(inspect.inspect)
 app.command("diff")(diff.diff)
+app.command("eval")(eval_cmd.eval_)
 app.command("demo")(demo.demo)
 
 

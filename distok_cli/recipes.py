@@ -51,7 +51,7 @@ class RenderConfig:
 class EstimatorConfig:
     """How a class distribution is read off images (or off text, for the text-side estimator)."""
 
-    kind: str = "blip-itm"  # blip-itm | text
+    kind: str = "blip-itm"  # blip-itm | text | prior
     model: str = "Salesforce/blip-itm-large-coco"
     template: str = "a photo of a {}"
     temperature: float = 1.0
@@ -115,7 +115,7 @@ _SECTIONS = {"render": RenderConfig, "estimator": EstimatorConfig, "train": Trai
 _CHOICES = {
     ("render", "backend"): ("kandinsky21", "sd15"),
     ("render", "scheduler"): ("", "ddim", "ddpm", "euler", "dpm"),
-    ("estimator", "kind"): ("blip-itm", "text"),
+    ("estimator", "kind"): ("blip-itm", "text", "prior"),
     ("train", "reg_axis"): ("batch", "dims"),
     ("", "dtype"): ("auto", "float32", "float16", "bfloat16"),
 }
@@ -286,6 +286,11 @@ def override(recipe: Recipe, assignments: list[str]) -> Recipe:
             base = _build(Recipe, {"name": recipe.name, **data}, "")
             recipe = dataclasses.replace(recipe, **{leaf: getattr(base, leaf)})
     return _check(recipe)
+
+
+def with_section(recipe: Recipe, section: str, values: dict[str, Any]) -> Recipe:
+    """Replace a whole section (e.g. the ``render`` settings recorded in a PNG), validated like a file."""
+    return _check(dataclasses.replace(recipe, **{section: _build(_SECTIONS[section], values, section)}))
 
 
 def dump(recipe: Recipe) -> str:

@@ -5,6 +5,7 @@ Kept apart from the command so that training (estimation task), ``estimate`` and
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +142,8 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
                 "prompt": j.prompt,
                 "seed": j.seed,
                 "backend": renderer.backend,
-                "render": dict(vars(renderer.cfg)) if hasattr(renderer.cfg, "__dataclass_fields__") else {},
-                "settings": vars(settings) if not hasattr(settings, "__dataclass_fields__") else dict(settings.__dict__),
+                "render": dataclasses.asdict(renderer.cfg),
+                "settings": dataclasses.asdict(settings),
                 "recipe": recipe_name,
                 "models": renderer.models,
                 "dtype": str(renderer.dtype).replace("torch.", ""),

@@ -62,11 +62,11 @@ def test_at_least_a_thousand_known_bad_files():
 
 
 def test_every_known_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path):
-    for i, (name, data) in enumerate(KNOWN_BAD):
+    for i, (_, data) in enumerate(KNOWN_BAD):
         p = tmp_path / f"{i}.distok"
         p.write_bytes(data)
     before = sorted(os.listdir(tmp_path))
-    for i, (name, data) in enumerate(KNOWN_BAD):
+    for i, (name, _) in enumerate(KNOWN_BAD):
         p = str(tmp_path / f"{i}.distok")
         args = ["inspect", p] if i % 3 else (["diff", GOOD_PATH, p] if i % 2 else ["inspect", "--json", p])
         r = run_cli(args)

@@ -202,7 +202,7 @@ def test_estimate_of_images_and_tokens_sums_to_one(tokens, tmp_path):
         assert set(d["distribution"]) == {"cat", "dog", "pig", "sheep", "snake", "fox", "owl", "frog"}
     assert a["kind"] == "image" and b["kind"] == "token" and b["seeds"] == [0, 1]
     # KL and JS against the source {cat: .6, dog: .4}, computed here by hand:
-    p, q = {"cat": 0.6, "dog": 0.4}, b["distribution"]
+    q = b["distribution"]
     assert b["kl"] == pytest.approx(0.6 * np.log(0.6 / q["cat"]) + 0.4 * np.log(0.4 / q["dog"]))
     assert 0 < b["js"] < np.log(2)
 

@@ -20,15 +20,19 @@ from .loading import from_pretrained, pick_device, pick_dtype, quiet_libraries
 class BlipItmEstimator:
     kind = "blip-itm"
 
-    def __init__(self, cfg: EstimatorConfig, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, cfg: EstimatorConfig, device: str = "auto", dtype: str = "auto", built: tuple[Any, Any] | None = None) -> None:
         quiet_libraries()
         from transformers import BlipForImageTextRetrieval, BlipProcessor
 
         self.cfg = cfg
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
-        self.processor = from_pretrained(BlipProcessor, cfg.model)
-        self.model = from_pretrained(BlipForImageTextRetrieval, cfg.model, dtype=self.dtype).to(self.device).eval()
+        if built is None:
+            self.processor = from_pretrained(BlipProcessor, cfg.model)
+            model = from_pretrained(BlipForImageTextRetrieval, cfg.model, dtype=self.dtype)
+        else:  # (model, processor) built in memory, for the GPU benchmark
+            model, self.processor = built
+        self.model = model.to(self.device, self.dtype).eval()
         tok = self.processor.tokenizer
         enc = tok.convert_tokens_to_ids("[ENC]") if "[ENC]" in tok.get_vocab() else None
         self.enc_id = enc

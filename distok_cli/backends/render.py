@@ -66,15 +66,21 @@ def _set_scheduler(pipe: Any, name: str) -> None:
 class KandinskyRenderer:
     backend = "kandinsky21"
 
-    def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False) -> None:
+    def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
+                 pipelines: tuple[Any, Any] | None = None) -> None:
+        """Load ``cfg.prior``/``cfg.decoder`` with from_pretrained, or use ``pipelines`` already built
+        (the GPU benchmark builds full-size random-weight pipelines in memory)."""
         quiet_libraries()
         from diffusers import KandinskyPipeline, KandinskyPriorPipeline
 
         self.cfg = cfg
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
-        self.prior = from_pretrained(KandinskyPriorPipeline, cfg.prior, dtype=self.dtype)
-        self.decoder = from_pretrained(KandinskyPipeline, cfg.decoder, dtype=self.dtype)
+        if pipelines is None:
+            self.prior = from_pretrained(KandinskyPriorPipeline, cfg.prior, dtype=self.dtype)
+            self.decoder = from_pretrained(KandinskyPipeline, cfg.decoder, dtype=self.dtype)
+        else:
+            self.prior, self.decoder = (p.to(dtype=self.dtype) for p in pipelines)
         _set_scheduler(self.decoder, cfg.scheduler)
         for pipe in (self.prior, self.decoder):
             pipe.set_progress_bar_config(disable=True)

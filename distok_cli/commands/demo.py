@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,8 @@ REAL = "distok train --recipe kandinsky21-animals -o runs/k21 --device cuda   # 
 
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything the demo makes.")] = Path("distok-demo"),
-    recipe: Annotated[Optional[str], typer.Option("--recipe", "-r", help="Default: minilm-animals when installed, else tiny.")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps (default: the recipe's).")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Default: minilm-animals when installed, else tiny.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps (default: the recipe's).")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

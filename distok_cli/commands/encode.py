@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from .._options import ModelOpt, OverwriteOpt, QuietOpt
 def encode(
     spec: Annotated[str, typer.Argument(metavar="SPEC", help="pig:0.55,sheep:0.25,snake:0.20 | a .json/.yaml file | '-'; components may be token files.")],
     model: ModelOpt = "",
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Token file to write ('-': the bytes on stdout).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Token file to write ('-': the bytes on stdout).")] = None,
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Use the weights as given.")] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -25,9 +25,7 @@ def encode(
     from ..errors import BadInput
 
     out = Output(quiet)
-    if not model:
-        raise BadInput("no model: pass -m RUN (a folder made by `distok train`) or set DISTOK_MODEL")
-    ckpt = checkpoint.load(model)
+    ckpt = checkpoint.load_option(model)
     token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize, out=out)
     if output == "-":
         if sys.stdout.isatty():

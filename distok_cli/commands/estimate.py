@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .._options import DeviceOpt, DtypeOpt, JsonOpt, QuietOpt, RecipeOpt
+from .._options import DeviceOpt, DtypeOpt, EstimatorOpt, JsonOpt, QuietOpt, RecipeOpt, SetOpt, check_estimator
 from .._output import Output, expand_paths
 
 
 def estimate(
     files: Annotated[list[str], typer.Argument(metavar="TOKEN|IMAGE...", help="Token files or images; '-' reads paths from stdin.")],
     recipe: RecipeOpt = "tiny",
-    classes: Annotated[Optional[str], typer.Option("--classes", help="Comma-separated class names (default: the recipe's).")] = None,
-    images: Annotated[Optional[int], typer.Option("--images", min=1, max=256, help="Renders per token to average.")] = None,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", help="Prompt the token is rendered in (with '<>').")] = None,
+    classes: Annotated[str | None, typer.Option("--classes", help="Comma-separated class names (default: the recipe's).")] = None,
+    images: Annotated[int | None, typer.Option("--images", min=1, max=256, help="Renders per token to average.")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt the token is rendered in (with '<>').")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="First render seed (then seed+1, ...).")] = 0,
     write: Annotated[bool, typer.Option("--write", help="Store the estimate in the token file (metadata only).")] = False,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")] = None,
+    estimator: EstimatorOpt = None,
+    set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     json_: JsonOpt = False,
@@ -27,14 +28,14 @@ def estimate(
 ) -> None:
     """Estimate class distributions (BLIP); for tokens also KL and JS to their source distribution."""
     from .. import estimation, recipes
-
+    check_estimator(estimator)
     out = Output(quiet)
     cfg = recipes.load(recipe, list(set_ or []))
     class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
     paths = expand_paths(files)
     results = estimation.estimate_paths(
         paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
-        device=device, dtype=dtype, out=out,
+        device=device, dtype=dtype, out=out, kind=estimator,
     )
     for r in results:
         if json_:

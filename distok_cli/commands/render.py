@@ -3,35 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .._options import DeviceOpt, DtypeOpt, OverwriteOpt, QuietOpt, RecipeOpt
+from .._options import DeviceOpt, DtypeOpt, OverwriteOpt, QuietOpt, RecipeOpt, SetOpt
 from .._output import Output, expand_paths
 
 
 def render(
     items: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Argument(metavar="TOKEN... PROMPT...", help="Token files ('-' reads paths from stdin) and prompts with '<>'."),
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNG files.")] = Path("renders"),
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="One seed for every image.")] = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Several seeds: '0-3,7'.")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Decoder (or SD) denoising steps.")] = None,
-    prior_steps: Annotated[Optional[int], typer.Option("--prior-steps", min=1, help="Kandinsky prior steps.")] = None,
-    guidance: Annotated[Optional[float], typer.Option("--guidance", min=0, help="Guidance scale.")] = None,
-    size: Annotated[Optional[int], typer.Option("--size", min=8, help="Image width and height in pixels.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per forward pass.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="One seed for every image.")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Several seeds: '0-3,7'.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Decoder (or SD) denoising steps.")] = None,
+    prior_steps: Annotated[int | None, typer.Option("--prior-steps", min=1, help="Kandinsky prior steps.")] = None,
+    guidance: Annotated[float | None, typer.Option("--guidance", min=0, help="Guidance scale.")] = None,
+    size: Annotated[int | None, typer.Option("--size", min=8, help="Image width and height in pixels.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = None,
     recipe: RecipeOpt = "tiny",
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")] = None,
+    set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     offload: Annotated[bool, typer.Option("--offload", help="Keep models on the CPU until needed (low VRAM).")] = False,
     overwrite: OverwriteOpt = False,
     grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet (tokens × prompts).")] = False,
-    from_: Annotated[Optional[Path], typer.Option("--from", help="Re-render the image a distok PNG describes.")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Re-render the image a distok PNG describes.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Render tokens in prompts ("a watercolor of a <>"); print the written PNG paths."""
@@ -49,7 +49,7 @@ def render(
         meta = read_png_meta(str(from_))
         try:
             token_path, prompt, seed_list = meta["token"]["path"], meta["prompt"], [int(meta["seed"])]
-            cfg_over = [f"render.{k}={v}" for k, v in meta["render"].items() if isinstance(v, (int, float, str)) and v != ""]
+            render_cfg = dict(meta["render"])
             s = meta["settings"]
             steps, prior_steps, guidance, size = s["steps"], s["prior_steps"], s["guidance"], s["size"]
             recipe = meta.get("recipe") or recipe
@@ -62,7 +62,7 @@ def render(
         if token_list[0].id != meta["token"]["id"]:
             raise BadInput(f"{token_path} changed since {from_} was rendered (content id differs)")
         prompts = [prompt]
-        cfg = recipes.load(recipe, cfg_over + list(set_ or []))
+        cfg = recipes.override(recipes.with_section(recipes.load(recipe), "render", render_cfg), list(set_ or []))
     else:
         token_args, prompts = rendering.split_args(list(items or []))
         if not token_args:

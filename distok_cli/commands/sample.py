@@ -27,26 +27,19 @@ def sample(
     from ..errors import BadInput
 
     out = Output(quiet)
-    if not model:
-        raise BadInput("no model: pass -m RUN (a folder made by `distok train`) or set DISTOK_MODEL")
     if prior not in generate.PRIORS:
         raise BadInput(f"--prior must be one of {', '.join(generate.PRIORS)}, got {prior!r}")
+    ckpt = checkpoint.load_option(model)
     if from_pool:
         tokens = generate.from_pool(model, n, seed)
         paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
     else:
-        ckpt = checkpoint.load(model)
         tokens = generate.sample(ckpt, n, prior, scale, seed)
         paths = [output / f"{t.title}.distok" for t in tokens]
-    with out.progress("writing tokens", len(tokens)) if len(tokens) >= 200 else _nothing() as task:
+    import contextlib
+
+    with out.progress("writing tokens", len(tokens)) if len(tokens) >= 200 else contextlib.nullcontext() as task:
         written = generate.write_tokens(tokens, paths, overwrite, task)
     for p in written:
         out.data(p)
 
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

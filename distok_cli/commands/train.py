@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .._options import DeviceOpt, DtypeOpt, QuietOpt, RecipeOpt
+from .._options import DeviceOpt, DtypeOpt, QuietOpt, RecipeOpt, SetOpt
 
 
 def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (checkpoint, pool, log, loss.png).")],
     recipe: RecipeOpt = "tiny",
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total steps (default: the recipe's).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed (default: the recipe's).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Total steps (default: the recipe's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed (default: the recipe's).")] = None,
+    set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output exactly where it stopped.")] = False,

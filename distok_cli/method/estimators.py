@@ -20,6 +20,7 @@ class RenderingEstimator:
         self.renderer, self.blip, self.settings = renderer, blip, settings
         self.prompt, self.classes = prompt, classes
         self.name = blip.name
+        self.text = renderer.text
 
     def describe(self) -> dict[str, Any]:
         return {**self.blip.describe(), "prompts": [self.prompt]}
@@ -50,3 +51,64 @@ class TextEstimator:
 
     def __call__(self, vectors: torch.Tensor, seeds: list[int] | None = None) -> tuple[torch.Tensor, None]:
         return (self.logits(vectors).float() / self.temperature).softmax(-1).cpu(), None
+
+
+class PriorEstimator:
+    """Kandinsky 2.1 only: the prior's predicted CLIP image embedding against CLIP text embeddings of the
+    class prompts: ``p(c) = softmax_c(cos(prior(prompt with <t>), E_clip(template(c))) / T)``. No decoder,
+    no BLIP; T around 0.01 matches CLIP's logit scale of 100."""
+
+    def __init__(self, renderer: Any, settings: Any, classes: list[str], template: str, prompt: str, temperature: float) -> None:
+        self.renderer, self.settings, self.classes = renderer, settings, classes
+        self.prompt, self.template, self.temperature = prompt, template, temperature
+        self.text = renderer.text
+        self.name = f"prior:{renderer.cfg.prior}"
+        with torch.no_grad():
+            self.class_emb = torch.nn.functional.normalize(self.text.encode([template.format(c) for c in classes]).float(), dim=-1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt]}
+
+    def __call__(self, vectors: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, None]:
+        rows = []
+        for i in range(0, len(seeds), self.settings.batch_size):
+            sl = slice(i, i + self.settings.batch_size)
+            emb, _ = self.renderer.image_embeds(vectors[sl], [self.prompt] * len(seeds[sl]), seeds[sl], self.settings)
+            e = torch.nn.functional.normalize(emb.float(), dim=-1).to(self.class_emb.device)
+            rows.append(((e @ self.class_emb.T) / self.temperature).softmax(-1).cpu())
+        return torch.cat(rows), None
+
+
+def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: str | None = None, out: Any = None) -> Any:
+    """The estimator a recipe asks for (or ``kind``): ``blip-itm`` (render + BLIP), ``text`` or ``prior``.
+
+    The returned object has ``text`` (the token space it checks tokens against), ``name``, ``describe()``
+    and ``__call__(vectors [N, d], seeds) -> (probabilities [N, K], images or None)``.
+    """
+    from ..backends.loading import pick_device
+    from ..backends.render import Settings, make_renderer
+    from ..errors import BadInput
+
+    device = pick_device(device)
+    kind = kind or recipe.estimator.kind
+    e, classes = recipe.estimator, list(recipe.classes)
+    settings = Settings.from_config(recipe.render)
+    if kind == "text":
+        from ..backends.textspace import load_text_side
+
+        if out:
+            out.notice("loading the text encoder")
+        text = load_text_side(recipe, device, dtype)
+        return TextEstimator(text, classes, e.template, e.prompt, e.temperature, text.space.encoder)
+    if kind == "prior" and recipe.render.backend != "kandinsky21":
+        raise BadInput("the prior estimator needs a Kandinsky 2.1 recipe (render.backend: kandinsky21)")
+    if kind not in ("blip-itm", "prior"):
+        raise BadInput(f"unknown estimator {kind!r} (blip-itm, text or prior)")
+    if out:
+        out.notice(f"loading {recipe.render.backend} models" + (" and the BLIP estimator" if kind == "blip-itm" else ""))
+    renderer = make_renderer(recipe.render, device, dtype)
+    if kind == "prior":
+        return PriorEstimator(renderer, settings, classes, e.template, e.prompt, e.temperature)
+    from ..backends.estimate import make_estimator
+
+    return RenderingEstimator(renderer, make_estimator(e, device, dtype), settings, e.prompt, classes)

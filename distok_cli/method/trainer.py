@@ -32,7 +32,6 @@ from ..errors import BadInput
 from ..recipes import Recipe
 from ..tokenfile import atomic_write
 from . import losses
-from .estimators import RenderingEstimator, TextEstimator
 from .model import DisTok
 from .pool import Pool, admit
 
@@ -68,6 +67,10 @@ class Trainer:
         self._e_r: dict[tuple[str, str], torch.Tensor] = {}
         self._e_nvl: dict[str, torch.Tensor] = {}
         self.q_a = TextSide.fill(t.q_a)
+        if t.fusion:  # every known pair's q_r, once, in batches (K·(K−1) prompts)
+            pairs = [(a, b) for a in self.classes for b in self.classes if a != b]
+            for i in range(0, len(pairs), 256):
+                self._pair_targets(pairs[i : i + 256])
 
     # ------------------------------------------------------------------------------------- state
     def config(self) -> dict[str, Any]:
@@ -128,7 +131,7 @@ class Trainer:
             prompts = [t.q_r.format(c1=a, c2=b) for a, b in missing_known]
             with torch.no_grad():
                 embs = self.text.encode(prompts)
-            self._e_r.update({k: e for k, e in zip(missing_known, embs)})
+            self._e_r.update(zip(missing_known, embs))
         for a, b in pairs:
             if not isinstance(b, str) and (a, b.name) not in self._e_r:
                 prompt = TextSide.fill(t.q_r.format(c1=a, c2="<>"))
@@ -249,7 +252,7 @@ class Trainer:
                     r = self.train_step()
                     results.append(r)
                     if r.step % t.log_every == 0 or r.step == total:
-                        row = {k: v for k, v in vars(r).items()}
+                        row = dict(vars(r))
                         row["seconds"] = round(time.perf_counter() - started, 3)
                         log.write(json.dumps(row, sort_keys=True) + "\n")
                         log.flush()
@@ -284,31 +287,13 @@ class Trainer:
 
 
 def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto", out: Any = None) -> Trainer:
-    """Load what the recipe needs (text encoder, renderer and BLIP, or only the text side) and a Trainer."""
+    """Load what the recipe's estimator needs (renderer + BLIP, the prior, or only the text side)."""
     from ..backends.loading import pick_device
+    from .estimators import make_token_estimator
 
     dev = pick_device(device)
-    if recipe.estimator.kind == "blip-itm":
-        from ..backends.estimate import make_estimator
-        from ..backends.render import Settings, make_renderer
-
-        if out:
-            out.notice(f"loading {recipe.render.backend} models and the BLIP estimator")
-        renderer = make_renderer(recipe.render, dev, dtype)
-        blip = make_estimator(recipe.estimator, dev, dtype)
-        text = renderer.text
-        est: Any = RenderingEstimator(
-            renderer, blip, Settings.from_config(recipe.render), recipe.estimator.prompt, list(recipe.classes)
-        )
-    else:
-        from ..backends.textspace import load_text_side
-
-        if out:
-            out.notice("loading the text encoder")
-        text = load_text_side(recipe, dev, dtype)
-        e = recipe.estimator
-        est = TextEstimator(text, list(recipe.classes), e.template, e.prompt, e.temperature, text.space.encoder)
-    return Trainer(recipe, run, text, est, dev)
+    est = make_token_estimator(recipe, dev, dtype, out=out)
+    return Trainer(recipe, run, est.text, est, dev)
 
 
 def prepare_run(run: Path, recipe: Recipe, resume: bool) -> None:
