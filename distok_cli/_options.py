@@ -27,9 +27,12 @@ SetOpt = Annotated[
 ]
 EstimatorOpt = Annotated[
     str | None,
-    typer.Option("--estimator", help="blip-itm (render + BLIP), text (no rendering) or prior (Kandinsky prior)."),
+    typer.Option(
+        "--estimator",
+        help="blip-itm or blip-vqa (render + BLIP), text (no rendering) or prior (Kandinsky prior).",
+    ),
 ]
-ESTIMATORS = ("blip-itm", "text", "prior")
+ESTIMATORS = ("blip-itm", "blip-vqa", "text", "prior")
 
 
 def check_estimator(name: str | None) -> str | None:

@@ -129,6 +129,7 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
         f"  distok inspect {output}/tokens/pig-sheep-snake.distok" + (" --neighbors 8" if main != "tiny" else ""),
         f"  distok diff {output}/tokens/pig-sheep-snake.distok {output}/tokens/owl-cat.distok",
         f"  distok sample --n 50 --prior cauchy -m {output}/run -o {output}/more",
+        f'  distok render {render_tokens[0]} "a photo of a <>" "a watercolor of a <>" --seeds 0-1 --grid -o {output}/grid',
         "The real thing, on a GPU with the models cached:",
         f"  {REAL_COMMAND}",
     ]

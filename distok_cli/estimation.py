@@ -101,8 +101,8 @@ def estimate_paths(
         else:
             if write:
                 raise BadInput(f"{p}: --write stores estimates in token files, not images")
-            if kind != "blip-itm":
-                raise BadInput(f"{p}: images are estimated with blip-itm; the {kind} estimator reads tokens")
+            if kind not in ("blip-itm", "blip-vqa"):
+                raise BadInput(f"{p}: images are estimated with blip-itm or blip-vqa; the {kind} estimator reads tokens")
             inputs.append(("image", _open_image(p)))
 
     token_est = blip = None

@@ -51,8 +51,9 @@ class RenderConfig:
 class EstimatorConfig:
     """How a class distribution is read off images (or off text, for the text-side estimator)."""
 
-    kind: str = "blip-itm"  # blip-itm | text | prior
-    model: str = "Salesforce/blip-itm-large-coco"
+    kind: str = "blip-itm"  # blip-itm | blip-vqa | text | prior
+    model: str = "Salesforce/blip-itm-large-coco"  # for blip-vqa e.g. Salesforce/blip-vqa-base
+    question: str = "What animal is in the photo?"  # blip-vqa
     template: str = "a photo of a {}"
     temperature: float = 1.0
     images: int = 4
@@ -115,7 +116,7 @@ _SECTIONS = {"render": RenderConfig, "estimator": EstimatorConfig, "train": Trai
 _CHOICES = {
     ("render", "backend"): ("kandinsky21", "sd15"),
     ("render", "scheduler"): ("", "ddim", "ddpm", "euler", "dpm"),
-    ("estimator", "kind"): ("blip-itm", "text", "prior"),
+    ("estimator", "kind"): ("blip-itm", "blip-vqa", "text", "prior"),
     ("train", "reg_axis"): ("batch", "dims"),
     ("", "dtype"): ("auto", "float32", "float16", "bfloat16"),
 }

@@ -151,3 +151,13 @@ def test_debug_shows_traceback(monkeypatch):
 
     with pytest.raises(InvalidTokenFile):
         run_cli(["inspect", "/nonexistent/x.distok"])
+
+
+def test_inspect_json_is_byte_exact_against_the_golden_output(monkeypatch):
+    from .conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    r = run_cli(["inspect", "--json", "formats/examples/pig-sheep-snake.distok",
+                 "formats/examples/plain-textual-inversion.safetensors"])
+    assert r.code == 0
+    assert r.out == (ROOT / "tests" / "data" / "inspect-examples.jsonl").read_text()

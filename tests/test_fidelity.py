@@ -73,7 +73,7 @@ def test_estimate_cli_with_the_text_and_prior_estimators(kandinsky, space, tmp_p
         d = json.loads(r.out)
         assert d["estimator"] == name and sum(d["distribution"].values()) == pytest.approx(1.0)
         assert tokenfile.load(p).estimate["estimator"] == name  # the file records which estimator
-    assert_one_line_error(run_cli(["estimate", "--estimator", "magic", p]), 2, "--estimator must be blip-itm, text or prior")
+    assert_one_line_error(run_cli(["estimate", "--estimator", "magic", p]), 2, "--estimator must be blip-itm, blip-vqa, text or prior, got 'magic'")
 
 
 def test_eval_set_is_versioned_and_reproducible():

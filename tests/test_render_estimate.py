@@ -252,3 +252,32 @@ def test_two_processes_split_the_work_each_item_once(tokens, tmp_path):
     assert len(printed) == 6 and len(set(printed)) == 6  # printed once, by the main process
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(os.path.basename(p) for p in printed)
     assert "process 0/2 renders 3 of 6 images" in r.stderr and "process 1/2 renders 3 of 6 images" in r.stderr
+
+
+def test_blip_vqa_ranks_answers_by_log_likelihood_with_padding_masked(tiny_recipe):
+    """Batched, padded answers give the same log-likelihoods as one unpadded answer at a time."""
+    import dataclasses
+
+    from PIL import Image
+
+    from distok_cli.backends.estimate import BlipVqaEstimator
+
+    cfg = dataclasses.replace(tiny_recipe.estimator, kind="blip-vqa", model="twin:blip-vqa")
+    est = BlipVqaEstimator(cfg, "cpu")
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(2)]
+    classes = ["cat", "polar bear", "jellyfish"]
+    batched = est.logits(imgs, classes)
+    one_by_one = torch.cat([est.logits(imgs, [c]) for c in classes], dim=1)
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-4, atol=1e-4)
+    probs = est.distributions(imgs, classes)
+    torch.testing.assert_close(probs, (batched / cfg.temperature).softmax(-1))
+    assert est.name == "blip-vqa:twin:blip-vqa"
+
+
+def test_estimate_cli_with_blip_vqa(tokens):
+    r = run_cli(["estimate", "--json", "-q", "--estimator", "blip-vqa", "--set", "estimator.model=twin:blip-vqa",
+                 "--images", "1", tokens[0]])
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert d["estimator"] == "blip-vqa:twin:blip-vqa" and sum(d["distribution"].values()) == pytest.approx(1.0)

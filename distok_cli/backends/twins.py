@@ -1,7 +1,7 @@
 """Tiny random twins of the real models, built offline from configs and saved with ``save_pretrained``.
 
 They have the real classes and the real folder layout (Kandinsky 2.1 prior and decoder, an SD 1.x
-pipeline, BLIP image-text matching), so that ``recipes/tiny.yaml`` drives exactly the same
+pipeline, BLIP image-text matching and question answering), so that ``recipes/tiny.yaml`` drives exactly the same
 ``from_pretrained`` code as the real recipes. Their weights are random: **the images they draw are
 noise**. They are a pipeline check, not a model.
 
@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 #: Bump when a twin's architecture changes, so old caches are not reused.
-TWIN_VERSION = "v1"
-NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm")
+TWIN_VERSION = "v2"
+NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm", "blip-vqa")
 #: Width of the twins' CLIP text encoder = the token dimension (768, as CLIP ViT-L/14).
 DIM = 768
 #: Words the tiny BLIP tokenizer knows whole (anything else is spelt out in characters).
@@ -194,9 +194,16 @@ def build_sd(token_embedding=None):
                                    requires_safety_checker=False)
 
 
-def build_blip(words: list[str] | None = None):
+def build_blip(words: list[str] | None = None, vqa: bool = False):
+    """Tiny BLIP: image-text matching, or (``vqa``) question answering with the same sizes."""
     import torch
-    from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BlipConfig,
+        BlipForImageTextRetrieval,
+        BlipForQuestionAnswering,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     from ..recipes import ANIMALS_60
 
@@ -211,7 +218,7 @@ def build_blip(words: list[str] | None = None):
                            image_size=32, patch_size=8, initializer_range=0.3),
         image_text_hidden_size=16, initializer_range=0.3,
     )
-    model = BlipForImageTextRetrieval(cfg).eval()
+    model = (BlipForQuestionAnswering if vqa else BlipForImageTextRetrieval)(cfg).eval()
     proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
     return model, proc
 
@@ -221,6 +228,7 @@ def build_into(root: Path) -> None:
     prior.save_pretrained(root / "kandinsky21-prior")
     build_decoder().save_pretrained(root / "kandinsky21-decoder")
     build_sd(prior.text_encoder.get_input_embeddings().weight).save_pretrained(root / "sd15")
-    model, proc = build_blip()
-    model.save_pretrained(root / "blip-itm")
-    proc.save_pretrained(root / "blip-itm")
+    for name, vqa in (("blip-itm", False), ("blip-vqa", True)):
+        model, proc = build_blip(vqa=vqa)
+        model.save_pretrained(root / name)
+        proc.save_pretrained(root / name)

@@ -80,7 +80,7 @@ class PriorEstimator:
 
 
 def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: str | None = None, out: Any = None) -> Any:
-    """The estimator a recipe asks for (or ``kind``): ``blip-itm`` (render + BLIP), ``text`` or ``prior``.
+    """The estimator a recipe asks for (or ``kind``): ``blip-itm``/``blip-vqa`` (render + BLIP), ``text`` or ``prior``.
 
     The returned object has ``text`` (the token space it checks tokens against), ``name``, ``describe()``
     and ``__call__(vectors [N, d], seeds) -> (probabilities [N, K], images or None)``.
@@ -102,13 +102,16 @@ def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: st
         return TextEstimator(text, classes, e.template, e.prompt, e.temperature, text.space.encoder)
     if kind == "prior" and recipe.render.backend != "kandinsky21":
         raise BadInput("the prior estimator needs a Kandinsky 2.1 recipe (render.backend: kandinsky21)")
-    if kind not in ("blip-itm", "prior"):
-        raise BadInput(f"unknown estimator {kind!r} (blip-itm, text or prior)")
+    if kind not in ("blip-itm", "blip-vqa", "prior"):
+        raise BadInput(f"unknown estimator {kind!r} (blip-itm, blip-vqa, text or prior)")
     if out:
-        out.notice(f"loading {recipe.render.backend} models" + (" and the BLIP estimator" if kind == "blip-itm" else ""))
+        out.notice(f"loading {recipe.render.backend} models" + (" and the BLIP estimator" if kind != "prior" else ""))
     renderer = make_renderer(recipe.render, device, dtype)
     if kind == "prior":
         return PriorEstimator(renderer, settings, classes, e.template, e.prompt, e.temperature)
+    import dataclasses
+
     from ..backends.estimate import make_estimator
 
-    return RenderingEstimator(renderer, make_estimator(e, device, dtype), settings, e.prompt, classes)
+    blip = make_estimator(dataclasses.replace(e, kind=kind), device, dtype)
+    return RenderingEstimator(renderer, blip, settings, e.prompt, classes)
