@@ -99,7 +99,7 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
             *[tokenfile.save(t, render_run / "tokens" / f"{t.title}.distok") for t in generate.sample(render_ckpt, 2, "cauchy", 1.0, 0)],
         ]
     from . import rendering
-    from .backends.render import Settings, contact_sheet
+    from .backends.render import Settings
 
     tiny = recipes.load("tiny")
     settings = Settings.from_config(tiny.render)
@@ -107,11 +107,7 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
     prompts = ["a photo of a <>", "a watercolor of a <>"]
     jobs = rendering.plan(toks, prompts, [0], output / "renders", overwrite=False)
     rendering.run(jobs, renderer, settings, "tiny")
-    from PIL import Image
-
-    rows = [[Image.open(j.out) for j in jobs if j.token.id == tk.id] for tk in toks]
-    sheet = contact_sheet(rows, rendering.token_names(toks), prompts)
-    sheet.save(output / "contact-sheet.png")
+    rendering.write_grid(jobs, output / "contact-sheet.png")
 
     out.notice("5/5 done")
     took = time.perf_counter() - start

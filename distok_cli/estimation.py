@@ -151,8 +151,28 @@ def result_view(r: dict[str, Any]) -> Any:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", justify="right")
     grid.add_column()
-    grid.add_row("estimator", r["estimator"] + (f" ({len(r['seeds'])} renders: {r['prompt']})" if r.get("seeds") else ""))
+    how = ""
+    if r.get("prompt"):
+        text_side = r["estimator"].startswith("text:")
+        how = f" (text-side: {r['prompt']})" if text_side else f" ({len(r['seeds'])} renders of {r['prompt']})"
+    grid.add_row("estimator", r["estimator"] + how)
     grid.add_row("", bars(r["distribution"]))
     if r.get("kl") is not None:
         grid.add_row("vs source", f"KL {r['kl']:.4f}  JS {r['js']:.4f}")
     return Panel(grid, title=str(Path(r["path"])), title_align="left")
+
+
+def write_plot(results: list[dict[str, Any]], path: Path) -> str:
+    """Bars of each estimate beside its token's source distribution (when it has one)."""
+    from .plots import bar_pairs
+    from .tokenfile import atomic_write
+
+    panels = []
+    for r in results:
+        src = None
+        if r["kind"] == "token":
+            src = _source(tokenfile.load(r["path"]))
+        title = f"{Path(r['path']).name}" + (f": KL {r['kl']:.3f}" if r.get("kl") is not None else "")
+        panels.append((title, src or {}, r["distribution"]))
+    atomic_write(path, bar_pairs(panels, ("source", "estimate")))
+    return str(path)

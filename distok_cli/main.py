@@ -13,13 +13,28 @@ from .errors import DistokError
 
 app = typer.Typer(
     name="distok",
-    help="Creative tokens from class distributions (DisTok). Data goes to stdout, messages to stderr.",
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
-    no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the distok version and exit."),
+) -> None:
+    """Creative tokens from class distributions (DisTok). Data goes to stdout, messages to stderr."""
+    if version:
+        from . import __version__
+
+        sys.stdout.write(f"distok {__version__}\n")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        sys.stdout.write(ctx.get_help() + "\n")
+
+
 app.command("train")(train.train)
 app.command("encode")(encode.encode)
 app.command("sample")(sample.sample)

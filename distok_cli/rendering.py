@@ -154,3 +154,23 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
         if progress is not None:
             progress.advance(len(batch))
     return written
+
+
+def write_grid(jobs: list[Job], path: Path) -> str:
+    """A labelled contact sheet of rendered jobs: one row per token, one column per prompt (first seed)."""
+    import io
+
+    from PIL import Image
+
+    from .backends.render import contact_sheet
+
+    tokens = list({j.token.id: j.token for j in jobs}.values())
+    prompts = list(dict.fromkeys(j.prompt for j in jobs))
+    first: dict[tuple[str, str], Path] = {}
+    for j in jobs:
+        first.setdefault((j.token.id, j.prompt), j.out)
+    rows = [[Image.open(first[(t.id, p)]) for p in prompts] for t in tokens]
+    buf = io.BytesIO()
+    contact_sheet(rows, token_names(tokens), prompts).save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())
+    return str(path)

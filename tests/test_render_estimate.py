@@ -281,3 +281,24 @@ def test_estimate_cli_with_blip_vqa(tokens):
     assert r.code == 0, r.err
     d = json.loads(r.out)
     assert d["estimator"] == "blip-vqa:twin:blip-vqa" and sum(d["distribution"].values()) == pytest.approx(1.0)
+
+
+def test_render_on_a_missing_device_is_bad_input(tokens, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = run_cli(["render", tokens[0], "a photo of a <>", "--device", "cuda", "-o", tmp_path])
+    assert_one_line_error(r, 2, "--device cuda: CUDA is not available on this machine")
+
+
+def test_estimate_plot_writes_a_png(tokens, tmp_path):
+    r = run_cli(["estimate", "-q", "--estimator", "text", "--plot", tmp_path / "e.png", tokens[0], tokens[1]])
+    assert r.code == 0, r.err
+    from PIL import Image
+
+    with Image.open(tmp_path / "e.png") as im:
+        assert im.format == "PNG" and im.size[1] > 2 * 150
+
+
+def test_plain_tokens_render_with_a_warning(tmp_path):
+    r = run_cli(["render", str(EXAMPLES / "plain-textual-inversion.safetensors"), "a photo of a <>", "-o", tmp_path])
+    assert r.code == 0 and "names no token space; rendering it with twin:kandinsky21-prior" in r.err

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -23,6 +24,7 @@ def estimate(
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the distributions as a bar chart PNG.")] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -37,6 +39,8 @@ def estimate(
         paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
         device=device, dtype=dtype, out=out, kind=estimator,
     )
+    if plot is not None:
+        out.notice(f"wrote {estimation.write_plot(results, plot)}")
     for r in results:
         if json_:
             out.data(json.dumps(r, sort_keys=True))

@@ -96,6 +96,8 @@ def render(
     renderer = make_renderer(cfg.render, device, dtype, offload)
     for t in token_list:
         renderer.text.check_space(t.space, t.path or t.short_id)
+        if t.plain:
+            out.warn(f"{t.path}: a plain textual-inversion file names no token space; rendering it with {renderer.text.space.encoder}")
     with out.progress("rendering", len(mine)) as task:
         written = rendering.run(mine, renderer, settings, cfg.name, task)
 
@@ -109,29 +111,4 @@ def render(
     for path in written:
         out.data(path)
     if grid:
-        _grid(jobs, grid_path, out)
-
-
-def _grid(jobs, grid_path: Path, out: Output) -> None:
-    from PIL import Image
-
-    from ..backends.render import contact_sheet
-    from ..rendering import token_names
-    from ..tokenfile import atomic_write
-
-    tokens, prompts = [], []
-    first: dict[tuple[str, str], Path] = {}
-    for j in jobs:
-        if j.token.id not in [t.id for t in tokens]:
-            tokens.append(j.token)
-        if j.prompt not in prompts:
-            prompts.append(j.prompt)
-        first.setdefault((j.token.id, j.prompt), j.out)
-    rows = [[Image.open(first[(t.id, p)]) for p in prompts] for t in tokens]
-    sheet = contact_sheet(rows, token_names(tokens), prompts)
-    import io
-
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    atomic_write(grid_path, buf.getvalue())
-    out.data(str(grid_path))
+        out.data(rendering.write_grid(jobs, grid_path))
