@@ -323,9 +323,13 @@ def _check_estimate(est: Any) -> None:
 
 def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
     """Parse token-file bytes (a v1 distok file or a plain textual-inversion safetensors file)."""
-    if data[:2] == b"PK" or data[:1] == b"\x80":
-        raise _bad(path, "looks like a PyTorch pickle; distok reads safetensors only (convert it first)")
-    header, start = parse_header(data, path)
+    try:
+        header, start = parse_header(data, path)
+    except InvalidTokenFile:
+        # Only once the safetensors framing has failed: a valid header length can start with these bytes.
+        if data[:4] == b"PK\x03\x04" or (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+            raise _bad(path, "looks like a PyTorch pickle; distok reads safetensors only (convert it first)") from None
+        raise
     meta = header.pop("__metadata__", None)
     if meta is None:
         meta = {}

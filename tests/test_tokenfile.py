@@ -208,3 +208,18 @@ def test_missing_and_directory_paths(tmp_path: Path):
         tokenfile.load(tmp_path / "nope.distok")
     with pytest.raises(InvalidTokenFile, match="is a directory"):
         tokenfile.load(tmp_path)
+
+
+@pytest.mark.parametrize("low_bytes", [b"\x80", b"PK"])
+def test_valid_files_whose_header_length_looks_like_a_pickle_magic_still_load(low_bytes):
+    """Regression: a header length of 0x...80 or 0x4B50 once made the reader call a valid file a pickle."""
+    want = int.from_bytes(low_bytes, "little")
+    mask = 0xFF if len(low_bytes) == 1 else 0xFFFF
+    for pad in range(0, 40000):
+        data = tokenfile.to_bytes(tok(extra={"x.pad": "a" * pad}))
+        if data[: len(low_bytes)] == low_bytes:
+            break
+    else:
+        pytest.fail("no padding produced the byte pattern")
+    assert int.from_bytes(data[:8], "little") & mask == want
+    assert tokenfile.from_bytes(data).extra["x.pad"] == "a" * pad
