@@ -132,10 +132,7 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
         vecs = torch.stack([torch.as_tensor(j.token.vector, dtype=torch.float32) for j in batch])
         prompts = [j.prompt for j in batch]
         seeds = [j.seed for j in batch]
-        if renderer.backend == "sd15":
-            images = renderer.render(vecs, prompts, seeds, settings, paths=[j.token.path for j in batch])
-        else:
-            images = renderer.render(vecs, prompts, seeds, settings)
+        images = renderer.render(vecs, prompts, seeds, settings, paths=[j.token.path for j in batch])
         for j, img in zip(batch, images):
             meta = {
                 "token": {"id": j.token.id, "path": str(Path(j.token.path).resolve()) if j.token.path else None},

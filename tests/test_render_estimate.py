@@ -302,3 +302,13 @@ def test_estimate_plot_writes_a_png(tokens, tmp_path):
 def test_plain_tokens_render_with_a_warning(tmp_path):
     r = run_cli(["render", str(EXAMPLES / "plain-textual-inversion.safetensors"), "a photo of a <>", "-o", tmp_path])
     assert r.code == 0 and "names no token space; rendering it with twin:kandinsky21-prior" in r.err
+
+
+def test_render_cli_on_the_sd15_backend(tokens, tmp_path):
+    r = run_cli(["render", tokens[0], "a photo of a <>", "--set", "render.backend=sd15", "-o", tmp_path, "-q"])
+    assert r.code == 0, r.err
+    from PIL import Image
+
+    with Image.open(r.out.strip()) as im:
+        meta = json.loads(im.text["distok"])
+    assert meta["backend"] == "sd15" and meta["models"] == {"sd": "twin:sd15"}

@@ -104,7 +104,10 @@ class KandinskyRenderer:
             )
         return out.image_embeds, out.negative_image_embeds
 
-    def render(self, vectors: Any, prompts: list[str], seeds: list[int], s: Settings) -> list[Any]:
+    def render(
+        self, vectors: Any, prompts: list[str], seeds: list[int], s: Settings, paths: list[str | None] | None = None
+    ) -> list[Any]:
+        """One image per (vector, prompt, seed). ``paths`` is accepted for symmetry with SD and unused."""
         import torch
 
         emb, neg = self.image_embeds(vectors, prompts, seeds, s)
