@@ -213,8 +213,10 @@ def _check(recipe: Recipe) -> Recipe:
         if getattr(t, name).count("<>") != 1:
             raise BadInput(f"recipe key train.{name} must contain '<>' exactly once")
     r = recipe.render
-    if r.size < 8 or r.steps < 1 or r.prior_steps < 1 or r.batch_size < 1:
+    if r.size < 8 or r.steps < 1 or r.batch_size < 1:
         raise BadInput("recipe render size, steps and batch_size must be positive (size at least 8)")
+    if r.prior_steps < 2:
+        raise BadInput("recipe key render.prior_steps must be at least 2")
     if r.prompt.count("<>") != 1 or recipe.estimator.prompt.count("<>") != 1:
         raise BadInput("recipe prompts must contain '<>' exactly once")
     if "{}" not in recipe.estimator.template:

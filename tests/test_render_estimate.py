@@ -177,6 +177,8 @@ def test_render_reads_tokens_from_stdin_and_writes_a_grid(tokens, tmp_path):
         ([str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>"], 2,
          "was made for kandinsky-community/kandinsky-2-1-prior"),
         (["TOKEN", "a photo of a <>", "--seeds", "3-1"], 2, "--seeds: bad range '3-1'"),
+        (["TOKEN", "a photo of a <>", "--prior-steps", "1"], 2, "Invalid value for '--prior-steps'"),
+        (["TOKEN", "a photo of a <>", "--set", "render.prior_steps=1"], 2, "render.prior_steps must be at least 2"),
         (["TOKEN", "a photo of a <>", "--set", "render.prior=acme/not-cached-prior"], 1,
          "model 'acme/not-cached-prior' is not available locally (HF_HUB_OFFLINE is set"),
         (["TOKEN", "a photo of a <>", "--recipe", "tinny"], 2, "unknown recipe 'tinny' (did you mean: tiny?)"),

@@ -43,8 +43,10 @@ class Settings:
         base = {k: getattr(cfg, k) for k in cls.__dataclass_fields__}
         base.update({k: v for k, v in over.items() if v is not None})
         s = cls(**base)
-        if s.size < 8 or s.steps < 1 or s.prior_steps < 1 or s.batch_size < 1 or s.guidance < 0:
+        if s.size < 8 or s.steps < 1 or s.batch_size < 1 or s.guidance < 0:
             raise BadInput("--size must be at least 8; --steps, --batch-size at least 1; --guidance not negative")
+        if s.prior_steps < 2:  # diffusers' UnCLIPScheduler divides by (steps - 1)
+            raise BadInput("--prior-steps must be at least 2")
         return s
 
 

@@ -20,7 +20,7 @@ def render(
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="One seed for every image.")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="Several seeds: '0-3,7'.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Decoder (or SD) denoising steps.")] = None,
-    prior_steps: Annotated[int | None, typer.Option("--prior-steps", min=1, help="Kandinsky prior steps.")] = None,
+    prior_steps: Annotated[int | None, typer.Option("--prior-steps", min=2, help="Kandinsky prior steps (at least 2).")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", min=0, help="Guidance scale.")] = None,
     size: Annotated[int | None, typer.Option("--size", min=8, help="Image width and height in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = None,
