@@ -178,6 +178,7 @@ def test_render_reads_tokens_from_stdin_and_writes_a_grid(tokens, tmp_path):
          "was made for kandinsky-community/kandinsky-2-1-prior"),
         (["TOKEN", "a photo of a <>", "--seeds", "3-1"], 2, "--seeds: bad range '3-1'"),
         (["TOKEN", "a photo of a <>", "--prior-steps", "1"], 2, "Invalid value for '--prior-steps'"),
+        (["TOKEN", "x" * 120 + " a photo of a <>"], 2, "is too long: the token falls past the text encoder's context"),
         (["TOKEN", "a photo of a <>", "--set", "render.prior_steps=1"], 2, "render.prior_steps must be at least 2"),
         (["TOKEN", "a photo of a <>", "--set", "render.prior=acme/not-cached-prior"], 1,
          "model 'acme/not-cached-prior' is not available locally (HF_HUB_OFFLINE is set"),

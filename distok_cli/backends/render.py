@@ -97,9 +97,11 @@ class KandinskyRenderer:
         """The prior's CLIP image embeddings for each (token, prompt, seed): [B, 768] (and negatives)."""
         import torch
 
+        filled = [TextSide.fill(p) for p in prompts]
+        self.text.check_fits(filled)
         with torch.inference_mode(), self.text.inject(vectors):
             out = self.prior(
-                [TextSide.fill(p) for p in prompts],
+                filled,
                 num_inference_steps=s.prior_steps,
                 guidance_scale=s.prior_guidance,
                 generator=_generators(seeds),

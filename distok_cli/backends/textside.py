@@ -129,6 +129,13 @@ class TextSide:
             out = out.replace("<>", f" {p} ", 1)
         return " ".join(out.split())
 
+    def check_fits(self, filled_prompts: list[str]) -> None:
+        """Every prompt must keep its placeholder within the encoder's context (77 tokens for CLIP)."""
+        ids = self.tokenize(list(dict.fromkeys(filled_prompts)))
+        for row, prompt in zip(ids, dict.fromkeys(filled_prompts)):
+            if not bool((row == self.ids[0]).any()):
+                raise BadInput(f"prompt {prompt.replace(PLACEHOLDERS[0], '<>')!r} is too long: the token falls past the text encoder's context")
+
     def tokenize(self, prompts: list[str]) -> Any:
         return self._batch(prompts).input_ids
 

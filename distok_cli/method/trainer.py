@@ -67,6 +67,7 @@ class Trainer:
         self._e_r: dict[tuple[str, str], torch.Tensor] = {}
         self._e_nvl: dict[str, torch.Tensor] = {}
         self.q_a = TextSide.fill(t.q_a)
+        text.check_fits([self.q_a])
         if t.fusion:  # every known pair's q_r, once, in batches (K·(K−1) prompts)
             pairs = [(a, b) for a in self.classes for b in self.classes if a != b]
             for i in range(0, len(pairs), 256):
