@@ -186,3 +186,14 @@ def test_unexpected_errors_are_one_line_and_out_of_memory_suggests_what_to_do(mo
 
     monkeypatch.setattr(report, "describe", bug)
     assert_one_line_error(run_cli(["inspect", "--json", PIG]), 1, "KeyError: 'x' (set DISTOK_DEBUG=1 for the traceback)")
+
+
+def test_cli_reference_is_up_to_date(tmp_path):
+    """docs/cli.md is generated: `python -m typer distok_cli.main utils docs --name distok --output docs/cli.md`."""
+    from .conftest import ROOT
+
+    out = tmp_path / "cli.md"
+    r = subprocess.run([sys.executable, "-m", "typer", "distok_cli.main", "utils", "docs", "--name", "distok",
+                        "--output", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == (ROOT / "docs" / "cli.md").read_text(), "regenerate docs/cli.md (see this test's docstring)"
