@@ -18,6 +18,13 @@ DtypeOpt = Annotated[
 RecipeOpt = Annotated[
     str, typer.Option("--recipe", "-r", envvar="DISTOK_RECIPE", help="Recipe name (see recipes/) or YAML path.")
 ]
+TokenRecipeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--recipe", "-r", envvar="DISTOK_RECIPE",
+        help="Recipe name or YAML path (default: the recipe recorded in the tokens, else tiny).",
+    ),
+]
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", envvar="DISTOK_MODEL", help="Trained run folder or checkpoint file.")
 ]

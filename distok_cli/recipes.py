@@ -250,6 +250,21 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> Recip
     return _check(dataclasses.replace(recipe, source=source))
 
 
+def for_tokens(given: str | None, tokens: list[Any], out: Any = None) -> str:
+    """The recipe to render/estimate ``tokens`` with: ``given``, else the one their model was trained with
+    (when all agree and it is a known recipe), else ``tiny``."""
+    if given:
+        return given
+    recorded = {t.model.get("recipe") for t in tokens if getattr(t, "model", None) and t.model.get("recipe")}
+    if len(recorded) == 1:
+        name = next(iter(recorded))
+        if name in available():
+            if out is not None:
+                out.notice(f"using recipe {name} (recorded in the token; --recipe chooses another)")
+            return name
+    return "tiny"
+
+
 def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     """Load a recipe by name or path and apply ``section.key=value`` overrides."""
     path = find(name_or_path)

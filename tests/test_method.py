@@ -356,3 +356,13 @@ def test_inspect_a_checkpoint_file(run):
     r = run_cli(["inspect", "--json", run / "model.safetensors"])
     d = json.loads(r.out)
     assert r.code == 0 and d["kind"] == "checkpoint" and d["model_hash"] == checkpoint.load(run).hash
+
+
+def test_render_and_estimate_use_the_recipe_recorded_in_the_token(run, tmp_path):
+    tok = tmp_path / "t.distok"
+    run_cli(["encode", "pig:1", "-m", run, "-o", tok])
+    assert tokenfile.load(tok).model["recipe"] == "tiny"
+    r = run_cli(["render", tok, "a photo of a <>", "-o", tmp_path / "r"])
+    assert r.code == 0 and "using recipe tiny (recorded in the token" in r.err
+    assert recipes.for_tokens("sd15-animals", [tokenfile.load(tok)]) == "sd15-animals"
+    assert recipes.for_tokens(None, [tokenfile.load(tok).with_estimate({"estimator": "x", "distribution": {"a": 1.0}})]) == "tiny"

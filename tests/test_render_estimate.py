@@ -174,8 +174,10 @@ def test_render_reads_tokens_from_stdin_and_writes_a_grid(tokens, tmp_path):
         (["TOKEN"], 2, "no prompt given"),
         (["TOKEN", "a <> and a <>"], 2, "has more than one '<>'"),
         (["a photo of a <>"], 2, "no token files given"),
-        ([str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>"], 2,
+        ([str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>", "--recipe", "tiny"], 2,
          "was made for kandinsky-community/kandinsky-2-1-prior"),
+        ([str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>"], 1,  # its recorded recipe: the real models
+         "model 'kandinsky-community/kandinsky-2-1-prior' is not available locally"),
         (["TOKEN", "a photo of a <>", "--seeds", "3-1"], 2, "--seeds: bad range '3-1'"),
         (["TOKEN", "a photo of a <>", "--prior-steps", "1"], 2, "Invalid value for '--prior-steps'"),
         (["TOKEN", "x" * 120 + " a photo of a <>"], 2, "is too long: the token falls past the text encoder's context"),

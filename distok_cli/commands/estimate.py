@@ -8,13 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .._options import DeviceOpt, DtypeOpt, EstimatorOpt, JsonOpt, QuietOpt, RecipeOpt, SetOpt, check_estimator
+from .._options import DeviceOpt, DtypeOpt, EstimatorOpt, JsonOpt, QuietOpt, SetOpt, TokenRecipeOpt, check_estimator
 from .._output import Output, expand_paths
 
 
 def estimate(
     files: Annotated[list[str], typer.Argument(metavar="TOKEN|IMAGE...", help="Token files or images; '-' reads paths from stdin.")],
-    recipe: RecipeOpt = "tiny",
+    recipe: TokenRecipeOpt = None,
     classes: Annotated[str | None, typer.Option("--classes", help="Comma-separated class names (default: the recipe's).")] = None,
     images: Annotated[int | None, typer.Option("--images", min=1, max=256, help="Renders per token to average.")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt the token is rendered in (with '<>').")] = None,
@@ -32,9 +32,14 @@ def estimate(
     from .. import estimation, recipes
     check_estimator(estimator)
     out = Output(quiet)
+    paths = expand_paths(files)
+    if recipe is None:
+        from .. import tokenfile
+
+        tokens = [tokenfile.load(p) for p in paths if p.endswith(estimation.TOKEN_SUFFIXES)]
+        recipe = recipes.for_tokens(None, tokens, out)
     cfg = recipes.load(recipe, list(set_ or []))
     class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
-    paths = expand_paths(files)
     results = estimation.estimate_paths(
         paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
         device=device, dtype=dtype, out=out, kind=estimator,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .._options import DeviceOpt, DtypeOpt, OverwriteOpt, QuietOpt, RecipeOpt, SetOpt
+from .._options import DeviceOpt, DtypeOpt, OverwriteOpt, QuietOpt, SetOpt, TokenRecipeOpt
 from .._output import Output, expand_paths
 
 
@@ -24,7 +24,7 @@ def render(
     guidance: Annotated[float | None, typer.Option("--guidance", min=0, help="Guidance scale.")] = None,
     size: Annotated[int | None, typer.Option("--size", min=8, help="Image width and height in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = None,
-    recipe: RecipeOpt = "tiny",
+    recipe: TokenRecipeOpt = None,
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -52,7 +52,7 @@ def render(
             render_cfg = dict(meta["render"])
             s = meta["settings"]
             steps, prior_steps, guidance, size = s["steps"], s["prior_steps"], s["guidance"], s["size"]
-            recipe = meta.get("recipe") or recipe
+            recipe = meta.get("recipe") or recipe or "tiny"
             dtype = meta.get("dtype", dtype)
         except (KeyError, TypeError, ValueError):
             raise BadInput(f"{from_}: distok metadata lacks token, prompt, seed or settings") from None
@@ -71,7 +71,7 @@ def render(
             raise BadInput("no prompt given: add one with '<>' where the token goes, e.g. \"a photo of a <>\"")
         token_list = [tokenfile.load(p) for p in expand_paths(token_args)]
         seed_list = rendering.parse_seeds(seeds) if seeds is not None else [seed if seed is not None else 0]
-        cfg = recipes.load(recipe, list(set_ or []))
+        cfg = recipes.load(recipes.for_tokens(recipe, token_list, out), list(set_ or []))
 
     from ..backends.render import Settings
 
