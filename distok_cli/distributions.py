@@ -44,14 +44,6 @@ def check(dist: object, what: str = "distribution") -> dict[str, float]:
     return out
 
 
-def normalize(weights: Mapping[str, float]) -> dict[str, float]:
-    """Scale non-negative weights to sum to 1 (raises on a zero total)."""
-    total = sum(weights.values())
-    if not total > 0 or not math.isfinite(total):
-        raise BadInput("weights sum to zero: nothing to normalise")
-    return {k: v / total for k, v in weights.items()}
-
-
 def parse_weight(name: str, text: str) -> float:
     try:
         v = float(text)
@@ -92,14 +84,6 @@ def suggest(name: str, known: Iterable[str]) -> str:
     """' (did you mean: a, b?)' for a misspelt class, or ''."""
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
-
-
-def check_classes(dist: Mapping[str, float], classes: Iterable[str]) -> None:
-    classes = list(classes)
-    known = set(classes)
-    for name in dist:
-        if name not in known:
-            raise BadInput(f"unknown class {name!r}{suggest(name, classes)}")
 
 
 def _aligned(p: Mapping[str, float], q: Mapping[str, float]) -> tuple[list[float], list[float]]:

@@ -32,13 +32,5 @@ class InvalidTokenFile(BadInput):
     """A file is not a readable token file."""
 
 
-class IncompatibleTokenSpace(BadInput):
-    """A token made for one text encoder was used with another."""
-
-
 class ModelNotAvailable(DistokError):
     """A model is neither a local folder nor in the Hugging Face cache."""
-
-
-class NotImplementedYet(DistokError):
-    """A registered command whose implementation has not landed."""

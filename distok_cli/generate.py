@@ -5,7 +5,6 @@ numpy only: one MLP forward per token, no torch, no text encoder (everything nee
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -183,10 +182,6 @@ def write_tokens(tokens: list[Token], paths: list[Path], overwrite: bool, progre
         if progress is not None:
             progress.advance()
     return written
-
-
-def dumps_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)
 
 
 def from_pool(run: str, n: int, seed: int) -> list[Token]:

@@ -9,9 +9,6 @@ import typer
 
 from .._options import OverwriteOpt, QuietOpt
 
-MARKER = ".distok-demo"
-REAL = "distok train --recipe kandinsky21-animals -o runs/k21 --device cuda   # on a GPU, with the models cached"
-
 
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything the demo makes.")] = Path("distok-demo"),
