@@ -55,12 +55,11 @@ def inspect(
 
 
 def _is_checkpoint(path: str) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
+    """A DisTok checkpoint names itself in its safetensors header (distok.checkpoint)."""
     if not path.endswith(".safetensors"):
         return False
-    return b'"distok.checkpoint"' in head or b"distok.checkpoint" in head
-
+    try:
+        with open(path, "rb") as fh:
+            return b'"distok.checkpoint"' in fh.read(4096)
+    except OSError:
+        return False
