@@ -9,6 +9,7 @@ from . import distributions as dists
 from . import tokenfile
 from .errors import BadInput
 from .recipes import Recipe
+from .report import source_distribution
 
 TOKEN_SUFFIXES = (".distok", ".safetensors")
 
@@ -60,10 +61,7 @@ def estimate_token(token: tokenfile.Token, estimator: Any, seeds: list[int]) -> 
 
     from .backends.estimate import mean_distribution
 
-    if not token.plain:
-        estimator.text.check_space(token.space, token.path or token.short_id)
-    elif token.dim != estimator.text.dim:
-        raise BadInput(f"{token.path}: token has {token.dim} values, the text encoder expects {estimator.text.dim}")
+    estimator.text.check_token(token)
     vecs = torch.as_tensor(token.vector, dtype=torch.float32)[None].repeat(len(seeds), 1)
     probs, _ = estimator(vecs, seeds)
     return mean_distribution(probs, estimator.classes)
@@ -87,7 +85,7 @@ def estimate_paths(
     for p in paths:  # validate everything before loading any model
         if p.endswith(TOKEN_SUFFIXES):
             tok = tokenfile.load(p)
-            src = _source(tok)
+            src = source_distribution(tok)
             if src is not None:
                 unknown = [c for c in src if c not in classes]
                 if unknown:
@@ -127,19 +125,14 @@ def estimate_paths(
                 results.append(summary(path, "image", dist, blip))
             else:
                 dist = estimate_token(item, token_est, seeds)
-                kl, js = divergences(_source(item), dist)
-                results.append(summary(path, "token", dist, token_est, kl=kl, js=js, prompt=prompt, seeds=seeds))
+                kl, js = divergences(source_distribution(item), dist)
+                results.append(summary(path, "token", dist, token_est, kl=kl, js=js, prompt=prompt, seeds=seeds,
+                                       source=source_distribution(item)))
                 if write:
                     record = {**token_est.describe(), "distribution": dist, "seeds": seeds, "kl": kl, "js": js}
                     tokenfile.save(item.with_estimate(record), item.path)
             task.advance()
     return results
-
-
-def _source(token: tokenfile.Token) -> dict[str, float] | None:
-    if token.source and isinstance(token.source.get("distribution"), dict):
-        return token.source["distribution"]
-    return None
 
 
 def result_view(r: dict[str, Any]) -> Any:
@@ -169,10 +162,7 @@ def write_plot(results: list[dict[str, Any]], path: Path) -> str:
 
     panels = []
     for r in results:
-        src = None
-        if r["kind"] == "token":
-            src = _source(tokenfile.load(r["path"]))
         title = f"{Path(r['path']).name}" + (f": KL {r['kl']:.3f}" if r.get("kl") is not None else "")
-        panels.append((title, src or {}, r["distribution"]))
+        panels.append((title, r.get("source") or {}, r["distribution"]))
     atomic_write(path, bar_pairs(panels, ("source", "estimate")))
     return str(path)

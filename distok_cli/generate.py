@@ -16,6 +16,7 @@ from . import distributions as dists
 from . import tokenfile
 from .checkpoint import Checkpoint
 from .errors import BadInput
+from .report import source_distribution
 from .tokenfile import Token
 
 TOKEN_SUFFIXES = (".distok", ".safetensors")
@@ -63,10 +64,7 @@ def _structured(text: str, where: str) -> dict[str, float]:
 
 def _component_token(name: str, ckpt: Checkpoint) -> Token:
     tok = tokenfile.load(name)
-    if tok.dim != ckpt.space.dim:
-        raise BadInput(f"{name}: token has {tok.dim} values, the model's token space has {ckpt.space.dim}")
-    if tok.space is not None and not tok.space.compatible(ckpt.space):
-        raise BadInput(f"{name}: token comes from another token space ({tok.space.encoder}) than the model")
+    tokenfile.check_compatible(tok, ckpt.space)
     return tok
 
 
@@ -126,8 +124,8 @@ def _effective_distribution(parts: list[tuple[str, float, Token | None]]) -> dic
         if tok is None:
             acc[name] = acc.get(name, 0.0) + w
             continue
-        d = tok.source.get("distribution") if tok.source else None
-        if not isinstance(d, dict):
+        d = source_distribution(tok)
+        if d is None:
             return None
         for c, p in d.items():
             acc[c] = acc.get(c, 0.0) + w * p

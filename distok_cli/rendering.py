@@ -125,10 +125,7 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
     written: list[str] = []
     for batch in batches(jobs, settings.batch_size):
         for j in batch:
-            if renderer.text is not None and not j.token.plain:
-                renderer.text.check_space(j.token.space, j.token.path or j.token.short_id)
-            if j.token.dim != renderer.text.dim:
-                raise BadInput(f"{j.token.path}: token has {j.token.dim} values, the text encoder expects {renderer.text.dim}")
+            renderer.text.check_token(j.token)
         vecs = torch.stack([torch.as_tensor(j.token.vector, dtype=torch.float32) for j in batch])
         prompts = [j.prompt for j in batch]
         seeds = [j.seed for j in batch]

@@ -80,6 +80,18 @@ class TokenSpace:
         return self.dim == other.dim and self.fingerprint == other.fingerprint
 
 
+def check_compatible(token: Token, space: TokenSpace) -> None:
+    """Refuse ``token`` in ``space``: another fingerprint, or (a plain file, no provenance) another dimension."""
+    what = token.path or token.short_id
+    if token.space is not None and not token.space.compatible(space):
+        raise BadInput(
+            f"{what} was made for {token.space.encoder} (fingerprint {token.space.fingerprint[:24]}…), "
+            f"not {space.encoder} ({space.fingerprint[:24]}…)"
+        )
+    if token.dim != space.dim:
+        raise BadInput(f"{what}: token has {token.dim} values, {space.encoder} expects {space.dim}")
+
+
 def space_fingerprint(matrix: np.ndarray) -> str:
     """Fingerprint of a token-embedding matrix: sha256 of its float16 little-endian bytes, shape-prefixed.
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadInput
-from ..tokenfile import TokenSpace, space_fingerprint
+from ..tokenfile import TokenSpace, check_compatible, space_fingerprint
 
 PLACEHOLDERS = ("<distok>", "<distok-b>")
 
@@ -109,14 +109,9 @@ class TextSide:
         finally:
             self._vectors = None
 
-    def check_space(self, space: TokenSpace | None, what: str) -> None:
-        if space is None:
-            return  # plain textual-inversion file: no provenance to check (dimension still is)
-        if space.dim != self.dim or space.fingerprint != self.fingerprint:
-            raise BadInput(
-                f"{what} was made for {space.encoder} (fingerprint {space.fingerprint[:24]}…), "
-                f"not this text encoder {self.space.encoder} ({self.fingerprint[:24]}…)"
-            )
+    def check_token(self, token: Any) -> None:
+        """A token file may be used here: same token space, or (plain file, no provenance) same dimension."""
+        check_compatible(token, self.space)
 
     # ----------------------------------------------------------------------------------------- prompts
     @staticmethod

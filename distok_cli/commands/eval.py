@@ -36,7 +36,8 @@ def eval_(
     if list(cfg.classes) != ckpt.classes:
         raise BadInput(f"{run}: recipe classes differ from the checkpoint's")
     est = make_token_estimator(cfg, device, dtype, kind=estimator, out=out)
-    est.text.check_space(ckpt.space, str(run))
+    if not ckpt.space.compatible(est.text.space):
+        raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
     with out.progress("evaluating", 30) as task:
         report = evaluation.evaluate(ckpt, est, task)
     kind = estimator or cfg.estimator.kind

@@ -95,7 +95,7 @@ def render(
     out.notice(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
     renderer = make_renderer(cfg.render, device, dtype, offload)
     for t in token_list:
-        renderer.text.check_space(t.space, t.path or t.short_id)
+        renderer.text.check_token(t)
         if t.plain:
             out.warn(f"{t.path}: a plain textual-inversion file names no token space; rendering it with {renderer.text.space.encoder}")
     with out.progress("rendering", len(mine)) as task:
