@@ -65,6 +65,16 @@ def _set_scheduler(pipe: Any, name: str) -> None:
     pipe.scheduler = cls.from_config(pipe.scheduler.config)
 
 
+def _place(pipes: tuple[Any, ...], device: str, offload: bool) -> None:
+    """Silence the pipelines' own progress bars; move them to the device, or offload them (CUDA only)."""
+    for pipe in pipes:
+        pipe.set_progress_bar_config(disable=True)
+        if offload and device.startswith("cuda"):
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.to(device)
+
+
 class KandinskyRenderer:
     backend = "kandinsky21"
 
@@ -84,12 +94,7 @@ class KandinskyRenderer:
         else:
             self.prior, self.decoder = (p.to(dtype=self.dtype) for p in pipelines)
         _set_scheduler(self.decoder, cfg.scheduler)
-        for pipe in (self.prior, self.decoder):
-            pipe.set_progress_bar_config(disable=True)
-            if offload and self.device.startswith("cuda"):
-                pipe.enable_model_cpu_offload()
-            else:
-                pipe.to(self.device)
+        _place((self.prior, self.decoder), self.device, offload)
         self.text = TextSide(self.prior.tokenizer, self.prior.text_encoder, cfg.prior)
         self.models = {"prior": cfg.prior, "decoder": cfg.decoder}
 
@@ -136,11 +141,7 @@ class SDRenderer:
             StableDiffusionPipeline, cfg.sd, dtype=self.dtype, safety_checker=None, requires_safety_checker=False
         )
         _set_scheduler(self.pipe, cfg.scheduler)
-        self.pipe.set_progress_bar_config(disable=True)
-        if offload and self.device.startswith("cuda"):
-            self.pipe.enable_model_cpu_offload()
-        else:
-            self.pipe.to(self.device)
+        _place((self.pipe,), self.device, offload)
         self.text = TextSide(self.pipe.tokenizer, self.pipe.text_encoder, cfg.sd)
         self.models = {"sd": cfg.sd}
 

@@ -47,6 +47,8 @@ class TextSide:
         text_encoder: ``CLIPTextModelWithProjection`` (Kandinsky prior) or ``CLIPTextModel`` (SD 1.x).
         encoder_ref: the model reference recorded in token files (Hub id or folder).
         subfolder: where the encoder sits inside ``encoder_ref`` ("text_encoder" for pipelines).
+        pooling: "clip" (pooled EOS state, projected when the model has a projection) or "mean"
+            (attention-masked mean, L2-normalised: sentence encoders such as MiniLM).
     """
 
     def __init__(
