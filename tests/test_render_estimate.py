@@ -106,6 +106,25 @@ def test_gradients_reach_the_vector_and_never_the_encoder(kandinsky):
     assert all(p.grad is None for p in text.encoder.parameters())
 
 
+def test_encode_runs_only_up_to_the_last_eos_and_pools_what_77_positions_give(kandinsky):
+    """Causal attention + pooling at the first EOS: padding after it cannot change E(prompt)."""
+    text = kandinsky.text
+    prompts = [TextSide.fill("a photo of a <>"), TextSide.fill("a watercolor painting of a small <>")]
+    vec = torch.randn(2, 768, generator=torch.Generator().manual_seed(5)) * 0.05
+    seen = []
+    handle = text.encoder.get_input_embeddings().register_forward_pre_hook(lambda m, a: seen.append(a[0].shape))
+    try:
+        trimmed = text.encode(prompts, vec)
+    finally:
+        handle.remove()
+    ids = text.tokenize(prompts)
+    longest = int((ids == text.tokenizer.eos_token_id).int().argmax(-1).max()) + 1
+    assert ids.shape[1] == 77 and seen == [torch.Size([2, longest])] and longest < 77
+    with text.inject(vec):
+        full = text.encoder(input_ids=ids).text_embeds
+    torch.testing.assert_close(trimmed, full, rtol=0, atol=1e-5)
+
+
 def test_legacy_eos_config_is_fixed_so_pooling_happens_at_eos():
     from distok_cli.backends import twins
 

@@ -145,6 +145,18 @@ class TextSide:
             return_tensors="pt",
         )
 
+    def _trim(self, input_ids: Any) -> Any:
+        """Drop the padding after the last prompt's EOS. CLIP's attention is causal and its pooled output
+        is the state at the first EOS, so positions after it cannot change the result: "a photo of a <>"
+        runs 7 positions instead of 77 (an exact speed-up; shapes change, so float rounding may too)."""
+        eos = self.tokenizer.eos_token_id
+        if eos is None or getattr(getattr(self.encoder, "text_model", None), "eos_token_id", None) != eos:
+            return input_ids
+        hit = input_ids == eos
+        if not bool(hit.any(dim=-1).all()):
+            return input_ids
+        return input_ids[:, : int(hit.int().argmax(dim=-1).max()) + 1]
+
     def encode(self, prompts: list[str], vectors: Any = None) -> Any:
         """E(prompt), [B, D]: CLIP's pooled (and, with a projection, projected) embedding, or for
         ``pooling="mean"`` the attention-masked mean of the last hidden states, L2-normalised.
@@ -159,7 +171,7 @@ class TextSide:
             if self.pooling == "mean":
                 out = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
             else:
-                out = self.encoder(input_ids=batch.input_ids)
+                out = self.encoder(input_ids=self._trim(batch.input_ids))
         if self.pooling == "mean":
             import torch
 
