@@ -123,13 +123,18 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
     from .backends.render import a1111_parameters, png_bytes
 
     written: list[str] = []
+    full = min(settings.batch_size, len(jobs))
     for batch in batches(jobs, settings.batch_size):
         for j in batch:
             renderer.text.check_token(j.token)
-        vecs = torch.stack([torch.as_tensor(j.token.vector, dtype=torch.float32) for j in batch])
-        prompts = [j.prompt for j in batch]
-        seeds = [j.seed for j in batch]
-        images = renderer.render(vecs, prompts, seeds, settings, paths=[j.token.path for j in batch])
+        # A compiled UNet has static shapes: fill a short last batch with copies of its last job rather
+        # than compile a second shape. Each image has its own generator, so the copies change nothing but
+        # float rounding, as any change of batch size does.
+        padded = batch + [batch[-1]] * (full - len(batch) if getattr(renderer, "compiled", False) else 0)
+        vecs = torch.stack([torch.as_tensor(j.token.vector, dtype=torch.float32) for j in padded])
+        prompts = [j.prompt for j in padded]
+        seeds = [j.seed for j in padded]
+        images = renderer.render(vecs, prompts, seeds, settings, paths=[j.token.path for j in padded])
         for j, img in zip(batch, images):
             meta = {
                 "token": {"id": j.token.id, "path": str(Path(j.token.path).resolve()) if j.token.path else None},

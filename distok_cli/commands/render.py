@@ -29,6 +29,9 @@ def render(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     offload: Annotated[bool, typer.Option("--offload", help="Keep models on the CPU until needed (low VRAM).")] = False,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the UNet: the first batch takes minutes, later ones run faster on CUDA."),
+    ] = False,
     overwrite: OverwriteOpt = False,
     grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet (tokens × prompts).")] = False,
     from_: Annotated[Path | None, typer.Option("--from", help="Re-render the image a distok PNG describes.")] = None,
@@ -93,7 +96,9 @@ def render(
     from ..backends.render import make_renderer
 
     out.notice(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
-    renderer = make_renderer(cfg.render, device, dtype, offload)
+    renderer = make_renderer(cfg.render, device, dtype, offload, compile=compile_)
+    if compile_:
+        out.notice("compiling the UNet with torch.compile: the first batch is slow, the rest faster (pays on long CUDA runs)")
     for t in token_list:
         renderer.text.check_token(t)
         if t.plain:
