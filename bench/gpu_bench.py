@@ -1,44 +1,83 @@
 """GPU benchmark of distok's own code paths on full-size, random-weight architectures (not a timed test).
 
 Weights cannot be downloaded on the device machine, but speed does not depend on weight values, so
-random tensors of the real shapes give real timings. Builds, in memory and in fp16:
-  - the Kandinsky 2.1 prior pipeline: CLIP ViT-L/14 text encoder (with projection), CLIP ViT-L/14 image
-    encoder, PriorTransformer (defaults = the real prior);
-  - the Kandinsky 2.1 decoder pipeline: UNet (real config), MoVQ (real config), M-CLIP (XLM-R large);
-  - BLIP image-text matching with a ViT-L/384 vision tower.
-Then times, with CUDA synchronisation, after warm-up, the project's code: KandinskyRenderer.render (prior
-25 + decoder 50 steps, 512 px, guidance 4) at batch 1 and larger batches, BlipItmEstimator on 60
-classes, a DisTok training step (Trainer.train_step, n = 8 and 64), and peak VRAM while rendering.
+random tensors of the real shapes (bench/fullsize.py) give real timings. In fp16, after warm-up, with
+CUDA synchronisation, in this order (most needed first; each part is skipped when the time budget
+would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-off run keeps what it got):
+
+1. eager baselines (the issue's figures): KandinskyRenderer.render (prior 25 + decoder 50 steps, 512 px,
+   guidance 4) per concept at batch 1, 4, 8, 16, 32 with peak VRAM of the render models alone; the
+   prior alone; BlipItmEstimator on 60 classes; Trainer.train_step (text side) at n = 8 and 64, and at
+   n = 8 padded to 77 positions (what TextSide did before it trimmed after the last EOS);
+2. speed-up attempts, each checked against the eager output of the same inputs (max |Δ| in 0-255 pixels,
+   or in embedding units): UNet in channels-last memory format; ``--compile`` (distok's compile_unet:
+   torch.compile of the UNet, static shapes) at batch 1 and 16, with its compile time; the prior in
+   CUDA graphs (torch.compile mode="reduce-overhead"); the training step with the text encoder compiled
+   (default, and reduce-overhead = CUDA graphs) behind a branch-free injection hook.
 
 Usage on the GPU machine (see bench/run_gpu.sh):   python bench/gpu_bench.py --out $OUT
-Smoke test on a CPU (tiny twins' sizes, same code): python bench/gpu_bench.py --smoke --out /tmp/x
+Smoke test on a CPU (tiny twins, same code, ~1 min):  python bench/gpu_bench.py --smoke --out /tmp/x
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import statistics
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 RESULTS: dict[str, object] = {}
+STATE = {"out": Path("."), "deadline": float("inf"), "cuda": False}
+PROMPT = "a photo of a <>"
 
 
 def log(key: str, value: object) -> None:
-    RESULTS[key] = value
-    print(json.dumps({key: value}), flush=True)
+    """Record one figure, print it, and rewrite gpu_bench.json (atomically) so nothing is lost on a cut."""
+    RESULTS[key] = round(value, 4) if isinstance(value, float) else value
+    print(json.dumps({key: RESULTS[key]}), flush=True)
+    path = STATE["out"] / "gpu_bench.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(RESULTS, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def left() -> float:
+    return STATE["deadline"] - time.monotonic()
+
+
+@contextlib.contextmanager
+def part(name: str, need_s: float):
+    """Run a part only if ``need_s`` seconds are left; an error is logged as that part's result, not fatal."""
+    if left() < need_s:
+        log(f"{name}_skipped", f"time budget: {left():.0f} s left, part needs about {need_s:.0f} s")
+        yield False
+        return
+    t = time.monotonic()
+    try:
+        yield True
+    except Exception as exc:  # noqa: BLE001 - a failed attempt is a result
+        log(f"{name}_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+        traceback.print_exc()
+        if STATE["cuda"]:
+            torch.cuda.empty_cache()
+    log(f"{name}_part_s", round(time.monotonic() - t, 1))
 
 
 def sync() -> None:
-    if torch.cuda.is_available():
+    if STATE["cuda"]:
         torch.cuda.synchronize()
 
 
@@ -55,105 +94,58 @@ def bench(fn, warmup: int, reps: int) -> float:
     return statistics.median(times)
 
 
-UNET = dict(
-    act_fn="silu", addition_embed_type="text_image", addition_embed_type_num_heads=64, attention_head_dim=64,
-    block_out_channels=[384, 768, 1152, 1536], class_embed_type=None, cross_attention_dim=768,
-    down_block_types=["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D",
-                      "SimpleCrossAttnDownBlock2D"],
-    encoder_hid_dim=1024, encoder_hid_dim_type="text_image_proj", in_channels=4, layers_per_block=3,
-    mid_block_type="UNetMidBlock2DSimpleCrossAttn", norm_num_groups=32, out_channels=8,
-    resnet_time_scale_shift="scale_shift", sample_size=64,
-    up_block_types=["SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D",
-                    "ResnetUpsampleBlock2D"],
-)
-MOVQ = dict(
-    in_channels=3, out_channels=3, latent_channels=4,
-    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"),
-    up_block_types=("AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"),
-    num_vq_embeddings=16384, block_out_channels=(128, 256, 256, 512), vq_embed_dim=4, layers_per_block=2,
-    norm_type="spatial",
-)
+def first_call_s(fn) -> float:
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
 
 
-def full_size_pipelines(device: str):
-    """Kandinsky 2.1 prior and decoder pipelines with the real architectures and random weights."""
-    from diffusers import (
-        DDIMScheduler,
-        KandinskyPipeline,
-        KandinskyPriorPipeline,
-        PriorTransformer,
-        UnCLIPScheduler,
-        UNet2DConditionModel,
-        VQModel,
-    )
-    from diffusers.pipelines.kandinsky.text_encoder import MCLIPConfig, MultilingualCLIP
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPTextConfig,
-        CLIPTextModelWithProjection,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-    )
-
-    from distok_cli.backends import twins
-
-    tok = twins.clip_tokenizer()  # speed does not depend on the vocabulary: CLIP always pads to 77
-    with torch.device(device):
-        te = CLIPTextModelWithProjection(CLIPTextConfig(
-            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu",
-            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
-        ie = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
-            patch_size=14, projection_dim=768, hidden_act="quick_gelu")).eval()
-        prior = PriorTransformer().eval()
-    prior_pipe = KandinskyPriorPipeline(
-        prior=prior, image_encoder=ie, text_encoder=te, tokenizer=tok,
-        scheduler=UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
-                                  clip_sample=True, clip_sample_range=10.0),
-        image_processor=CLIPImageProcessor(size=224, crop_size=224))
-    xt = twins.xlmr_tokenizer()
-    with torch.device(device):
-        mclip = MultilingualCLIP(MCLIPConfig(transformerDimSize=1024, imageDimSize=768, hidden_size=1024,
-                                             intermediate_size=4096, num_attention_heads=16, num_hidden_layers=24,
-                                             vocab_size=250002, pad_token_id=xt.pad_token_id,
-                                             max_position_embeddings=514)).eval()
-        unet = UNet2DConditionModel(**UNET).eval()
-        movq = VQModel(**MOVQ).eval()
-    ddim = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012,
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
-    dec = KandinskyPipeline(text_encoder=mclip, tokenizer=xt, unet=unet, scheduler=ddim, movq=movq)
-    return prior_pipe, dec
+def reset_peak() -> None:
+    if STATE["cuda"]:
+        torch.cuda.reset_peak_memory_stats()
 
 
-def full_size_blip(device: str):
-    from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
+def peak_gib() -> float | None:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if STATE["cuda"] else None
 
-    from distok_cli.backends import twins
-    from distok_cli.recipes import ANIMALS_60
 
-    tok = twins.bert_tokenizer(twins.BLIP_WORDS + ANIMALS_60)
-    cfg = BlipConfig(
-        vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                           image_size=384, patch_size=16),
-        text_config=dict(vocab_size=30524, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                         num_attention_heads=12, encoder_hidden_size=1024, pad_token_id=tok.pad_token_id),
-    )
-    with torch.device(device):
-        model = BlipForImageTextRetrieval(cfg).eval()
-    return model, BlipProcessor(image_processor=BlipImageProcessor(size={"height": 384, "width": 384}), tokenizer=tok)
+def pixel_diff(a: list, b: list) -> int:
+    import numpy as np
+
+    return max(int(np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)).max()) for x, y in zip(a, b))
+
+
+def static_hook(text, module, inputs, output):
+    """TextSide's injection without the data-dependent skip (``bool(mask.any())`` syncs and breaks graphs)."""
+    if text._vectors is None or not inputs:
+        return output
+    ids = inputs[0]
+    for p, pid in enumerate(text.ids[: text._vectors.shape[1]]):
+        output = torch.where((ids == pid)[..., None], text._vectors[:, p, None, :].to(output.dtype), output)
+    return output
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="tiny twins on the CPU: checks the script, times nothing real")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
-    ap.add_argument("--batches", default="4,8,16")
+    ap.add_argument("--batches", default="4,8,16,32")
+    ap.add_argument("--budget-s", type=float, default=450.0, help="skip parts that would end after this many seconds")
     args = ap.parse_args()
+    t0 = time.monotonic()
+    STATE["out"] = Path(args.out)
+    STATE["out"].mkdir(parents=True, exist_ok=True)
+    STATE["deadline"] = t0 + args.budget_s
+    STATE["cuda"] = not args.smoke
+    scale = 0.05 if args.smoke else 1.0  # part time estimates (H100 seconds) shrink for the smoke run
 
     from distok_cli import recipes
+    from distok_cli.backends import render as render_mod
     from distok_cli.backends.estimate import BlipItmEstimator
     from distok_cli.backends.render import KandinskyRenderer, Settings
+    from distok_cli.backends.textside import TextSide
     from distok_cli.method.estimators import TextEstimator
     from distok_cli.method.trainer import Trainer
 
@@ -161,68 +153,149 @@ def main() -> None:
     dtype = "float32" if args.smoke else "float16"
     log("env", {"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
                 "diffusers": __import__("diffusers").__version__, "transformers": __import__("transformers").__version__,
-                "smoke": args.smoke, "date": time.strftime("%Y-%m-%d")})
+                "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "budget_s": args.budget_s})
     cfg = recipes.load("kandinsky21-animals")
     if args.smoke:
         from distok_cli.backends import twins
 
         pipes = (twins.build_prior(), twins.build_decoder())
-        blip_built = twins.build_blip()
         cfg = recipes.override(cfg, ["render.size=64", "render.steps=2", "render.prior_steps=2"])
         reps, batches = 1, [2]
     else:
+        import fullsize
+
         t = time.perf_counter()
-        pipes = full_size_pipelines(device)
-        blip_built = full_size_blip(device)
-        log("build_s", round(time.perf_counter() - t, 1))
+        pipes = fullsize.kandinsky_pipelines(device, list(cfg.classes))
+        log("build_pipelines_s", round(time.perf_counter() - t, 1))
         reps, batches = 3, [int(b) for b in args.batches.split(",")]
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     renderer = KandinskyRenderer(cfg.render, device, dtype, pipelines=pipes)
     s1 = Settings.from_config(cfg.render, batch_size=1)
     g = torch.Generator().manual_seed(0)
+    vecs = torch.randn(max(batches + [16]), renderer.text.dim, generator=g) * 0.02
 
     def render(b: int):
-        v = torch.randn(b, renderer.text.dim, generator=g) * 0.02
-        return lambda: renderer.render(v, ["a photo of a <>"] * b, list(range(b)), s1)
+        return lambda: renderer.render(vecs[:b], [PROMPT] * b, list(range(b)), s1)
 
-    log("render_s_per_concept_b1", round(bench(render(1), 1, reps), 4))
-    if device == "cuda":
-        log("render_peak_vram_GiB_b1", round(torch.cuda.max_memory_allocated() / 2**30, 2))
+    # ------------------------------------------------------------------ 1. eager baselines
+    eager: dict[int, list] = {}
+    with part("render_b1", 15 * scale) as ok:
+        if ok:
+            reset_peak()
+            log("render_s_per_concept_b1", bench(render(1), 1, reps))
+            log("render_peak_vram_GiB_b1", peak_gib())
+            eager[1] = render(1)()
     best = None
     for b in batches:
-        try:
-            per = bench(render(b), 1, max(1, reps - 1)) / b
-            log(f"render_s_per_concept_b{b}", round(per, 4))
-            best = per if best is None or per < best else best
-            if device == "cuda":
-                log(f"render_peak_vram_GiB_b{b}", round(torch.cuda.max_memory_allocated() / 2**30, 2))
-        except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
-            log(f"render_s_per_concept_b{b}", f"OOM: {str(exc)[:120]}")
-            torch.cuda.empty_cache()
-    log("render_s_per_concept_best", round(best, 4) if best else None)
-    # Prior-only (the prior estimator; also how much of a concept the prior costs).
-    v8 = torch.randn(8, renderer.text.dim, generator=g) * 0.02
-    log("prior_s_per_concept_b8", round(bench(lambda: renderer.image_embeds(v8, ["a photo of a <>"] * 8, list(range(8)), s1), 1, reps) / 8, 4))
+        with part(f"render_b{b}", (3 + 0.45 * b) * 3 * scale) as ok:
+            if ok:
+                reset_peak()
+                try:
+                    per = bench(render(b), 1, max(1, reps - 1)) / b
+                except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
+                    log(f"render_s_per_concept_b{b}", f"OOM: {str(exc)[:120]}")
+                    torch.cuda.empty_cache()
+                    continue
+                log(f"render_s_per_concept_b{b}", per)
+                log(f"render_peak_vram_GiB_b{b}", peak_gib())
+                best = (per, b) if best is None or per < best[0] else best
+    if best:
+        log("render_s_per_concept_best", {"seconds": round(best[0], 4), "batch": best[1]})
+    with part("prior_b8", 10 * scale) as ok:
+        if ok:
+            log("prior_s_per_concept_b8", bench(lambda: renderer.image_embeds(vecs[:8], [PROMPT] * 8, list(range(8)), s1), 1, reps) / 8)
+    with part("estimate", 20 * scale) as ok:
+        if ok:
+            if args.smoke:
+                from distok_cli.backends import twins
 
-    blip = BlipItmEstimator(cfg.estimator, device, dtype, built=blip_built)
-    imgs = render(8)()
-    log("estimate_s_per_image_60classes_b1", round(bench(lambda: blip.distributions(imgs[:1], cfg.classes), 1, reps), 4))
-    log("estimate_s_per_image_60classes_b8", round(bench(lambda: blip.distributions(imgs, cfg.classes), 1, reps) / 8, 4))
+                blip_built = twins.build_blip()
+            else:
+                import fullsize
 
-    # Training step: text side only (the estimation task's renders are counted separately above).
+                blip_built = fullsize.blip_itm(device)
+            blip = BlipItmEstimator(cfg.estimator, device, dtype, built=blip_built)
+            imgs = render(8)()
+            log("estimate_s_per_image_60classes_b1", bench(lambda: blip.distributions(imgs[:1], cfg.classes), 1, reps))
+            log("estimate_s_per_image_60classes_b8", bench(lambda: blip.distributions(imgs, cfg.classes), 1, reps) / 8)
+            del blip, blip_built
+            if STATE["cuda"]:
+                torch.cuda.empty_cache()
+
     text = renderer.text
-    for n in (8, 64):
-        tcfg = recipes.override(cfg, [f"train.n={n}", "estimator.kind=text"])
-        est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
-        trainer = Trainer(tcfg, Path(args.out) / "bench-run", text, est, device)
-        step = bench(trainer.train_step, 3, 10 if not args.smoke else 2)
-        log(f"train_step_ms_n{n}", round(step * 1000, 2))
-    log("train_20k_steps_min_n8", round(RESULTS["train_step_ms_n8"] * 20000 / 60000, 2))
-    if device == "cuda":
-        log("peak_vram_GiB", round(torch.cuda.max_memory_allocated() / 2**30, 2))
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "gpu_bench.json").write_text(json.dumps(RESULTS, indent=1) + "\n")
+    steps = 2 if args.smoke else 20
+
+    def trainer_for(n: int, name: str) -> Trainer:
+        tcfg = recipes.override(cfg, [f"train.n={n}", "estimator.kind=text", "train.estimate_every=100000"])
+        est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", PROMPT, 1.0, "bench")
+        return Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-bench-")) / name, text, est, device)
+
+    original_trim = TextSide._trim
+    for n, trim in ((8, True), (64, True), (8, False)):
+        label = f"train_step_ms_n{n}" + ("" if trim else "_padded77")
+        with part(label, 20 * scale) as ok:
+            if ok:
+                if not trim:
+                    TextSide._trim = lambda self, ids: ids  # type: ignore[method-assign]
+                try:
+                    tr = trainer_for(n, label)
+                    log(label, bench(tr.train_step, 3, steps) * 1000)
+                finally:
+                    TextSide._trim = original_trim  # type: ignore[method-assign]
+    if "train_step_ms_n8" in RESULTS:
+        log("train_20k_steps_min_n8", RESULTS["train_step_ms_n8"] * 20000 / 60000)
+
+    # ------------------------------------------------------------------ 2. speed-up attempts
+    unet = renderer.decoder.unet
+    with part("channels_last", 25 * scale) as ok:
+        if ok and 1 in eager:
+            unet.to(memory_format=torch.channels_last)
+            log("cl_render_s_per_concept_b1", bench(render(1), 1, reps))
+            log("cl_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
+            unet.to(memory_format=torch.contiguous_format)
+
+    with part("compile_unet", 200 * scale) as ok:
+        if ok and 1 in eager:
+            if args.smoke:
+                render_mod.COMPILE["backend"] = "aot_eager"
+            render_mod.compile_unet(renderer.decoder)
+            log("compile_first_render_b1_s", first_call_s(render(1)))
+            log("compile_render_s_per_concept_b1", bench(render(1), 1, reps))
+            log("compile_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
+            b = 16 if not args.smoke else 2
+            if left() > 120 * scale:
+                log(f"compile_first_render_b{b}_s", first_call_s(render(b)))
+                reset_peak()
+                log(f"compile_render_s_per_concept_b{b}", bench(render(b), 0, max(1, reps - 1)) / b)
+                log(f"compile_render_peak_vram_GiB_b{b}", peak_gib())
+
+    with part("prior_cudagraphs", 90 * scale) as ok:
+        if ok and not args.smoke:  # CUDA graphs need CUDA
+            ref = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
+            renderer.prior.prior.compile(mode="reduce-overhead", dynamic=False)
+            log("prior_graphs_first_call_s", first_call_s(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)))
+            log("prior_graphs_s_per_concept_b1", bench(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1), 1, reps))
+            got = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
+            log("prior_graphs_max_abs_diff_vs_eager", float((got - ref).abs().max()))
+            log("prior_graphs_plus_compile_render_s_per_concept_b1", bench(render(1), 1, reps))
+
+    for mode in ("default", "reduce-overhead"):
+        with part(f"train_compile_{mode}", 120 * scale) as ok:
+            if ok and (mode == "default" or not args.smoke):
+                emb = text.encoder.get_input_embeddings()
+                text._handle.remove()
+                text._handle = emb.register_forward_hook(functools.partial(static_hook, text))
+                tr = trainer_for(8, f"compile-{mode}")
+                v = (torch.randn(8, text.dim, generator=g) * 0.02).to(device)
+                with torch.no_grad():
+                    ref = text.encode([TextSide.fill(PROMPT)] * 8, v).float()
+                text.encoder.compile(mode=mode, dynamic=False, **({"backend": "aot_eager"} if args.smoke else {}))
+                log(f"train_compile_{mode}_first_step_s", first_call_s(tr.train_step))
+                log(f"train_compile_{mode}_step_ms_n8", bench(tr.train_step, 3, steps) * 1000)
+                with torch.no_grad():
+                    got = text.encode([TextSide.fill(PROMPT)] * 8, v).float()
+                log(f"train_compile_{mode}_max_abs_diff_vs_eager", float((got - ref).abs().max()))
+                text.encoder._compiled_call_impl = None  # back to eager for the next attempt
+    log("total_s", round(time.monotonic() - t0, 1))
 
 
 if __name__ == "__main__":
