@@ -169,6 +169,10 @@ def main() -> None:
         log("build_pipelines_s", round(time.perf_counter() - t, 1))
         reps, batches = 3, [int(b) for b in args.batches.split(",")]
     renderer = KandinskyRenderer(cfg.render, device, dtype, pipelines=pipes)
+    off = [renderer.decoder.text_encoder, renderer.prior.image_encoder]  # constants cached, moved to the CPU
+    log("kept_off_gpu_GiB", round(sum(p.numel() * p.element_size() for m in off for p in m.parameters()) / 2**30, 2))
+    if STATE["cuda"]:
+        log("render_weights_on_gpu_GiB", round(torch.cuda.memory_allocated() / 2**30, 2))
     s1 = Settings.from_config(cfg.render, batch_size=1)
     g = torch.Generator().manual_seed(0)
     vecs = torch.randn(max(batches + [16]), renderer.text.dim, generator=g) * 0.02

@@ -361,3 +361,30 @@ def test_render_compile_gives_the_eager_pixels_and_pads_the_short_last_batch(tok
     diffs = [int(np.abs(_px(x) - _px(y)).max()) for x, y in zip(a, b)]
     # Same batch shape: bit-exact. The 4th ran in a batch of 3 instead of 1: batch-size rounding only.
     assert a == [p.replace("compiled", "eager") for p in b] and diffs[:3] == [0, 0, 0] and diffs[3] <= 3
+
+
+def test_constant_conditioning_is_computed_once_not_per_batch(kandinsky, tiny_recipe, monkeypatch):
+    """M-CLIP only ever encodes "" and the image encoder only a black image: served from memory, the
+    renders match the pipeline's own per-batch computation (up to batch-size rounding)."""
+    from distok_cli.backends import render as render_mod
+
+    s = Settings.from_config(tiny_recipe.render, batch_size=3)
+    v = torch.randn(3, 768, generator=torch.Generator().manual_seed(7)) * 0.05
+    prompts, seeds = ["a photo of a <>"] * 3, [0, 1, 2]
+
+    def render_counting_calls(r):
+        calls: list[int] = []
+        hooks = [m.register_forward_hook(lambda *a: calls.append(1)) for m in (r.decoder.text_encoder, r.prior.image_encoder)]
+        try:
+            return r.render(v, prompts, seeds, s), calls
+        finally:
+            for h in hooks:
+                h.remove()
+
+    monkeypatch.setattr(render_mod.KandinskyRenderer, "_freeze_constants", lambda self, offload: None)
+    a, plain_calls = render_counting_calls(render_mod.KandinskyRenderer(tiny_recipe.render, "cpu", "float32"))
+    b, frozen_calls = render_counting_calls(kandinsky)
+    assert len(plain_calls) == 3 and frozen_calls == []  # M-CLIP: prompt + negative; image encoder: once
+    assert max(int(np.abs(np.asarray(x, dtype=int) - np.asarray(y, dtype=int)).max()) for x, y in zip(a, b)) <= 3
+    with pytest.raises(RuntimeError, match="takes empty prompts only"):
+        kandinsky.decoder._encode_prompt(["a cat"], "cpu", 1, True)

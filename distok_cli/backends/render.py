@@ -110,11 +110,47 @@ class KandinskyRenderer:
             self.prior, self.decoder = (p.to(dtype=self.dtype) for p in pipelines)
         _set_scheduler(self.decoder, cfg.scheduler)
         _place((self.prior, self.decoder), self.device, offload)
+        self._freeze_constants(offload)
         self.compiled = compile
         if compile:
             compile_unet(self.decoder)
         self.text = TextSide(self.prior.tokenizer, self.prior.text_encoder, cfg.prior)
         self.models = {"prior": cfg.prior, "decoder": cfg.decoder}
+
+    def _freeze_constants(self, offload: bool) -> None:
+        """Serve the two constant inputs from memory and move the models that made them off the GPU.
+
+        The decoder only ever gets empty prompts (the token lives in the image embedding), and the prior's
+        negative image embedding is that of a black image. Each is computed once here, not per batch, so
+        M-CLIP (XLM-R large) and the CLIP image encoder, 1.7 GB in fp16, leave the GPU (unless offloading,
+        which moves them anyway) and no batch runs them. The decoder's conditioning no longer depends on the
+        batch size either.
+        """
+        import torch
+
+        dec, prior = self.decoder, self.prior
+        with torch.no_grad():
+            emb, hidden, mask = dec._encode_prompt([""], dec._execution_device, 1, False)
+            zero = prior.get_zero_embed(1, device=prior._execution_device)
+
+        def encode_prompt(prompt: Any, device: Any, num_images_per_prompt: int, do_classifier_free_guidance: bool,
+                          negative_prompt: Any = None) -> tuple[Any, Any, Any]:
+            prompts = prompt if isinstance(prompt, list) else [prompt]
+            if any(prompts) or negative_prompt:
+                raise RuntimeError("distok's Kandinsky decoder takes empty prompts only")
+            n = len(prompts) * num_images_per_prompt * (2 if do_classifier_free_guidance else 1)
+            return emb.repeat(n, 1).to(device), hidden.repeat(n, 1, 1).to(device), mask.repeat(n, 1).to(device)
+
+        def zero_embed(batch_size: int = 1, device: Any = None) -> Any:
+            return zero.repeat(batch_size, 1).to(device or zero.device)
+
+        dec._encode_prompt = encode_prompt
+        prior.get_zero_embed = zero_embed
+        if not offload:
+            dec.text_encoder.to("cpu")
+            prior.image_encoder.to("cpu")
+            if str(self.device).startswith("cuda"):
+                torch.cuda.empty_cache()
 
     def image_embeds(self, vectors: Any, prompts: list[str], seeds: list[int], s: Settings) -> Any:
         """The prior's CLIP image embeddings for each (token, prompt, seed): [B, 768] (and negatives)."""
