@@ -96,6 +96,44 @@ def test_training_step_updates_only_the_mlps(tiny_recipe, kandinsky, tmp_path):
     assert all(p.grad is None for p in kandinsky.text.encoder.parameters())
 
 
+def test_fusion_batch_pairs_each_input_with_its_own_q_r(tiny_recipe, kandinsky, tmp_path):
+    """Every row: input t1 + t2 and target E(q_r), recomputed here prompt by prompt; c2 is a pool concept
+    (its token both in the input and in q_r) for the rows the p_recursive draw picks."""
+    from distok_cli.backends.textside import TextSide
+
+    n = 32
+    cfg = recipes.override(tiny_recipe, [*FAST, f"train.n={n}", "train.p_recursive=0.3"])
+    t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        t.pool.add(rng.standard_normal(768).astype(np.float32) * 0.05, {"pig": 1.0}, k, [0.0], t.text.space, {"estimator": "test"})
+    state = t.gen.get_state()
+    inputs, targets = t.fusion_batch()
+    g = torch.Generator().manual_seed(0)
+    g.set_state(state)  # replay the draws fusion_batch made
+    K = len(t.classes)
+    a, b = torch.randint(K, (n,), generator=g).tolist(), torch.randint(K - 1, (n,), generator=g).tolist()
+    rec, pick = torch.rand(n, generator=g).tolist(), torch.randint(3, (n,), generator=g).tolist()
+    kinds = set()
+    for i in range(n):
+        c1 = t.classes[a[i]]
+        if rec[i] < 0.3:
+            vec = torch.as_tensor(t.pool.entries[pick[i]].vector)
+            second, prompt = vec, [TextSide.fill(cfg.train.q_r.format(c1=c1, c2="<>"))]
+            with torch.no_grad():
+                want = t.text.encode(prompt, vec[None])[0]
+        else:
+            j = b[i] + (b[i] >= a[i])
+            assert j != a[i]
+            second = t.T[j]
+            with torch.no_grad():
+                want = t.text.encode([cfg.train.q_r.format(c1=c1, c2=t.classes[j])])[0]
+        kinds.add("pool" if rec[i] < 0.3 else "known" if b[i] < a[i] else "known, skipping c1")
+        torch.testing.assert_close(inputs[i], t.T[a[i]] + second, rtol=0, atol=0)
+        torch.testing.assert_close(targets[i], want, rtol=0, atol=1e-5)
+    assert kinds == {"pool", "known", "known, skipping c1"}
+
+
 def _text_estimator(kandinsky, cfg):
     from distok_cli.method.estimators import TextEstimator
 

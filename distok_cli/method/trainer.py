@@ -64,14 +64,23 @@ class Trainer:
         self.step = 0
         with torch.no_grad():
             self.e_s = text.encode([t.q_s])[0]
-        self._e_r: dict[tuple[str, str], torch.Tensor] = {}
+        self._e_r: dict[tuple[str, str], torch.Tensor] = {}  # (class, pool concept) → E(q_r)
         self._e_nvl: dict[str, torch.Tensor] = {}
         self.q_a = TextSide.fill(t.q_a)
         text.check_fits([self.q_a])
+        self.E_r: torch.Tensor | None = None  # [K, K, D]: E(q_r) of every known pair (diagonal unused)
         if t.fusion:  # every known pair's q_r, once, in batches (K·(K−1) prompts)
-            pairs = [(a, b) for a in self.classes for b in self.classes if a != b]
+            K = len(self.classes)
+            pairs = [(a, b) for a in range(K) for b in range(K) if a != b]
+            rows = []
             for i in range(0, len(pairs), 256):
-                self._pair_targets(pairs[i : i + 256])
+                prompts = [t.q_r.format(c1=self.classes[a], c2=self.classes[b]) for a, b in pairs[i : i + 256]]
+                with torch.no_grad():
+                    rows.append(self.text.encode(prompts))
+            flat = torch.cat(rows)
+            self.E_r = torch.zeros(K, K, flat.shape[-1], dtype=flat.dtype, device=flat.device)
+            idx = torch.tensor(pairs, device=flat.device)
+            self.E_r[idx[:, 0], idx[:, 1]] = flat
 
     # ------------------------------------------------------------------------------------- state
     def config(self) -> dict[str, Any]:
@@ -124,22 +133,16 @@ class Trainer:
         self.step = int(meta["step"])
 
     # -------------------------------------------------------------------------------- embeddings
-    def _pair_targets(self, pairs: list[tuple[str, Any]]) -> torch.Tensor:
-        """E(q_r) per pair; a discovered c2 enters q_r as its own token. Cached."""
+    def _pool_pair_targets(self, pairs: list[tuple[str, Any]]) -> torch.Tensor:
+        """E(q_r) for (known class, discovered concept) pairs; the concept enters q_r as its own token. Cached."""
         t = self.recipe.train
-        missing_known = [(a, b) for a, b in pairs if isinstance(b, str) and (a, b) not in self._e_r]
-        if missing_known:
-            prompts = [t.q_r.format(c1=a, c2=b) for a, b in missing_known]
-            with torch.no_grad():
-                embs = self.text.encode(prompts)
-            self._e_r.update(zip(missing_known, embs))
         for a, b in pairs:
-            if not isinstance(b, str) and (a, b.name) not in self._e_r:
+            if (a, b.name) not in self._e_r:
                 prompt = TextSide.fill(t.q_r.format(c1=a, c2="<>"))
                 with torch.no_grad():
                     vec = torch.as_tensor(b.vector, device=self.T.device)[None]
                     self._e_r[(a, b.name)] = self.text.encode([prompt], vec)[0]
-        return torch.stack([self._e_r[(a, b if isinstance(b, str) else b.name)] for a, b in pairs])
+        return torch.stack([self._e_r[(a, b.name)] for a, b in pairs])
 
     def _nvl_targets(self, entries: list[Any]) -> torch.Tensor:
         for e in entries:
@@ -188,24 +191,23 @@ class Trainer:
         return "none"
 
     def fusion_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        t, K = self.recipe.train, len(self.classes)
-        a = self._randint(K, t.n)
-        b = self._randint(K - 1, t.n)
+        """Inputs t1 + t2 and targets E(q_r) for n pairs, gathered in one go (no per-sample launches)."""
+        t, K, dev = self.recipe.train, len(self.classes), self.T.device
+        a = torch.tensor(self._randint(K, t.n), device=dev)
+        b = torch.tensor(self._randint(K - 1, t.n), device=dev)
         rec = torch.rand(t.n, generator=self.gen).tolist()
         pick = self._randint(max(len(self.pool), 1), t.n)
-        pairs: list[tuple[str, Any]] = []
-        inputs = []
-        for i in range(t.n):
-            c1 = self.classes[a[i]]
-            if len(self.pool) and rec[i] < t.p_recursive:
-                entry = self.pool.entries[pick[i]]
-                pairs.append((c1, entry))
-                inputs.append(self.T[a[i]] + torch.as_tensor(entry.vector, device=self.T.device))
-            else:
-                j = b[i] + (b[i] >= a[i])  # a different class
-                pairs.append((c1, self.classes[j]))
-                inputs.append(self.T[a[i]] + self.T[j])
-        return torch.stack(inputs), self._pair_targets(pairs)
+        j = b + (b >= a).long()  # a class other than a
+        second, targets = self.T[j], self.E_r[a, j]
+        recursive = [i for i in range(t.n) if len(self.pool) and rec[i] < t.p_recursive]
+        if recursive:  # c2 is a discovered concept: its token is t2 and it enters q_r as itself
+            entries = [self.pool.entries[pick[i]] for i in recursive]
+            rows = torch.tensor(recursive, device=dev)
+            vecs = torch.stack([torch.as_tensor(e.vector, device=dev) for e in entries]).to(second.dtype)
+            second = second.index_copy(0, rows, vecs)
+            pool_targets = self._pool_pair_targets([(self.classes[int(a[i])], e) for i, e in zip(recursive, entries)])
+            targets = targets.index_copy(0, rows, pool_targets.to(targets.dtype))
+        return self.T[a] + second, targets
 
     def train_step(self) -> StepResult:
         t = self.recipe.train
