@@ -30,7 +30,7 @@ def render(
     dtype: DtypeOpt = "auto",
     offload: Annotated[bool, typer.Option("--offload", help="Keep models on the CPU until needed (low VRAM).")] = False,
     compile_: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the UNet: the first batch takes minutes, later ones run faster on CUDA."),
+        bool, typer.Option("--compile", help="torch.compile the UNet: the first batch compiles (about a minute on an H100), later ones run faster on CUDA."),
     ] = False,
     overwrite: OverwriteOpt = False,
     grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet (tokens × prompts).")] = False,
