@@ -11,9 +11,10 @@ would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-o
    n = 8 padded to 77 positions (what TextSide did before it trimmed after the last EOS);
 2. speed-up attempts, each checked against the eager output of the same inputs (max |Δ| in 0-255 pixels,
    or in embedding units): UNet in channels-last memory format; ``--compile`` (distok's compile_unet:
-   torch.compile of the UNet, static shapes) at batch 1 and 16, with its compile time; the prior in
-   CUDA graphs (torch.compile mode="reduce-overhead"); the training step with the text encoder compiled
-   (default, and reduce-overhead = CUDA graphs) behind a branch-free injection hook.
+   torch.compile of the UNet, static shapes) at batch 1 with its compile time; the prior in CUDA graphs
+   (torch.compile mode="reduce-overhead"); the training step with the text encoder compiled behind a
+   branch-free injection hook; the compiled UNet at batch 16; the training step in CUDA graphs
+   (reduce-overhead).
 
 Usage on the GPU machine (see bench/run_gpu.sh):   python bench/gpu_bench.py --out $OUT
 Smoke test on a CPU (tiny twins, same code, ~1 min):  python bench/gpu_bench.py --smoke --out /tmp/x
@@ -132,7 +133,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny twins on the CPU: checks the script, times nothing real")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--batches", default="4,8,16,32")
-    ap.add_argument("--budget-s", type=float, default=450.0, help="skip parts that would end after this many seconds")
+    ap.add_argument("--budget-s", type=float, default=390.0, help="skip parts that would end after this many seconds")
     args = ap.parse_args()
     t0 = time.monotonic()
     STATE["out"] = Path(args.out)
@@ -259,7 +260,7 @@ def main() -> None:
             log("cl_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
             unet.to(memory_format=torch.contiguous_format)
 
-    with part("compile_unet", 200 * scale) as ok:
+    with part("compile_unet", 100 * scale) as ok:
         if ok and 1 in eager:
             if args.smoke:
                 render_mod.COMPILE["backend"] = "aot_eager"
@@ -267,12 +268,7 @@ def main() -> None:
             log("compile_first_render_b1_s", first_call_s(render(1)))
             log("compile_render_s_per_concept_b1", bench(render(1), 1, reps))
             log("compile_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
-            b = 16 if not args.smoke else 2
-            if left() > 120 * scale:
-                log(f"compile_first_render_b{b}_s", first_call_s(render(b)))
-                reset_peak()
-                log(f"compile_render_s_per_concept_b{b}", bench(render(b), 0, max(1, reps - 1)) / b)
-                log(f"compile_render_peak_vram_GiB_b{b}", peak_gib())
+    compiled = renderer.decoder.unet._compiled_call_impl is not None
 
     with part("prior_cudagraphs", 90 * scale) as ok:
         if ok and not args.smoke:  # CUDA graphs need CUDA
@@ -282,25 +278,42 @@ def main() -> None:
             log("prior_graphs_s_per_concept_b1", bench(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1), 1, reps))
             got = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
             log("prior_graphs_max_abs_diff_vs_eager", float((got - ref).abs().max()))
-            log("prior_graphs_plus_compile_render_s_per_concept_b1", bench(render(1), 1, reps))
+            key = "prior_graphs_and_compiled_unet" if compiled else "prior_graphs_eager_unet"
+            log(f"{key}_render_s_per_concept_b1", bench(render(1), 1, reps))
 
-    for mode in ("default", "reduce-overhead"):
-        with part(f"train_compile_{mode}", 120 * scale) as ok:
-            if ok and (mode == "default" or not args.smoke):
-                emb = text.encoder.get_input_embeddings()
-                text._handle.remove()
-                text._handle = emb.register_forward_hook(functools.partial(static_hook, text))
-                tr = trainer_for(8, f"compile-{mode}")
-                v = (torch.randn(8, text.dim, generator=g) * 0.02).to(device)
-                with torch.no_grad():
-                    ref = text.encode([TextSide.fill(PROMPT)] * 8, v).float()
-                text.encoder.compile(mode=mode, dynamic=False, **({"backend": "aot_eager"} if args.smoke else {}))
-                log(f"train_compile_{mode}_first_step_s", first_call_s(tr.train_step))
-                log(f"train_compile_{mode}_step_ms_n8", bench(tr.train_step, 3, steps) * 1000)
-                with torch.no_grad():
-                    got = text.encode([TextSide.fill(PROMPT)] * 8, v).float()
-                log(f"train_compile_{mode}_max_abs_diff_vs_eager", float((got - ref).abs().max()))
-                text.encoder._compiled_call_impl = None  # back to eager for the next attempt
+    def train_compile(mode: str) -> None:
+        emb = text.encoder.get_input_embeddings()
+        text._handle.remove()
+        text._handle = emb.register_forward_hook(functools.partial(static_hook, text))
+        tr = trainer_for(8, f"compile-{mode}")
+        v = (torch.randn(8, text.dim, generator=g) * 0.02).to(device)
+        with torch.no_grad():
+            ref = text.encode([TextSide.fill(PROMPT)] * 8, v).float()
+        text.encoder.compile(mode=mode, dynamic=False, **({"backend": "aot_eager"} if args.smoke else {}))
+        try:
+            log(f"train_compile_{mode}_first_step_s", first_call_s(tr.train_step))
+            log(f"train_compile_{mode}_step_ms_n8", bench(tr.train_step, 3, steps) * 1000)
+            with torch.no_grad():
+                got = text.encode([TextSide.fill(PROMPT)] * 8, v).float()
+            log(f"train_compile_{mode}_max_abs_diff_vs_eager", float((got - ref).abs().max()))
+        finally:
+            text.encoder._compiled_call_impl = None  # back to eager for the next attempt
+
+    with part("train_compile_default", 100 * scale) as ok:
+        if ok:
+            train_compile("default")
+
+    with part("compile_unet_b16", 120 * scale) as ok:
+        if ok and compiled:
+            b = 16 if not args.smoke else 2
+            log(f"compile_first_render_b{b}_s", first_call_s(render(b)))
+            reset_peak()
+            log(f"compile_render_s_per_concept_b{b}", bench(render(b), 0, max(1, reps - 1)) / b)
+            log(f"compile_render_peak_vram_GiB_b{b}", peak_gib())
+
+    with part("train_compile_reduce-overhead", 100 * scale) as ok:
+        if ok and not args.smoke:  # CUDA graphs need CUDA
+            train_compile("reduce-overhead")
     log("total_s", round(time.monotonic() - t0, 1))
 
 

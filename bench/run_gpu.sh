@@ -3,10 +3,10 @@
 #   here, once:  echo /.whl/ >> .git/info/exclude
 #                python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #                    --platform manylinux_2_28_x86_64 -d .whl diffusers==0.42.1
-#   device run:  command "bash bench/run_gpu.sh", carry [".whl"], timeout_s 540
+#   device run:  command "bash bench/run_gpu.sh", carry [".whl"], timeout_s 480 (leaves time in a 15-minute lease to rerun a part)
 # It installs what the GPU image lacks (diffusers: its other requirements are in the image), then runs
 # every GPU figure in one process (bench/gpu_bench.py: eager baselines first, then the speed-up attempts,
-# inside a 450 s budget) and writes $OUT/gpu_bench.json after each figure, plus the log and nvidia-smi's
+# inside a 390 s budget) and writes $OUT/gpu_bench.json after each figure, plus the log and nvidia-smi's
 # line. Check it here first, on the CPU, with the same install path:  SMOKE=1 bash bench/run_gpu.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/distok-gpu}
@@ -17,5 +17,5 @@ if [ -n "${SMOKE:-}" ]; then
     python3 bench/gpu_bench.py --smoke --out "$OUT" 2>&1 | tee "$OUT/gpu_bench.log"
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-    python3 bench/gpu_bench.py --out "$OUT" --budget-s "${BUDGET_S:-450}" 2>&1 | tee "$OUT/gpu_bench.log"
+    python3 bench/gpu_bench.py --out "$OUT" --budget-s "${BUDGET_S:-390}" 2>&1 | tee "$OUT/gpu_bench.log"
 fi
