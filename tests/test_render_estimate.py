@@ -328,7 +328,7 @@ def test_plain_tokens_render_with_a_warning(tmp_path):
     assert r.code == 0 and "names no token space; rendering it with twin:kandinsky21-prior" in r.err
 
 
-def test_render_cli_on_the_sd15_backend(tokens, tmp_path):
+def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
     r = run_cli(["render", tokens[0], "a photo of a <>", "--set", "render.backend=sd15", "-o", tmp_path, "-q"])
     assert r.code == 0, r.err
     from PIL import Image
@@ -336,6 +336,15 @@ def test_render_cli_on_the_sd15_backend(tokens, tmp_path):
     with Image.open(r.out.strip()) as im:
         meta = json.loads(im.text["distok"])
     assert meta["backend"] == "sd15" and meta["models"] == {"sd": "twin:sd15"}
+    # --compile on SD too: the same UNet compile, the same pixels.
+    from distok_cli.backends import render as render_mod
+
+    monkeypatch.setitem(render_mod.COMPILE, "backend", "aot_eager")
+    compiled = []
+    monkeypatch.setattr(render_mod, "compile_unet", lambda pipe: (compiled.append(type(pipe).__name__), pipe.unet.compile(**render_mod.COMPILE)))
+    rc = run_cli(["render", tokens[0], "a photo of a <>", "--set", "render.backend=sd15", "--compile", "-o", tmp_path / "c", "-q"])
+    assert rc.code == 0, rc.err
+    assert compiled == ["StableDiffusionPipeline"] and np.array_equal(_px(rc.out.strip()), _px(r.out.strip()))
 
 
 def test_render_compile_gives_the_eager_pixels_and_pads_the_short_last_batch(tokens, tmp_path, monkeypatch):
