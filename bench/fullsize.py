@@ -12,6 +12,8 @@ whole tokens so that prompts have their real lengths ("a photo of a <>" is 7 pos
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 UNET = dict(
@@ -115,3 +117,19 @@ def blip_itm(device: str):
     with torch.device(device):
         model = BlipForImageTextRetrieval(cfg).eval()
     return model, BlipProcessor(image_processor=BlipImageProcessor(size={"height": 384, "width": 384}), tokenizer=tok)
+
+
+@contextlib.contextmanager
+def padded_to_77(text):
+    """Within the block, ``text`` (a TextSide) runs CLIP over all 77 positions, as before 0.2.0 trimmed
+    after the last EOS: the baseline of that speed-up. Its tokenization cache is dropped on both sides."""
+    from distok_cli.backends.textside import TextSide
+
+    original = TextSide._trim
+    TextSide._trim = lambda self, ids: ids
+    text._inputs_cache.clear()
+    try:
+        yield
+    finally:
+        TextSide._trim = original
+        text._inputs_cache.clear()

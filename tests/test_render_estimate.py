@@ -97,6 +97,20 @@ def test_injected_vector_equals_a_real_embedding_row(kandinsky):
     assert (other - via_hook).abs().max() > 1e-3
 
 
+def test_encode_tokenizes_a_repeated_prompt_batch_once(kandinsky, monkeypatch):
+    """Training encodes q_a × n every step: its token ids come from a cache, not the tokenizer."""
+    text = kandinsky.text
+    prompts = [TextSide.fill("a velvet sculpture of a <>")] * 4
+    calls = []
+    batch = text._batch
+    monkeypatch.setattr(text, "_batch", lambda p: (calls.append(len(p)), batch(p))[1])
+    vec = torch.randn(4, 768, generator=torch.Generator().manual_seed(2)) * 0.05
+    first, again = text.encode(prompts, vec), text.encode(prompts, vec)
+    text.encode(prompts[:2], vec[:2])
+    assert calls == [4, 2]
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+
+
 def test_gradients_reach_the_vector_and_never_the_encoder(kandinsky):
     text = kandinsky.text
     vec = (torch.randn(2, 768) * 0.05).requires_grad_(True)

@@ -75,6 +75,7 @@ class TextSide:
             text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
             fix_legacy_eos(text_encoder, tokenizer)
         self._vectors: Any = None
+        self._inputs_cache: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self._handle = text_encoder.get_input_embeddings().register_forward_hook(self._hook)
 
     # -------------------------------------------------------------------------------------- injection
@@ -157,6 +158,21 @@ class TextSide:
             return input_ids
         return input_ids[:, : int(hit.int().argmax(dim=-1).max()) + 1]
 
+    def _inputs(self, prompts: list[str]) -> tuple[Any, Any]:
+        """Token ids (trimmed for CLIP, on the CPU) and attention mask, on the encoder's device. Cached:
+        training encodes the same batch (q_a × n) every step, and tokenizing 64 prompts costs ~3 ms."""
+        device = self.encoder.get_input_embeddings().weight.device
+        key = (str(device), *prompts)
+        hit = self._inputs_cache.get(key)
+        if hit is None:
+            batch = self._batch(prompts)
+            ids = batch.input_ids if self.pooling == "mean" else self._trim(batch.input_ids)
+            hit = (ids.to(device), batch.attention_mask[:, : ids.shape[1]].to(device))
+            if len(self._inputs_cache) >= 32:
+                self._inputs_cache.clear()
+            self._inputs_cache[key] = hit
+        return hit
+
     def encode(self, prompts: list[str], vectors: Any = None) -> Any:
         """E(prompt), [B, D]: CLIP's pooled (and, with a projection, projected) embedding, or for
         ``pooling="mean"`` the attention-masked mean of the last hidden states, L2-normalised.
@@ -165,17 +181,17 @@ class TextSide:
         """
         import contextlib
 
-        batch = self._batch(prompts).to(self.encoder.get_input_embeddings().weight.device)
+        ids, mask = self._inputs(prompts)
         ctx = self.inject(vectors) if vectors is not None else contextlib.nullcontext()
         with ctx:
             if self.pooling == "mean":
-                out = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+                out = self.encoder(input_ids=ids, attention_mask=mask)
             else:
-                out = self.encoder(input_ids=self._trim(batch.input_ids))
+                out = self.encoder(input_ids=ids)
         if self.pooling == "mean":
             import torch
 
-            m = batch.attention_mask[..., None].to(out.last_hidden_state.dtype)
+            m = mask[..., None].to(out.last_hidden_state.dtype)
             pooled = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
         emb = getattr(out, "text_embeds", None)
