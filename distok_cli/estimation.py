@@ -124,10 +124,9 @@ def estimate_paths(
                 dist = mean_distribution(blip.distributions([item], classes), classes)
                 results.append(summary(path, "image", dist, blip))
             else:
-                dist = estimate_token(item, token_est, seeds)
-                kl, js = divergences(source_distribution(item), dist)
-                results.append(summary(path, "token", dist, token_est, kl=kl, js=js, prompt=prompt, seeds=seeds,
-                                       source=source_distribution(item)))
+                dist, src = estimate_token(item, token_est, seeds), source_distribution(item)
+                kl, js = divergences(src, dist)
+                results.append(summary(path, "token", dist, token_est, kl=kl, js=js, prompt=prompt, seeds=seeds, source=src))
                 if write:
                     record = {**token_est.describe(), "distribution": dist, "seeds": seeds, "kl": kl, "js": js}
                     tokenfile.save(item.with_estimate(record), item.path)
