@@ -51,7 +51,8 @@ def eval_set_for(classes: list[str]) -> tuple[str, list[dict[str, float]]]:
     return f"generated-{EVAL_VERSION}-seed0", make_eval_set(classes)
 
 
-def evaluate(ckpt: Any, estimator: Any, progress: Any = None) -> dict[str, Any]:
+def evaluate(ckpt: Any, estimator: Any, progress: Any = None, batch: int = 8) -> dict[str, Any]:
+    """Item i is estimated with seed i, ``batch`` tokens per estimator call (one batch of renders)."""
     import torch
 
     from .generate import encode
@@ -59,21 +60,23 @@ def evaluate(ckpt: Any, estimator: Any, progress: Any = None) -> dict[str, Any]:
     name, items = eval_set_for(ckpt.classes)
     T = ckpt.class_embeddings.astype(np.float64)
     Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
+    inputs = [{c: v / sum(p.values()) for c, v in p.items()} for p in items]
+    vectors = np.stack([encode(ckpt, p).vector for p in inputs])
+    probs = []
+    for i in range(0, len(inputs), batch):
+        part, _ = estimator(torch.as_tensor(vectors[i : i + batch]), list(range(i, min(i + batch, len(inputs)))))
+        probs.append(part.double())
+        if progress is not None:
+            progress.advance(len(part))
     rows = []
-    for i, p in enumerate(items):
-        p = {c: v / sum(p.values()) for c, v in p.items()}
-        tok = encode(ckpt, p)
-        probs, _ = estimator(torch.as_tensor(tok.vector)[None], [i])
-        q = {c: float(x) for c, x in zip(ckpt.classes, probs[0].double() / probs[0].double().sum())}
-        v = tok.vector.astype(np.float64)
+    for p, prob, v in zip(inputs, torch.cat(probs), vectors.astype(np.float64)):
+        q = {c: float(x) for c, x in zip(ckpt.classes, prob / prob.sum())}
         cos = Tn @ (v / np.linalg.norm(v))
         rows.append({
             "input": p, "estimate": q, "kl": dists.kl(p, q), "js": dists.js(p, q),
             "top1": dists.top(p, 1)[0][0] == dists.top(q, 1)[0][0],
             "nearest_class": ckpt.classes[int(cos.argmax())], "nearest_cosine": float(cos.max()),
         })
-        if progress is not None:
-            progress.advance()
     return {
         "eval_set": name,
         "estimator": estimator.name,

@@ -91,6 +91,23 @@ def test_eval_set_is_versioned_and_reproducible():
 def test_eval_on_a_tiny_run_writes_report_and_numbers_match_by_hand(tmp_path, kandinsky):
     run = tmp_path / "run"
     assert run_cli(["train", "-o", run, "--steps", "3", "-q", "--set", "estimator.kind=text"]).code == 0
+    # The estimator gets the 30 tokens in batches of 8, item i with seed i, each row its own token.
+    from distok_cli import checkpoint, generate
+
+    ckpt, calls = checkpoint.load(run), []
+
+    class Recorder:
+        name = "recorder"
+
+        def __call__(self, vectors, seeds):
+            calls.append((vectors.clone(), seeds))
+            return torch.full((len(seeds), len(ckpt.classes)), 1.0 / len(ckpt.classes)), None
+
+    rep = evaluation.evaluate(ckpt, Recorder())
+    assert [s for _, s in calls] == [list(range(i, min(i + 8, 30))) for i in range(0, 30, 8)]
+    items = evaluation.eval_set_for(ckpt.classes)[1]
+    want = np.stack([generate.encode(ckpt, {c: v / sum(p.values()) for c, v in p.items()}).vector for p in items])
+    assert np.array_equal(torch.cat([v for v, _ in calls]).numpy(), want) and rep["n"] == 30
     r = run_cli(["eval", str(run), "--estimator", "text", "--json", "-q"])
     assert r.code == 0, r.err
     summary = json.loads(r.out)
