@@ -130,7 +130,7 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
         # A compiled UNet has static shapes: fill a short last batch with copies of its last job rather
         # than compile a second shape. Each image has its own generator, so the copies change nothing but
         # float rounding, as any change of batch size does.
-        padded = batch + [batch[-1]] * (full - len(batch) if getattr(renderer, "compiled", False) else 0)
+        padded = batch + [batch[-1]] * (full - len(batch) if renderer.compiled else 0)
         vecs = torch.stack([torch.as_tensor(j.token.vector, dtype=torch.float32) for j in padded])
         prompts = [j.prompt for j in padded]
         seeds = [j.seed for j in padded]
