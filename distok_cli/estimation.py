@@ -11,8 +11,6 @@ from .errors import BadInput
 from .recipes import Recipe
 from .report import source_distribution
 
-TOKEN_SUFFIXES = (".distok", ".safetensors")
-
 
 def parse_classes(text: str) -> list[str]:
     names = [c.strip() for c in text.split(",")]
@@ -83,7 +81,7 @@ def estimate_paths(
     n = images or cfg.estimator.images
     inputs: list[tuple[str, Any]] = []
     for p in paths:  # validate everything before loading any model
-        if p.endswith(TOKEN_SUFFIXES):
+        if p.endswith(tokenfile.TOKEN_SUFFIXES):
             tok = tokenfile.load(p)
             src = source_distribution(tok)
             if src is not None:

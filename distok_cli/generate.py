@@ -17,10 +17,7 @@ from . import tokenfile
 from .checkpoint import Checkpoint
 from .errors import BadInput
 from .report import source_distribution
-from .tokenfile import Token
-
-TOKEN_SUFFIXES = (".distok", ".safetensors")
-PRIORS = ("gaussian", "laplace", "cauchy")
+from .tokenfile import PRIORS, TOKEN_SUFFIXES, Token
 
 
 def read_spec(spec: str) -> dict[str, float]:
@@ -133,20 +130,24 @@ def _effective_distribution(parts: list[tuple[str, float, Token | None]]) -> dic
     return {c: p / s for c, p in sorted(acc.items())}
 
 
+def check_prior(prior: str) -> None:
+    if prior not in PRIORS:
+        raise BadInput(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+
+
 def latent(prior: str, seed: int, index: int, dim: int, scale: float) -> np.ndarray:
     """z for token ``index`` of seed ``seed``: independent of how many tokens are drawn.
 
     gaussian N(0, 1); laplace with unit variance (b = 1/√2); standard Cauchy (no variance; scale 1).
     """
+    check_prior(prior)
     rng = np.random.default_rng([seed, index])
     if prior == "gaussian":
         z = rng.standard_normal(dim)
     elif prior == "laplace":
         z = rng.laplace(0.0, 1.0 / math.sqrt(2.0), dim)
-    elif prior == "cauchy":
-        z = rng.standard_cauchy(dim)
     else:
-        raise BadInput(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+        z = rng.standard_cauchy(dim)
     return (z * scale).astype(np.float32)
 
 

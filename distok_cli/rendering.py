@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
-from .tokenfile import Token, atomic_write
+from .tokenfile import TOKEN_SUFFIXES, Token, atomic_write
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def split_args(items: list[str]) -> tuple[list[str], list[str]]:
     for a in items:
         if "<>" in a:
             prompts.append(check_prompt(a))
-        elif a == "-" or Path(a).exists() or a.endswith((".distok", ".safetensors")):
+        elif a == "-" or Path(a).exists() or a.endswith(TOKEN_SUFFIXES):
             tokens.append(a)
         else:
             raise BadInput(f"{a!r} is neither a token file nor a prompt with '<>' (e.g. \"a photo of a <>\")")

@@ -35,6 +35,7 @@ TENSOR_KEY = "emb_params"
 MAX_HEADER_BYTES = 1 << 20
 SOURCE_KINDS = ("distribution", "latent", "composition", "pool")
 PRIORS = ("gaussian", "laplace", "cauchy")
+TOKEN_SUFFIXES = (".distok", ".safetensors")  # what a path must end with to be read as a token
 
 K_FORMAT = "distok.format"
 K_VERSION = "distok.format_version"

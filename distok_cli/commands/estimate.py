@@ -36,7 +36,7 @@ def estimate(
     if recipe is None:
         from .. import tokenfile
 
-        tokens = [tokenfile.load(p) for p in paths if p.endswith(estimation.TOKEN_SUFFIXES)]
+        tokens = [tokenfile.load(p) for p in paths if p.endswith(tokenfile.TOKEN_SUFFIXES)]
         recipe = recipes.for_tokens(None, tokens, out)
     cfg = recipes.load(recipe, list(set_ or []))
     class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes

@@ -24,11 +24,9 @@ def sample(
     """Sample tokens from a prior over DisTok's latent space; print their paths (deterministic names)."""
     from .. import checkpoint, generate
     from .._output import Output
-    from ..errors import BadInput
 
     out = Output(quiet)
-    if prior not in generate.PRIORS:
-        raise BadInput(f"--prior must be one of {', '.join(generate.PRIORS)}, got {prior!r}")
+    generate.check_prior(prior)
     ckpt = checkpoint.load_option(model)
     if from_pool:
         tokens = generate.from_pool(model, n, seed)
