@@ -72,20 +72,15 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
             made.append(tokenfile.save(tok, tokens_dir / f"{tok.title}.distok"))
 
     out.notice("3/5 estimating what the encoded tokens stand for")
-    est = t_main.estimator
-    import torch
-
     from . import distributions as dists
+    from .estimation import estimate_record
 
     for path in made[:2]:
         tok = tokenfile.load(path)
-        probs, _ = est(torch.as_tensor(tok.vector)[None], [0])
-        d = {c: float(p) for c, p in zip(ckpt.classes, probs[0].double() / probs[0].double().sum())}
-        src = tok.source["distribution"]
-        record = {**est.describe(), "distribution": d, "seeds": [0], "kl": dists.kl(src, d), "js": dists.js(src, d)}
+        record = estimate_record(tok, t_main.estimator, [0])
         tokenfile.save(tok.with_estimate(record), path)
-        top = ", ".join(f"{c} {p:.2f}" for c, p in dists.top(d, 3))
-        lines.append(f"  {Path(path).name}: source {dists.label(src)} -> estimate {top} (KL {record['kl']:.3f})")
+        top = ", ".join(f"{c} {p:.2f}" for c, p in dists.top(record["distribution"], 3))
+        lines.append(f"  {Path(path).name}: source {dists.label(tok.source['distribution'])} -> estimate {top} (KL {record['kl']:.3f})")
 
     out.notice("4/5 rendering a contact sheet on the tiny twins")
     render_run = output / "run-tiny"

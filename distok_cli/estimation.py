@@ -65,6 +65,14 @@ def estimate_token(token: tokenfile.Token, estimator: Any, seeds: list[int]) -> 
     return mean_distribution(probs, estimator.classes)
 
 
+def estimate_record(token: tokenfile.Token, estimator: Any, seeds: list[int]) -> dict[str, Any]:
+    """What a token file stores as its estimate: the estimator's description, the distribution, the seeds,
+    and KL/JS from the token's source distribution (None without one)."""
+    dist = estimate_token(token, estimator, seeds)
+    kl, js = divergences(source_distribution(token), dist)
+    return {**estimator.describe(), "distribution": dist, "seeds": seeds, "kl": kl, "js": js}
+
+
 def estimate_paths(
     paths: list[str], cfg: Recipe, classes: list[str], *, images: int | None, prompt: str | None, seed: int,
     write: bool, device: str, dtype: str, out: Any, kind: str | None = None,
@@ -122,11 +130,10 @@ def estimate_paths(
                 dist = mean_distribution(blip.distributions([item], classes), classes)
                 results.append(summary(path, "image", dist, blip))
             else:
-                dist, src = estimate_token(item, token_est, seeds), source_distribution(item)
-                kl, js = divergences(src, dist)
-                results.append(summary(path, "token", dist, token_est, kl=kl, js=js, prompt=prompt, seeds=seeds, source=src))
+                record = estimate_record(item, token_est, seeds)
+                results.append(summary(path, "token", record["distribution"], token_est, kl=record["kl"], js=record["js"],
+                                       prompt=prompt, seeds=seeds, source=source_distribution(item)))
                 if write:
-                    record = {**token_est.describe(), "distribution": dist, "seeds": seeds, "kl": kl, "js": js}
                     tokenfile.save(item.with_estimate(record), item.path)
             task.advance()
     return results
