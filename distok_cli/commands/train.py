@@ -29,11 +29,11 @@ def train(
     out = Output(quiet)
     overrides = list(set_ or [])
     if resume:
-        cfg = recipes.load(str(output / "recipe.yaml"), overrides) if (output / "recipe.yaml").is_file() else None
-        if cfg is None:
+        if not (output / "recipe.yaml").is_file():
             from ..errors import BadInput
 
             raise BadInput(f"{output}: nothing to resume (no recipe.yaml)")
+        cfg = recipes.load(str(output / "recipe.yaml"), overrides)
     else:
         if seed is not None:
             overrides.append(f"seed={seed}")
