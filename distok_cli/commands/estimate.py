@@ -30,6 +30,7 @@ def estimate(
 ) -> None:
     """Estimate class distributions (BLIP); for tokens also KL and JS to their source distribution."""
     from .. import estimation, recipes
+
     check_estimator(estimator)
     out = Output(quiet)
     paths = expand_paths(files)
