@@ -26,7 +26,11 @@ TokenRecipeOpt = Annotated[
     ),
 ]
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", envvar="DISTOK_MODEL", help="Trained run folder or checkpoint file.")
+    str,
+    typer.Option(
+        "--model", "-m",
+        help="Trained run folder or checkpoint file (default: $DISTOK_MODEL, else the default model: `distok model`).",
+    ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 SetOpt = Annotated[

@@ -90,6 +90,13 @@ class Checkpoint:
         """D_tok: latents [N, ω] → tokens [N, d]."""
         return self._layer("D_tok.2", gelu_tanh(self._layer("D_tok.0", z.astype(np.float32))))
 
+    def standardise(self, eps: np.ndarray) -> np.ndarray:
+        """A prior draw ε [N, ω] in the latents' trained scale: ``latent_mean + latent_std · ε``
+        (checkpoints without latent statistics, before 0.3, use ε as it is)."""
+        if "latent_mean" not in self.tensors:
+            return eps.astype(np.float32)
+        return (self.tensors["latent_mean"] + self.tensors["latent_std"] * eps).astype(np.float32)
+
     def mix(self, weights: np.ndarray) -> np.ndarray:
         """Σ_i p_i t_i for weight rows [N, K]."""
         return weights.astype(np.float32) @ self.class_embeddings
@@ -121,13 +128,6 @@ def checkpoint_path(path: str | Path) -> Path:
     if not p.exists():
         raise _bad(str(p), "no such run folder or checkpoint")
     return p
-
-
-def load_option(model: str) -> Checkpoint:
-    """The checkpoint a ``-m/--model`` option names (empty: a one-line hint)."""
-    if not model:
-        raise BadInput("no model: pass -m RUN (a folder made by `distok train`) or set DISTOK_MODEL")
-    return load(model)
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -170,6 +170,8 @@ def _validate(ckpt: Checkpoint) -> None:
         "D_tok.0.weight": [h, w], "D_tok.0.bias": [h], "D_tok.2.weight": [d, h], "D_tok.2.bias": [d],
         "class_embeddings": [k, d],
     }
+    if "latent_mean" in t or "latent_std" in t:  # optional (0.3): the latents' running mean and std
+        want.update({"latent_mean": [w], "latent_std": [w]})
     if set(t) != set(want):
         raise _bad(where, f"checkpoint tensors are {sorted(t)}, expected {sorted(want)}")
     for name, shape in want.items():
@@ -177,6 +179,8 @@ def _validate(ckpt: Checkpoint) -> None:
             raise _bad(where, f"tensor {name} has shape {list(t[name].shape)}, expected {shape}")
         if not np.isfinite(t[name]).all():
             raise _bad(where, f"tensor {name} has NaN or Inf values")
+    if "latent_std" in t and not (t["latent_std"] > 0).all():
+        raise _bad(where, "tensor latent_std must be positive")
 
 
 def describe_run(path: str | Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from .errors import BadInput
 
 MARKER = ".distok-demo"
 REAL_COMMAND = "distok train --recipe kandinsky21-animals -o runs/k21 --device cuda"
+DEMO_STEPS = 1500  # minilm-animals trains 6,000 steps by default; the demo shows the loop in a quarter of that
 ENCODE = [("pig-sheep-snake", {"pig": 0.55, "sheep": 0.25, "snake": 0.20}), ("owl-cat", {"owl": 0.5, "cat": 0.5})]
 
 
@@ -56,7 +57,7 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
     lines: list[str] = []
 
     out.notice(f"1/5 training the {main} recipe")
-    t_main = _train(main, output / "run", steps, out)
+    t_main = _train(main, output / "run", steps or (DEMO_STEPS if main == "minilm-animals" else None), out)
     ckpt = t_main.checkpoint()
     ckpt.path = str(output / "run" / "model.safetensors")
 
@@ -119,11 +120,17 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
         "Try:",
         f"  distok inspect {output}/tokens/pig-sheep-snake.distok" + (" --neighbors 8" if main != "tiny" else ""),
         f"  distok diff {output}/tokens/pig-sheep-snake.distok {output}/tokens/owl-cat.distok",
-        f"  distok sample --n 50 --prior cauchy -m {output}/run -o {output}/more",
+        f"  distok sample --n 50 --prior cauchy -o {output}/more",
         f'  distok render {render_tokens[0]} "a photo of a <>" "a watercolor of a <>" --seeds 0-1 --grid -o {output}/grid',
         "The real thing, on a GPU with the models cached:",
         f"  {REAL_COMMAND}",
     ]
+    from . import config
+
+    # The default is the run whose tokens render (on the twins), so `distok sample | distok render -` works.
+    default = config.set_default_model(str(output / "run" if main == "tiny" else render_run))
+    summary.insert(1, f"  {default} is now the default model: sample and encode use it without -m"
+                   + ("" if main == "tiny" else f" (its tokens render; `distok model {output}/run` picks the MiniLM run)"))
     for line in summary:
         out.log(line)
     out.data(str(output))

@@ -156,7 +156,8 @@ def sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> lis
         raise BadInput("--n must be at least 1")
     if not (scale > 0 and math.isfinite(scale)):
         raise BadInput("--scale must be a positive number")
-    zs = np.stack([latent(prior, seed, i, ckpt.latent_dim, scale) for i in range(n)])
+    # The prior draw ε, in the latents' trained scale (checkpoint latent statistics): z = mean + std · ε.
+    zs = ckpt.standardise(np.stack([latent(prior, seed, i, ckpt.latent_dim, scale) for i in range(n)]))
     # One row at a time: BLAS results can depend on the batch size, and token i must not depend on --n.
     vecs = np.stack([ckpt.decode(zs[i : i + 1])[0] for i in range(n)]).astype(np.float32)
     model = ckpt.model_ref()
@@ -177,7 +178,7 @@ def write_tokens(tokens: list[Token], paths: list[Path], overwrite: bool, progre
             raise BadInput(f"{existing[0]} exists (use --overwrite to replace)")
     written = []
     for tok, p in zip(tokens, paths):
-        written.append(tokenfile.save(tok, p))
+        written.append(tokenfile.save(tok, p, overwrite))
         if progress is not None:
             progress.advance()
     return written

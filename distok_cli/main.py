@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from .commands import demo, diff, encode, estimate, inspect, render, sample, train
+from .commands import demo, diff, encode, estimate, inspect, model, render, sample, train
 from .commands import eval as eval_cmd
 from .errors import DistokError
 
@@ -44,6 +44,7 @@ app.command("inspect")(inspect.inspect)
 app.command("diff")(diff.diff)
 app.command("eval")(eval_cmd.eval_)
 app.command("demo")(demo.demo)
+app.command("model")(model.model)
 
 
 def _error(message: str) -> None:

@@ -61,6 +61,14 @@ class EstimatorConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """How ``distok eval`` reads tokens (the training estimator's temperature is ``estimator.temperature``)."""
+
+    temperature: float = 0.0  # 0: calibrated on the class tokens (see distok_cli/evaluation.py); > 0: fixed
+    calibrate_to: float = 0.9  # the mean own-class probability the calibrated T gives the class tokens
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """DisTok training; names follow the paper (ε1, ε2, τ, α, β, γ)."""
 
@@ -68,6 +76,7 @@ class TrainConfig:
     n: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max gradient norm (0: off)
     hidden: int = 768
     latent_dim: int = 20
     eps1: float = 0.85
@@ -77,6 +86,10 @@ class TrainConfig:
     beta: float = 1.0
     gamma: float = 0.001
     reg_axis: str = "batch"  # batch | dims
+    reg_anchor: bool = True  # L_reg + (log σ²)²: holds the latent scale near 1 (the paper's ratio alone drifts)
+    latent_sampling: str = "stats"  # stats: z = mean + std·ε in the latents' tracked scale; unit: z ~ N(0, I)
+    latent_momentum: float = 0.99
+    fusion_input: str = "sum"  # sum: t1 + t2 (the paper); mean: (t1 + t2) / 2, the scale of Σ p_i t_i
     p_consistency: float = 0.5
     p_recursive: float = 0.25
     estimate_every: int = 50
@@ -101,6 +114,7 @@ class Recipe:
     render: RenderConfig = RenderConfig()
     estimator: EstimatorConfig = EstimatorConfig()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
@@ -112,12 +126,14 @@ class Recipe:
         return d
 
 
-_SECTIONS = {"render": RenderConfig, "estimator": EstimatorConfig, "train": TrainConfig}
+_SECTIONS = {"render": RenderConfig, "estimator": EstimatorConfig, "train": TrainConfig, "eval": EvalConfig}
 _CHOICES = {
     ("render", "backend"): ("kandinsky21", "sd15"),
     ("render", "scheduler"): ("", "ddim", "ddpm", "euler", "dpm"),
     ("estimator", "kind"): ("blip-itm", "blip-vqa", "text", "prior"),
     ("train", "reg_axis"): ("batch", "dims"),
+    ("train", "fusion_input"): ("sum", "mean"),
+    ("train", "latent_sampling"): ("stats", "unit"),
     ("", "dtype"): ("auto", "float32", "float16", "bfloat16"),
 }
 
@@ -204,7 +220,7 @@ def _check(recipe: Recipe) -> Recipe:
     for name in ("steps", "n", "hidden", "latent_dim", "estimate_every", "estimate_n", "checkpoint_every", "log_every"):
         if getattr(t, name) < 1:
             raise BadInput(f"recipe key train.{name} must be at least 1")
-    for name in ("p_consistency", "p_recursive", "tau"):
+    for name in ("p_consistency", "p_recursive", "tau", "latent_momentum"):
         if not 0 <= getattr(t, name) <= 1:
             raise BadInput(f"recipe key train.{name} must be between 0 and 1")
     if t.lr <= 0:
@@ -223,6 +239,8 @@ def _check(recipe: Recipe) -> Recipe:
         raise BadInput("recipe key estimator.template must contain '{}' for the class name")
     if recipe.estimator.temperature <= 0 or recipe.estimator.images < 1:
         raise BadInput("recipe estimator temperature and images must be positive")
+    if recipe.eval.temperature < 0 or not 0 < recipe.eval.calibrate_to < 1:
+        raise BadInput("recipe key eval.temperature must be ≥ 0 (0 calibrates) and eval.calibrate_to between 0 and 1")
     return recipe
 
 

@@ -24,6 +24,13 @@ class Job:
     out: Path
 
 
+#: Renderers read tokens of CLIP ViT-L/14's token-embedding space (Kandinsky 2.1's prior, SD 1.x).
+RENDER_DIM = 768
+#: Most images one command renders (tokens × prompts × seeds), and the largest seed (torch's generator).
+MAX_IMAGES = 10_000
+MAX_SEED = 2**63 - 1
+
+
 def parse_seeds(text: str) -> list[int]:
     """``0-3,7`` → [0, 1, 2, 3, 7]."""
     seeds: list[int] = []
@@ -37,9 +44,69 @@ def parse_seeds(text: str) -> list[int]:
         if b < a or b - a > 10000:
             raise BadInput(f"--seeds: bad range {part!r}")
         seeds.extend(range(a, b + 1))
+        if b > MAX_SEED:
+            raise BadInput(f"--seeds: {b} is larger than the largest seed, {MAX_SEED}")
+        if len(seeds) > MAX_IMAGES:
+            break
     if len(set(seeds)) != len(seeds):
         raise BadInput("--seeds lists a seed twice")
     return seeds
+
+
+def check_seed(seed: int) -> int:
+    if not 0 <= seed <= MAX_SEED:
+        raise BadInput(f"--seed must be between 0 and {MAX_SEED}")
+    return seed
+
+
+def renderable_recipes() -> list[str]:
+    """Recipes whose tokens come from their renderer's own text encoder (so they can be rendered)."""
+    from . import recipes
+
+    names = []
+    for name in recipes.available():
+        try:
+            if not recipes.load(name).text_encoder:
+                names.append(name)
+        except BadInput:
+            continue
+    return names
+
+
+def check_renderable(tokens: list[Token]) -> None:
+    """Refuse, before any model loads, a token that no renderer can read (e.g. a 384-d MiniLM token)."""
+    for t in tokens:
+        if t.dim != RENDER_DIM:
+            space = f"{t.space.encoder}'s {t.dim}-d token space" if t.space else f"a {t.dim}-d token space"
+            raise BadInput(
+                f"{t.path or t.short_id} is a token of {space}; no renderer reads it (rendering needs a "
+                f"{RENDER_DIM}-d CLIP ViT-L/14 token: train with one of the recipes {', '.join(renderable_recipes())}, "
+                "e.g. `distok train -r tiny -o runs/tiny`, and encode or sample with that run)"
+            )
+
+
+def check_output_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"-o {folder}: exists and is not a folder")
+
+
+def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:
+    """Every prompt keeps its token inside the renderer's text context (77 for CLIP), checked with the
+    tokenizer alone, before any model weights load."""
+    from transformers import CLIPTokenizer
+
+    from .backends.loading import from_pretrained
+    from .backends.textside import PLACEHOLDERS, TextSide
+
+    ref = cfg.render.prior if cfg.render.backend == "kandinsky21" else cfg.render.sd
+    tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
+    tok.add_tokens(list(PLACEHOLDERS))
+    pid = tok.convert_tokens_to_ids(PLACEHOLDERS[0])
+    ids = tok([TextSide.fill(p) for p in prompts], padding="max_length", max_length=tok.model_max_length,
+              truncation=True).input_ids
+    for row, prompt in zip(ids, prompts):
+        if pid not in row:
+            raise BadInput(f"prompt {prompt!r} is too long: the token falls past the text encoder's context")
 
 
 def slug(prompt: str, limit: int = 48) -> str:
@@ -81,6 +148,10 @@ def token_names(tokens: list[Token]) -> list[str]:
 def plan(tokens: list[Token], prompts: list[str], seeds: list[int], out_dir: Path, overwrite: bool) -> list[Job]:
     """Every (token, prompt, seed), with predictable names; refuses to overwrite unless asked."""
     tokens = list({t.id: t for t in reversed(tokens)}.values())[::-1]  # the same token twice renders once
+    if len(tokens) * len(prompts) * len(seeds) > MAX_IMAGES:
+        raise BadInput(f"{len(tokens)} tokens × {len(prompts)} prompts × {len(seeds)} seeds is more than {MAX_IMAGES} images: "
+                       "split the work into several commands")
+    check_output_folder(out_dir)
     jobs: list[Job] = []
     for t, name in zip(tokens, token_names(tokens)):
         for p in prompts:

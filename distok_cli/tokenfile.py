@@ -204,29 +204,55 @@ def to_bytes(token: Token) -> bytes:
     return safetensors_bytes({TENSOR_KEY: np.asarray(token.vector, dtype=np.float32).reshape(1, -1)}, meta)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then ``os.replace`` it in."""
+_UMASK: int | None = None
+
+
+def _file_mode() -> int:
+    """What a plain ``open()`` would give a new file: 0o666 minus the process umask."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = True) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then move it in.
+
+    With ``overwrite`` the move is ``os.replace``. Without it the move is a hard link, which fails if
+    ``path`` exists, so of two writers racing for one name exactly one wins and the other gets
+    :class:`BadInput` (no check-then-replace window). The file gets the mode ``open()`` would give it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _file_mode())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise BadInput(f"{path} exists (use --overwrite to replace)") from None
+            finally:
+                Path(tmp).unlink(missing_ok=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def save(token: Token, path: str | os.PathLike[str]) -> str:
-    """Atomically write ``token`` to ``path``. Returns the path as a string.
+def save(token: Token, path: str | os.PathLike[str], overwrite: bool = True) -> str:
+    """Atomically write ``token`` to ``path`` (refusing an existing file unless ``overwrite``). Returns the path.
 
     Example:
         >>> save(Token(vec, space=space, source={"kind": "distribution", "distribution": {"cat": 1.0}}), "cat.distok")
     """
-    atomic_write(path, to_bytes(token))
+    atomic_write(path, to_bytes(token), overwrite)
     return str(path)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("DISTOK_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "distok"))
 os.environ.pop("DISTOK_DEBUG", None)
+os.environ.pop("DISTOK_MODEL", None)
+# `distok train`/`demo` set a default model in the user's config folder: never the real one in tests.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="distok-xdg-")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "formats" / "examples"

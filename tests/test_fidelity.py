@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -91,36 +92,119 @@ def test_eval_set_is_versioned_and_reproducible():
 def test_eval_on_a_tiny_run_writes_report_and_numbers_match_by_hand(tmp_path, kandinsky):
     run = tmp_path / "run"
     assert run_cli(["train", "-o", run, "--steps", "3", "-q", "--set", "estimator.kind=text"]).code == 0
-    # The estimator gets the 30 tokens in batches of 8, item i with seed i, each row its own token.
+    # The estimator gets the tokens in batches of 8, item i with seed i: first the 8 class tokens (seeds
+    # 1,000,000 + c, for the temperature rule), then the 30 DisTok tokens, then the 30 raw mixes.
     from distok_cli import checkpoint, generate
 
     ckpt, calls = checkpoint.load(run), []
+    K = len(ckpt.classes)
 
     class Recorder:
         name = "recorder"
 
-        def __call__(self, vectors, seeds):
+        def logits(self, vectors, seeds):
             calls.append((vectors.clone(), seeds))
-            return torch.full((len(seeds), len(ckpt.classes)), 1.0 / len(ckpt.classes)), None
+            return torch.zeros(len(seeds), 1, K)
 
-    rep = evaluation.evaluate(ckpt, Recorder())
-    assert [s for _, s in calls] == [list(range(i, min(i + 8, 30))) for i in range(0, 30, 8)]
+    rep = evaluation.evaluate(ckpt, Recorder(), temperature=0.5)
+    assert [s for _, s in calls] == [[[i] for i in range(j, min(j + 8, 30))] for j in range(0, 30, 8)] * 2
     items = evaluation.eval_set_for(ckpt.classes)[1]
     want = np.stack([generate.encode(ckpt, {c: v / sum(p.values()) for c, v in p.items()}).vector for p in items])
-    assert np.array_equal(torch.cat([v for v, _ in calls]).numpy(), want) and rep["n"] == 30
+    assert np.array_equal(torch.cat([v for v, _ in calls[:4]]).numpy(), want) and rep["n"] == 30
+    T = ckpt.class_embeddings.astype(np.float64)
+    mixes = np.stack([sum(w * T[ckpt.classes.index(c)] for c, w in sorted(p.items())) for p in items])
+    np.testing.assert_allclose(torch.cat([v for v, _ in calls[4:]]).numpy(), mixes, rtol=1e-6, atol=1e-7)
+    # A uniform estimate u: KL(p ‖ u) = Σ p log(p K); its outside part is −log(k/K) (u's mass on the input's
+    # k classes), its inside part KL(p ‖ uniform over those k) = Σ p log(p k).
+    p0 = items[0]
+    k = len(p0)
+    assert rep["items"][0]["kl"] == pytest.approx(sum(v * math.log(v * K) for v in p0.values()))
+    assert rep["items"][0]["kl_outside"] == pytest.approx(-math.log(k / K))
+    assert rep["items"][0]["kl_inside"] == pytest.approx(sum(v * math.log(v * k) for v in p0.values()))
+
     r = run_cli(["eval", str(run), "--estimator", "text", "--json", "-q"])
     assert r.code == 0, r.err
     summary = json.loads(r.out)
     report = json.loads((run / "eval-text" / "eval.json").read_text())
-    assert summary["n"] == 30 and summary["eval_set"] == "generated-v1-seed0"
-    from distok_cli import distributions as dists
-
-    kls = [dists.kl(i["input"], i["estimate"]) for i in report["items"]]
+    assert summary["n"] == 30 and summary["eval_set"] == "generated-v1-seed0" and "items" not in summary
+    assert set(summary["by_arity"]) == {"1", "2", "3", "4+"} and summary["by_arity"]["1"]["n"] == 0
+    assert sum(summary["by_arity"][a]["n"] for a in ("2", "3", "4+")) == 30
+    raw = summary["baselines"]["raw_mix"]
+    assert set(raw) >= {"kl", "top1", "by_arity", "kl_outside", "kl_inside"} and "free_token" not in summary["baselines"]
+    # Every figure recomputed here from the per-item estimates, with the formulas written out.
+    kls = [sum(v * math.log(v / max(i["estimate"][c], 1e-8)) for c, v in i["input"].items()) for i in report["items"]]
     assert summary["kl"] == pytest.approx(np.mean(kls))
-    assert summary["top1"] == pytest.approx(np.mean([i["top1"] for i in report["items"]]))
+    assert summary["kl_outside"] + summary["kl_inside"] == pytest.approx(summary["kl"])
+    tops = [max(i["input"], key=i["input"].get) == max(i["estimate"], key=i["estimate"].get) for i in report["items"]]
+    assert summary["top1"] == pytest.approx(np.mean(tops))
+    two = [kl for kl, i in zip(kls, report["items"]) if len(i["input"]) == 2]
+    assert summary["by_arity"]["2"]["kl"] == pytest.approx(np.mean(two)) and summary["by_arity"]["2"]["n"] == len(two)
+    assert summary["vs_raw_mix"]["kl_reduction"] == pytest.approx(1 - summary["kl"] / raw["kl"])
     assert (run / "eval-text" / "eval.md").read_text().startswith("# distok eval: ")
     assert (run / "eval-text" / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_one_line_error(run_cli(["eval", str(tmp_path)]), 2, "not a distok run folder")
+
+
+def test_calibration_rule_by_hand():
+    """Two classes, one image: scores (1, 0) for t_0 and (0, 1) for t_1. Own-class probability at T is
+    σ(1/T); it equals 0.9 at T = 1/ln 9 = 0.4551; the grid's largest T with σ(1/T) ≥ 0.9 is just below."""
+    logits = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])
+    t = evaluation.calibrate_temperature(logits, 0.9)
+    assert t <= 1 / math.log(9) < t * 1.006
+    assert 1 / (1 + math.exp(-1 / t)) >= 0.9
+    # No T reaches the target (each token prefers the other class): the T of the highest own-class mean.
+    assert evaluation.calibrate_temperature(logits[:, :, ::-1], 0.9) == evaluation.T_GRID[-1]
+
+
+def test_probabilities_average_over_images_and_kl_parts_add_up():
+    logits = np.array([[[0.0, 0.0], [math.log(3), 0.0]]])  # image 1: (½, ½); image 2: (¾, ¼)
+    np.testing.assert_allclose(evaluation.probabilities(logits, 1.0), [[0.625, 0.375]])
+    p, q = {"a": 0.5, "b": 0.5}, {"a": 0.3, "b": 0.2, "c": 0.5}
+    out, inside = evaluation.kl_parts(p, q)
+    assert out == pytest.approx(-math.log(0.5)) and inside == pytest.approx(0.5 * math.log(0.5 / 0.6) + 0.5 * math.log(0.5 / 0.4))
+    assert out + inside == pytest.approx(0.5 * math.log(0.5 / 0.3) + 0.5 * math.log(0.5 / 0.2))
+
+
+def test_eval_distributions_file_and_its_refusals(tmp_path, kandinsky):
+    run = tmp_path / "run"
+    assert run_cli(["train", "-o", run, "--steps", "2", "-q", "--set", "estimator.kind=text"]).code == 0
+    f = tmp_path / "set.json"
+    f.write_text(json.dumps([{"cat": 1}, {"dog": 2, "pig": 2}, {"cat": 1, "dog": 1, "pig": 1, "owl": 1, "fox": 1}]))
+    r = run_cli(["eval", str(run), "--estimator", "text", "--distributions", f, "--json", "-q", "--set", "eval.temperature=0.1"])
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert d["eval_set"] == "file:set.json" and d["n"] == 3 and d["temperature"] == 0.1
+    assert [d["by_arity"][a]["n"] for a in ("1", "2", "3", "4+")] == [1, 1, 0, 1]
+    bad = {
+        "[]": "expected a non-empty JSON list",
+        '[{"unicorn": 1}]': "item 0: unknown class 'unicorn'",
+        '[{"cat": -1}]': "item 0: weight of 'cat' must be a finite number ≥ 0",
+        '[{"cat": NaN}]': "not a JSON evaluation set",
+        '[{"cat": 0}]': "item 0: weights sum to zero",
+        "[1": "not a JSON evaluation set",
+    }
+    for text, msg in bad.items():
+        f.write_text(text)
+        assert_one_line_error(run_cli(["eval", str(run), "--estimator", "text", "--distributions", f]), 2, msg)
+    assert_one_line_error(run_cli(["eval", str(run), "--estimator", "prior", "--free-token"]), 2,
+                          "--free-token needs the text estimator")
+
+
+def test_free_token_baseline_reaches_below_the_raw_mix(tmp_path, minilm):
+    """On MiniLM: one token optimised per distribution beats Σ p_i t_i by far (the estimator is not the limit)."""
+    from distok_cli.method.estimators import TextEstimator
+
+    classes = recipes.ANIMALS_60
+    est = TextEstimator(minilm, classes, "a photo of a {}", "a photo of a <>", 0.05, "minilm")
+    T = minilm.class_embeddings(classes).numpy()
+    items = [{"pig": 0.55, "sheep": 0.25, "snake": 0.2}, {"owl": 0.5, "cat": 0.5}]
+    mixes = np.stack([sum(w * T[classes.index(c)] for c, w in p.items()) for p in items]).astype(np.float32)
+    free = evaluation.free_tokens(est, items, classes, mixes, 0.05)
+    q_raw = evaluation.probabilities(est.logits(torch.as_tensor(mixes)).numpy(), 0.05)
+    q_free = evaluation.probabilities(est.logits(torch.as_tensor(free)).numpy(), 0.05)
+    kl = lambda p, q: sum(v * math.log(v / q[classes.index(c)]) for c, v in p.items())  # noqa: E731
+    for p, a, b in zip(items, q_raw, q_free):
+        assert kl(p, b) < 0.5 * kl(p, a)
 
 
 def test_minilm_missing_says_how_to_install(monkeypatch):

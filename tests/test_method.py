@@ -60,6 +60,12 @@ def test_l_reg_by_hand_on_both_axes():
     assert float(losses.l_reg(z, "batch")) == pytest.approx(13 / (1 + 1e-6))
     # dims: per-sample means 1.5, 3.5 → mean μ² = 7.25; variances 0.25 each → 7.25 / 0.25
     assert float(losses.l_reg(z, "dims")) == pytest.approx(7.25 / (0.25 + 1e-6))
+    # anchored: + (log σ²)²; σ² = 1 adds nothing on the batch axis, σ² = 0.25 adds (log 0.25)² on dims
+    assert float(losses.l_reg(z, "batch", anchored=True)) == pytest.approx(13 / (1 + 1e-6), rel=1e-5)
+    assert float(losses.l_reg(z, "dims", anchored=True)) == pytest.approx(7.25 / 0.25 + math.log(0.25) ** 2, rel=1e-5)
+    # The ratio is scale-free (why the latents drift under it); the anchor is not.
+    assert float(losses.l_reg(10 * z, "batch")) == pytest.approx(float(losses.l_reg(z, "batch")), rel=1e-5)
+    assert float(losses.l_reg(10 * z, "batch", anchored=True)) > float(losses.l_reg(z, "batch", anchored=True)) + 20
 
 
 def test_pool_admission_is_strictly_below_tau():
@@ -132,6 +138,77 @@ def test_fusion_batch_pairs_each_input_with_its_own_q_r(tiny_recipe, kandinsky, 
         torch.testing.assert_close(inputs[i], t.T[a[i]] + second, rtol=0, atol=0)
         torch.testing.assert_close(targets[i], want, rtol=0, atol=1e-5)
     assert kinds == {"pool", "known", "known, skipping c1"}
+
+
+def _hand_loss(t, inputs, target_fn, task, cfg):
+    """The step's loss recomputed on a copy of the model: α·mean L_mix or β·mean L_cst, plus γ·L_reg(z)."""
+    import copy
+
+    from distok_cli.backends.textside import TextSide
+
+    model = copy.deepcopy(t.model)
+    z, tok = model(inputs)
+    e_a = t.text.encode([TextSide.fill(cfg.train.q_a)] * len(inputs), tok)
+    if task == "cst":
+        main = cfg.train.beta * (1 - torch.nn.functional.cosine_similarity(e_a, target_fn(), dim=-1)).mean()
+    else:
+        e_r, e_s = target_fn()
+        c_r = torch.nn.functional.cosine_similarity(e_r, e_a, dim=-1).clamp(max=cfg.train.eps1)
+        c_s = torch.nn.functional.cosine_similarity(e_s.expand_as(e_a), e_a, dim=-1).clamp(max=cfg.train.eps2)
+        main = cfg.train.alpha * ((1 - c_r) + (1 - c_s)).mean()
+    mu, var = z.mean(0), z.var(0, unbiased=False).mean()
+    loss = main + cfg.train.gamma * ((mu**2).sum() / (var + 1e-6) + torch.log(var + 1e-6) ** 2)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)  # the step clips (train.grad_clip)
+    return model, float(loss.detach()), float(main.detach())
+
+
+def test_consistency_step_by_hand(tiny_recipe, kandinsky, tmp_path):
+    """Input Σ_i p_nvl(i) t_i, target E(q_a with t_nvl) detached, β and γ applied: loss and gradients by hand."""
+    from distok_cli.backends.textside import TextSide
+
+    n = 6
+    cfg = recipes.override(tiny_recipe, [*FAST, f"train.n={n}", "train.p_consistency=1", "train.estimate_every=1000",
+                                         "train.beta=0.7", "train.gamma=0.00001"])
+    t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))
+    rng = np.random.default_rng(1)
+    dists = [{"pig": 0.6, "owl": 0.4}, {"cat": 0.2, "dog": 0.3, "frog": 0.5}, {"snake": 1.0}]
+    for k, d in enumerate(dists):
+        t.pool.add(rng.standard_normal(768).astype(np.float32) * 0.05, d, k, [0.0], t.text.space, {"estimator": "test"})
+    g = torch.Generator().manual_seed(0)
+    g.set_state(t.gen.get_state())
+    torch.rand((), generator=g)  # the task draw (p_consistency = 1: consistency)
+    idx = torch.randint(3, (n,), generator=g).tolist()
+    p = torch.tensor([[dists[i].get(c, 0.0) for c in t.classes] for i in idx])
+    inputs = p @ t.T
+    entries = [t.pool.entries[i] for i in idx]
+
+    def target():
+        with torch.no_grad():
+            vecs = torch.stack([torch.as_tensor(e.vector) for e in entries])
+            return t.text.encode([TextSide.fill(cfg.train.q_a)] * n, vecs)
+
+    model, want, main = _hand_loss(t, inputs, target, "cst", cfg)
+    r = t.train_step()
+    assert r.task == "cst" and r.l_mix is None
+    assert r.loss == pytest.approx(want, rel=1e-5)
+    assert 0.7 * r.l_cst == pytest.approx(main, rel=1e-5)
+    for (name, a), b in zip(t.model.named_parameters(), model.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_fusion_step_combined_loss_by_hand(tiny_recipe, kandinsky, tmp_path):
+    cfg = recipes.override(tiny_recipe, [*FAST, "train.n=5", "train.estimate_every=1000", "train.alpha=1.5", "train.gamma=0.0001"])
+    t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))
+    state = t.gen.get_state()
+    torch.rand((), generator=t.gen)
+    inputs, e_r = t.fusion_batch()
+    t.gen.set_state(state)
+    model, want, main = _hand_loss(t, inputs, lambda: (e_r, t.e_s[None]), "mix", cfg)
+    r = t.train_step()
+    assert r.task == "mix" and r.loss == pytest.approx(want, rel=1e-5) and 1.5 * r.l_mix == pytest.approx(main, rel=1e-5)
+    for (name, a), b in zip(t.model.named_parameters(), model.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7, msg=name)
 
 
 def _text_estimator(kandinsky, cfg):
@@ -287,9 +364,45 @@ def test_malformed_specs_exit_2(run, tmp_path, spec, message):
     assert not (tmp_path / "x.distok").exists()
 
 
-def test_encode_needs_a_model(tmp_path):
-    assert_one_line_error(run_cli(["encode", "pig:1"]), 2, "no model: pass -m RUN")
+def test_encode_needs_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert_one_line_error(run_cli(["encode", "pig:1"]), 2,
+                          "no model: pass -m RUN, set DISTOK_MODEL, or make a default with `distok model RUN`")
     assert_one_line_error(run_cli(["encode", "pig:1", "-m", tmp_path]), 2, "not a distok run folder")
+
+
+def test_default_model_is_set_by_train_shown_changed_and_loses_to_m_and_env(run, tmp_path, monkeypatch, kandinsky):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run_cli(["model"]), 1, "no default model (set one with `distok model RUN`")
+    r = run_cli(["train", "-o", "r2", "--steps", "1", *sum((["--set", s] for s in FAST), [])])
+    assert r.code == 0, r.err
+    assert f"{tmp_path / 'r2'} is now the default model" in r.err
+    assert run_cli(["model"]).out == f"{tmp_path / 'r2'}\n"  # absolute, though -o was relative
+    conf = json.loads((tmp_path / "xdg" / "distok" / "config.json").read_text())
+    assert conf == {"default_model": str(tmp_path / "r2")}
+    monkeypatch.chdir(ROOT)  # survives a moved working directory
+    r = run_cli(["encode", "pig:1", "-o", tmp_path / "a.distok"])
+    assert r.code == 0 and f"distok: using model {tmp_path / 'r2'} (the default; `distok model` changes it)" in r.err
+    assert tokenfile.load(tmp_path / "a.distok").model["hash"] == checkpoint.load(tmp_path / "r2").hash
+    monkeypatch.setenv("DISTOK_MODEL", str(run))  # the environment beats the default ...
+    r = run_cli(["encode", "pig:1", "-o", tmp_path / "b.distok", "--overwrite"])
+    assert f"using model {run} ($DISTOK_MODEL)" in r.err and tokenfile.load(tmp_path / "b.distok").model["hash"] == checkpoint.load(run).hash
+    r = run_cli(["encode", "pig:1", "-m", tmp_path / "r2", "-o", tmp_path / "b.distok", "--overwrite", "-q"])
+    assert r.err == "" and tokenfile.load(tmp_path / "b.distok").model["hash"] == checkpoint.load(tmp_path / "r2").hash  # ... and -m both
+    monkeypatch.delenv("DISTOK_MODEL")
+    assert run_cli(["model", str(run)]).out == f"{run}\n" and run_cli(["model"]).out == f"{run}\n"
+    assert_one_line_error(run_cli(["model", str(tmp_path)]), 2, "not a distok run folder")
+    import shutil
+
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    run_cli(["model", str(tmp_path / "gone")])
+    shutil.rmtree(tmp_path / "gone")
+    assert_one_line_error(run_cli(["sample", "--n", "1"]), 2,
+                          f"the default model {tmp_path / 'gone'} no longer exists (set another with `distok model RUN`")
+    assert run_cli(["model", "--unset"]).code == 0
+    assert_one_line_error(run_cli(["model"]), 1, "no default model")
 
 
 def test_sample_is_deterministic_with_stable_names(run, tmp_path):
@@ -300,7 +413,10 @@ def test_sample_is_deterministic_with_stable_names(run, tmp_path):
         assert (tmp_path / "a" / f"cauchy-s7-{i:04d}.distok").read_bytes() == (tmp_path / "b" / f"cauchy-s7-{i:04d}.distok").read_bytes()
     t = tokenfile.load(r2.out.split()[4])
     assert t.source == {"kind": "latent", "prior": "cauchy", "scale": 1.0, "seed": 7, "index": 4, "z": t.source["z"]}
-    np.testing.assert_array_equal(np.float32(t.source["z"]), generate.latent("cauchy", 7, 4, 20, 1.0))
+    # z is the latent D_tok decoded: the prior draw in the latents' trained scale (mean + std · ε).
+    ck = checkpoint.load(run)
+    eps = generate.latent("cauchy", 7, 4, 20, 1.0)
+    np.testing.assert_array_equal(np.float32(t.source["z"]), ck.tensors["latent_mean"] + ck.tensors["latent_std"] * eps)
     ck = checkpoint.load(run)
     np.testing.assert_array_equal(t.vector, ck.decode(np.float32(t.source["z"])[None])[0])
     assert_one_line_error(run_cli(["sample", "--n", "3", "--seed", "7", "--prior", "cauchy", "-m", run, "-o", tmp_path / "a"]),

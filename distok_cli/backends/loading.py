@@ -66,7 +66,11 @@ def from_pretrained(cls: Any, ref: str, **kwargs: Any) -> Any:
     if not is_local and (os.path.exists(path) or path.startswith((".", "/", "~"))):
         raise BadInput(f"model path {ref!r} is not a folder")
     try:
-        return cls.from_pretrained(path, **kwargs)
+        obj = cls.from_pretrained(path, **kwargs)
+        # transformers 5 returns an empty tokenizer (2 special tokens) for a repo that is not cached.
+        if hasattr(obj, "get_vocab") and len(obj) <= 2 and not is_local:
+            raise not_available(ref)
+        return obj
     except (OSError, ValueError) as exc:
         text = str(exc).lower()
         if not is_local and any(w in text for w in ("offline", "not found", "connect", "cache", "does not appear", "no such")):

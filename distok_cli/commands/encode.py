@@ -20,12 +20,13 @@ def encode(
     quiet: QuietOpt = False,
 ) -> None:
     """Encode a distribution into a token with a trained model (one MLP forward); print the path."""
-    from .. import checkpoint, generate, tokenfile
+    from .. import generate, tokenfile
     from .._output import Output
     from ..errors import BadInput
+    from ._model import load_model
 
     out = Output(quiet)
-    ckpt = checkpoint.load_option(model)
+    ckpt, _ = load_model(model, out)
     token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize, out=out)
     if output == "-":
         if sys.stdout.isatty():

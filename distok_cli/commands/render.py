@@ -73,7 +73,8 @@ def render(
         if not prompts:
             raise BadInput("no prompt given: add one with '<>' where the token goes, e.g. \"a photo of a <>\"")
         token_list = [tokenfile.load(p) for p in expand_paths(token_args)]
-        seed_list = rendering.parse_seeds(seeds) if seeds is not None else [seed if seed is not None else 0]
+        seed_list = rendering.parse_seeds(seeds) if seeds is not None else [rendering.check_seed(seed or 0)]
+        rendering.check_renderable(token_list)
         cfg = recipes.load(recipes.for_tokens(recipe, token_list, out), list(set_ or []))
 
     from ..backends.render import Settings
@@ -81,10 +82,12 @@ def render(
     settings = Settings.from_config(
         cfg.render, steps=steps, prior_steps=prior_steps, guidance=guidance, size=size, batch_size=batch_size
     )
+    # Everything that can be checked from the tokens, prompts, recipe and flags, before any weights load.
     jobs = rendering.plan(token_list, prompts, seed_list, output, overwrite)
     grid_path = output / "grid.png"
     if grid:
         rendering.check_targets([grid_path], overwrite)
+    rendering.check_prompts_fit(cfg, prompts)
 
     state = rendering.process_state()
     mine = jobs

@@ -22,14 +22,15 @@ def sample(
     quiet: QuietOpt = False,
 ) -> None:
     """Sample tokens from a prior over DisTok's latent space; print their paths (deterministic names)."""
-    from .. import checkpoint, generate
+    from .. import generate
     from .._output import Output
+    from ._model import load_model
 
     out = Output(quiet)
     generate.check_prior(prior)
-    ckpt = checkpoint.load_option(model)
+    ckpt, model_path = load_model(model, out)
     if from_pool:
-        tokens = generate.from_pool(model, n, seed)
+        tokens = generate.from_pool(model_path, n, seed)
         paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
     else:
         tokens = generate.sample(ckpt, n, prior, scale, seed)

@@ -50,5 +50,8 @@ def train(
         from ..errors import DistokError
 
         raise DistokError(f"interrupted at step {t.step}; checkpoint saved (continue with --resume)") from None
+    from .. import config
+
     out.notice(f"trained {cfg.name} to step {t.step}: pool {len(t.pool)}, checkpoint {output / 'model.safetensors'}")
+    out.notice(f"{config.set_default_model(str(output))} is now the default model (`distok model` shows it)")
     out.data(str(output))

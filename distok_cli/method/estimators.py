@@ -32,6 +32,18 @@ class RenderingEstimator:
             images += self.renderer.render(vectors[sl], [self.prompt] * len(seeds[sl]), seeds[sl], self.settings)
         return self.blip.distributions(images, self.classes), images
 
+    def logits(self, vectors: torch.Tensor, seeds: list[list[int]]) -> torch.Tensor:
+        """BLIP's per-image class scores (before the temperature), [N tokens, I images, K]: token i is
+        rendered once per seed in ``seeds[i]``."""
+        n, per = len(seeds), len(seeds[0])
+        flat = [s for row in seeds for s in row]
+        rows = vectors.repeat_interleave(per, 0)
+        images: list[Any] = []
+        for i in range(0, len(flat), self.settings.batch_size):
+            sl = slice(i, i + self.settings.batch_size)
+            images += self.renderer.render(rows[sl], [self.prompt] * len(flat[sl]), flat[sl], self.settings)
+        return self.blip.logits(images, self.classes).float().cpu().view(n, per, -1)
+
 
 class TextEstimator:
     def __init__(self, text: TextSide, classes: list[str], template: str, prompt: str, temperature: float, name: str) -> None:
@@ -44,13 +56,18 @@ class TextEstimator:
     def describe(self) -> dict[str, Any]:
         return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt]}
 
-    def logits(self, vectors: torch.Tensor) -> torch.Tensor:
+    def cosines(self, vectors: torch.Tensor) -> torch.Tensor:
+        """cos(E(prompt with the token), E(template(c))), [N, K]; differentiable in ``vectors``."""
+        e = self.text.encode([TextSide.fill(self.prompt)] * vectors.shape[0], vectors)
+        return torch.nn.functional.normalize(e, dim=-1) @ self.class_emb.T
+
+    def logits(self, vectors: torch.Tensor, seeds: list[list[int]] | None = None) -> torch.Tensor:
+        """Class scores before the temperature, [N, 1, K] (no rendering: one "image" per token)."""
         with torch.no_grad():
-            e = self.text.encode([TextSide.fill(self.prompt)] * vectors.shape[0], vectors)
-            return torch.nn.functional.normalize(e, dim=-1) @ self.class_emb.T
+            return self.cosines(vectors).float().cpu()[:, None, :]
 
     def __call__(self, vectors: torch.Tensor, seeds: list[int] | None = None) -> tuple[torch.Tensor, None]:
-        return (self.logits(vectors).float() / self.temperature).softmax(-1).cpu(), None
+        return (self.logits(vectors)[:, 0] / self.temperature).softmax(-1), None
 
 
 class PriorEstimator:
@@ -69,14 +86,21 @@ class PriorEstimator:
     def describe(self) -> dict[str, Any]:
         return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt]}
 
-    def __call__(self, vectors: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, None]:
+    def logits(self, vectors: torch.Tensor, seeds: list[list[int]]) -> torch.Tensor:
+        """Cosines of the prior's image embedding (one per seed in ``seeds[i]``) with the class prompts, [N, I, K]."""
+        n, per = len(seeds), len(seeds[0])
+        flat = [s for row in seeds for s in row]
+        rows_in = vectors.repeat_interleave(per, 0)
         rows = []
-        for i in range(0, len(seeds), self.settings.batch_size):
+        for i in range(0, len(flat), self.settings.batch_size):
             sl = slice(i, i + self.settings.batch_size)
-            emb, _ = self.renderer.image_embeds(vectors[sl], [self.prompt] * len(seeds[sl]), seeds[sl], self.settings)
+            emb, _ = self.renderer.image_embeds(rows_in[sl], [self.prompt] * len(flat[sl]), flat[sl], self.settings)
             e = torch.nn.functional.normalize(emb.float(), dim=-1).to(self.class_emb.device)
-            rows.append(((e @ self.class_emb.T) / self.temperature).softmax(-1).cpu())
-        return torch.cat(rows), None
+            rows.append((e @ self.class_emb.T).cpu())
+        return torch.cat(rows).view(n, per, -1)
+
+    def __call__(self, vectors: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, None]:
+        return (self.logits(vectors, [[s] for s in seeds])[:, 0] / self.temperature).softmax(-1), None
 
 
 def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: str | None = None, out: Any = None) -> Any:

@@ -28,12 +28,20 @@ class DisTok(nn.Module):
         self.dim, self.hidden, self.latent_dim = dim, hidden, latent_dim
         self.E_dis = mlp(dim, hidden, latent_dim)
         self.D_tok = mlp(latent_dim, hidden, dim)
+        # Where E_dis puts its inputs: running mean and std per latent dimension (see Trainer.track_latents).
+        # Random latents are drawn as latent_mean + latent_std · ε, so sampled tokens sit on the trained manifold.
+        self.register_buffer("latent_mean", torch.zeros(latent_dim))
+        self.register_buffer("latent_std", torch.ones(latent_dim))
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.E_dis(inputs)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.D_tok(z)
+
+    def standardised(self, eps: torch.Tensor) -> torch.Tensor:
+        """A prior draw ε in the latents' own scale: ``latent_mean + latent_std · ε``."""
+        return self.latent_mean + self.latent_std * eps
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(inputs)
@@ -58,5 +66,5 @@ class DisTok(nn.Module):
         c = ckpt.config
         model = cls(c["dim"], c["hidden"], c["latent_dim"])
         state = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.tensors.items() if k != "class_embeddings"}
-        model.load_state_dict(state)
+        model.load_state_dict(state, strict=False)  # checkpoints before 0.3 have no latent statistics
         return model

@@ -89,7 +89,7 @@ class Trainer:
             "token_space": self.text.space.to_json(),
             "recipe": self.recipe.name,
             "step": self.step,
-            "fusion_input": "sum",
+            "fusion_input": self.recipe.train.fusion_input,
         }
 
     def checkpoint(self) -> Any:
@@ -162,6 +162,8 @@ class Trainer:
         if self.pool.full:
             return 0
         z = torch.randn(t.estimate_n, t.latent_dim, generator=self.gen).to(self.T.device)
+        if t.latent_sampling == "stats":  # in the latents' own scale, where D_tok was trained
+            z = self.model.standardised(z)
         with torch.no_grad():
             tokens = self.model.decode(z).float()
         seeds = [self.recipe.seed * 1_000_003 + self.step * 1000 + i for i in range(t.estimate_n)]
@@ -207,7 +209,15 @@ class Trainer:
             second = second.index_copy(0, rows, vecs)
             pool_targets = self._pool_pair_targets([(self.classes[int(a[i])], e) for i, e in zip(recursive, entries)])
             targets = targets.index_copy(0, rows, pool_targets.to(targets.dtype))
-        return self.T[a] + second, targets
+        scale = 0.5 if t.fusion_input == "mean" else 1.0
+        return (self.T[a] + second) * scale, targets
+
+    def track_latents(self, z: torch.Tensor) -> None:
+        """Running (EMA, momentum ``latent_momentum``) mean and std of E_dis's outputs per dimension."""
+        m = self.recipe.train.latent_momentum
+        var = self.model.latent_std.square()
+        self.model.latent_mean.mul_(m).add_(z.mean(0), alpha=1 - m)
+        self.model.latent_std.copy_((var * m + z.var(0, unbiased=False) * (1 - m)).sqrt())
 
     def train_step(self) -> StepResult:
         t = self.recipe.train
@@ -219,12 +229,12 @@ class Trainer:
         if task == "mix":
             inputs, e_r = self.fusion_batch()
         else:
-            idx = self._randint(len(self.pool), t.n)
-            entries = [self.pool.entries[i] for i in idx]
+            entries = [self.pool.entries[i] for i in self._randint(len(self.pool), t.n)]
             p = torch.tensor([[e.distribution.get(c, 0.0) for c in self.classes] for e in entries], dtype=torch.float32)
             inputs = p.to(self.T.device) @ self.T
             e_nvl = self._nvl_targets(entries)
         z, t_crt = self.model(inputs)
+        self.track_latents(z.detach())
         e_a = self.text.encode([self.q_a] * t.n, t_crt)
         lmix = lcst = None
         if task == "mix":
@@ -235,10 +245,12 @@ class Trainer:
             lc = losses.l_cst(e_a, e_nvl)
             main = t.beta * lc.mean()
             lcst = float(lc.mean().detach())
-        lreg = losses.l_reg(z, t.reg_axis)
+        lreg = losses.l_reg(z, t.reg_axis, t.reg_anchor)
         loss = main + t.gamma * lreg
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if t.grad_clip > 0:  # L_reg's 1/σ² spikes when a batch repeats one input (σ → 0)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.opt.step()
         return StepResult(self.step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted)
 
