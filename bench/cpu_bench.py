@@ -105,7 +105,7 @@ def main() -> None:
     ck = checkpoint.load(run)
     n = 2000
     t = time.perf_counter()
-    toks = generate.sample(ck, n, "gaussian", 1.0, 0)
+    toks = list(generate.sample(ck, n, "gaussian", 1.0, 0))
     res["sample_tokens_per_s_in_memory"] = n / (time.perf_counter() - t)
     t = time.perf_counter()
     for i in range(500):

@@ -30,15 +30,18 @@ class Output:
         sys.stdout.flush()
 
     def log(self, message: str) -> None:
+        # Plain text needs no rich (importing rich.console costs ~80 ms of a light command's 0.5 s budget).
         if not self.quiet:
-            self.err.print(message, markup=False)
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
 
     def notice(self, message: str) -> None:
         self.log(f"distok: {message}")
 
     def warn(self, message: str) -> None:
         """Warnings are shown even with -q: they change what the user gets."""
-        self.err.print(f"distok: warning: {message}", markup=False)
+        sys.stderr.write(f"distok: warning: {message}\n")
+        sys.stderr.flush()
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -151,37 +152,73 @@ def latent(prior: str, seed: int, index: int, dim: int, scale: float) -> np.ndar
     return (z * scale).astype(np.float32)
 
 
-def sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> list[Token]:
+#: Largest ``--scale``: beyond it latents are far outside anything D_tok was trained on.
+MAX_SCALE = 1000.0
+
+
+def check_sample(n: int, prior: str, scale: float) -> None:
+    check_prior(prior)
     if n < 1:
         raise BadInput("--n must be at least 1")
-    if not (scale > 0 and math.isfinite(scale)):
-        raise BadInput("--scale must be a positive number")
-    # The prior draw ε, in the latents' trained scale (checkpoint latent statistics): z = mean + std · ε.
-    zs = ckpt.standardise(np.stack([latent(prior, seed, i, ckpt.latent_dim, scale) for i in range(n)]))
-    # One row at a time: BLAS results can depend on the batch size, and token i must not depend on --n.
-    vecs = np.stack([ckpt.decode(zs[i : i + 1])[0] for i in range(n)]).astype(np.float32)
+    if not (0 < scale <= MAX_SCALE):
+        raise BadInput(f"--scale must be a positive number at most {MAX_SCALE:g}")
+
+
+def sample_name(prior: str, seed: int, index: int) -> str:
+    return f"{prior}-s{seed}-{index:04d}"
+
+
+def sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> Iterator[Token]:
+    """Token ``i`` of a seed, for i < n, one at a time (memory stays flat in ``n``); token i does not
+    depend on ``n``. Arguments are checked before the first token is made."""
+    check_sample(n, prior, scale)
+    return _sample(ckpt, n, prior, scale, seed)
+
+
+def _sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> Iterator[Token]:
     model = ckpt.model_ref()
-    return [
-        Token(
-            vector=vecs[i], space=ckpt.space, model=model, title=f"{prior}-s{seed}-{i:04d}",
-            source={"kind": "latent", "prior": prior, "scale": scale, "seed": seed, "index": i,
-                    "z": [float(x) for x in zs[i]]},
-        )
-        for i in range(n)
-    ]
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge --scale: checked below, not warned about
+        for i in range(n):
+            # The prior draw ε, in the latents' trained scale (checkpoint latent statistics): z = mean + std · ε.
+            z = ckpt.standardise(latent(prior, seed, i, ckpt.latent_dim, scale)[None])
+            vec = ckpt.decode(z)[0].astype(np.float32)  # one row at a time: BLAS results can depend on batch size
+            if not (np.isfinite(z).all() and np.isfinite(vec).all()):
+                raise BadInput(f"--scale {scale:g} makes latents or tokens overflow (token {i}); use a smaller scale")
+            yield Token(
+                vector=vec, space=ckpt.space, model=model, title=sample_name(prior, seed, i),
+                source={"kind": "latent", "prior": prior, "scale": scale, "seed": seed, "index": i,
+                        "z": [float(x) for x in z[0]]},
+            )
 
 
-def write_tokens(tokens: list[Token], paths: list[Path], overwrite: bool, progress: Any = None) -> list[str]:
+def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Any = None,
+                 chunk: int = 64) -> Iterator[str]:
+    """Write tokens to ``paths`` as they come, yielding each path once it is durable.
+
+    Names are checked before anything is written (so a clash writes nothing); each file is written to a
+    temporary file, fsynced and moved in (without ``overwrite`` by a hard link, so a racing writer cannot
+    be overwritten); every ``chunk`` files the folders are fsynced and those paths are yielded. So after a
+    crash no file is half-written, and every path yielded (printed) names a complete file.
+    """
     if not overwrite:
-        existing = [p for p in paths if p.exists()]
-        if existing:
-            raise BadInput(f"{existing[0]} exists (use --overwrite to replace)")
-    written = []
+        existing = next((p for p in paths if p.exists()), None)
+        if existing is not None:
+            raise BadInput(f"{existing} exists (use --overwrite to replace)")
+    done: list[str] = []
     for tok, p in zip(tokens, paths):
-        written.append(tokenfile.save(tok, p, overwrite))
+        done.append(tokenfile.save(tok, p, overwrite))
         if progress is not None:
-            progress.advance()
-    return written
+            progress(1)
+        if len(done) >= chunk:
+            yield from _durable(done)
+            done = []
+    yield from _durable(done)
+
+
+def _durable(paths: list[str]) -> list[str]:
+    for folder in {str(Path(p).parent) for p in paths}:
+        tokenfile.fsync_dir(folder)
+    return paths
 
 
 def from_pool(run: str, n: int, seed: int) -> list[Token]:

@@ -246,6 +246,20 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = Tr
         raise
 
 
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make the names moved into ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def save(token: Token, path: str | os.PathLike[str], overwrite: bool = True) -> str:
     """Atomically write ``token`` to ``path`` (refusing an existing file unless ``overwrite``). Returns the path.
 

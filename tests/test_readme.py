@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -18,6 +20,7 @@ def readme_lines() -> list[str]:
     return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_readme_command_lines_work_as_typed_after_the_demo(tmp_path, kandinsky):
     lines = readme_lines()
     assert lines == [

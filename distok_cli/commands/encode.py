@@ -39,4 +39,5 @@ def encode(
         buffer.flush()
         return
     path = Path(output) if output else Path(f"{token.title}.distok")
-    out.data(generate.write_tokens([token], [path], overwrite)[0])
+    for p in generate.write_tokens([token], [path], overwrite):
+        out.data(p)

@@ -27,18 +27,16 @@ def sample(
     from ._model import load_model
 
     out = Output(quiet)
-    generate.check_prior(prior)
+    generate.check_sample(n, prior, scale)
     ckpt, model_path = load_model(model, out)
     if from_pool:
         tokens = generate.from_pool(model_path, n, seed)
         paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
     else:
         tokens = generate.sample(ckpt, n, prior, scale, seed)
-        paths = [output / f"{t.title}.distok" for t in tokens]
+        paths = [output / f"{generate.sample_name(prior, seed, i)}.distok" for i in range(n)]
     import contextlib
 
-    with out.progress("writing tokens", len(tokens)) if len(tokens) >= 200 else contextlib.nullcontext() as task:
-        written = generate.write_tokens(tokens, paths, overwrite, task)
-    for p in written:
-        out.data(p)
-
+    with out.progress("writing tokens", len(paths)) if len(paths) >= 200 else contextlib.nullcontext() as task:
+        for p in generate.write_tokens(tokens, paths, overwrite, task.advance if task else None):
+            out.data(p)
