@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
