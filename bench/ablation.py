@@ -92,7 +92,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from distok_cli import evaluation, recipes
+    from distok_cli.files import recipes
+    from distok_cli.method import evaluation
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

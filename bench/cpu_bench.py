@@ -52,9 +52,9 @@ def train_step_ms(work: Path, n: int = 8, classes: int = 12, reps: int = 5) -> d
     sys.path.insert(0, str(ROOT / "bench"))
     import fullsize
 
-    from distok_cli import recipes
     from distok_cli.backends.textside import TextSide
-    from distok_cli.method.estimators import TextEstimator
+    from distok_cli.backends.token_estimators import TextEstimator
+    from distok_cli.files import recipes
     from distok_cli.method.trainer import Trainer
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -100,7 +100,8 @@ def main() -> None:
     res["sample_n50"] = timed([distok, "sample", "--n", "50", "-m", str(run), "-o", str(work / "s"), "--overwrite", "-q"], args.repeats, env)
 
     sys.path.insert(0, str(ROOT))
-    from distok_cli import checkpoint, generate, tokenfile
+    from distok_cli.files import checkpoint, tokenfile
+    from distok_cli.method import generate
 
     ck = checkpoint.load(run)
     n = 2000

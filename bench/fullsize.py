@@ -105,7 +105,7 @@ def blip_itm(device: str):
     from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
 
     from distok_cli.backends import twins
-    from distok_cli.recipes import ANIMALS_60
+    from distok_cli.files.recipes import ANIMALS_60
 
     tok = twins.bert_tokenizer(twins.BLIP_WORDS + ANIMALS_60)
     cfg = BlipConfig(

@@ -144,12 +144,12 @@ def main() -> None:
 
     import fullsize
 
-    from distok_cli import recipes
-    from distok_cli.backends import render as render_mod
-    from distok_cli.backends.estimate import BlipItmEstimator
-    from distok_cli.backends.render import KandinskyRenderer, Settings
+    from distok_cli.backends import diffusion as render_mod
+    from distok_cli.backends.blip import BlipItmEstimator
+    from distok_cli.backends.diffusion import KandinskyRenderer, Settings
     from distok_cli.backends.textside import TextSide
-    from distok_cli.method.estimators import TextEstimator
+    from distok_cli.backends.token_estimators import TextEstimator
+    from distok_cli.files import recipes
     from distok_cli.method.trainer import Trainer
 
     device = "cpu" if args.smoke else "cuda"

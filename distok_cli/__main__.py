@@ -1,3 +1,3 @@
-from .main import run
+from distok_cli.cli.app import run
 
 run()

@@ -30,7 +30,7 @@ class Result:
 
 def run_cli(args: list[str], stdin: str = "") -> Result:
     """Run ``distok`` in-process, with captured stdio, exactly as the console script does."""
-    from distok_cli.main import main
+    from distok_cli.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     saved = sys.stdin, sys.stdout, sys.stderr
@@ -60,7 +60,7 @@ def cli():
 
 @pytest.fixture(scope="session")
 def tiny_recipe():
-    from distok_cli import recipes
+    from distok_cli.files import recipes
 
     return recipes.load("tiny")
 
@@ -68,22 +68,22 @@ def tiny_recipe():
 @pytest.fixture(scope="session")
 def kandinsky(tiny_recipe):
     """The tiny Kandinsky 2.1 twin, loaded once per test session through the real from_pretrained path."""
-    from distok_cli.backends.render import make_renderer
+    from distok_cli.backends.diffusion import make_renderer
 
     return make_renderer(tiny_recipe.render, "cpu")
 
 
 @pytest.fixture(scope="session")
 def sd(tiny_recipe):
-    from distok_cli import recipes
-    from distok_cli.backends.render import make_renderer
+    from distok_cli.backends.diffusion import make_renderer
+    from distok_cli.files import recipes
 
     return make_renderer(recipes.override(tiny_recipe, ["render.backend=sd15"]).render, "cpu")
 
 
 @pytest.fixture(scope="session")
 def blip(tiny_recipe):
-    from distok_cli.backends.estimate import make_estimator
+    from distok_cli.backends.blip import make_estimator
 
     return make_estimator(tiny_recipe.estimator, "cpu")
 
@@ -96,7 +96,7 @@ def space(kandinsky):
 def make_token(space, vec, **kw):
     import numpy as np
 
-    from distok_cli.tokenfile import Token
+    from distok_cli.files.tokenfile import Token
 
     kw.setdefault("source", {"kind": "distribution", "distribution": {"cat": 0.6, "dog": 0.4}})
     return Token(vector=np.asarray(vec, np.float32), space=space, **kw)

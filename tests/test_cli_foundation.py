@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from distok_cli import tokenfile
-from distok_cli.tokenfile import Token, TokenSpace
+from distok_cli.files import tokenfile
+from distok_cli.files.tokenfile import Token, TokenSpace
 
 from .conftest import EXAMPLES, assert_one_line_error, run_cli
 
@@ -30,7 +30,7 @@ def test_help_lists_every_command():
 
 def test_light_commands_do_not_import_heavy_libraries():
     code = (
-        "import sys; from distok_cli.main import main; "
+        "import sys; from distok_cli.cli.app import main; "
         f"rc = [main(['--help']), main(['inspect', {PIG!r}, '--json']), main(['diff', {PIG!r}, {CAUCHY!r}])]; "
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'accelerate') if m in sys.modules]; "
         "print(rc, heavy, file=sys.stderr); sys.exit(1 if heavy or rc != [0, 0, 0] else 0)"
@@ -172,7 +172,7 @@ def test_version_and_bare_invocation():
 
 
 def test_unexpected_errors_are_one_line_and_out_of_memory_suggests_what_to_do(monkeypatch):
-    from distok_cli import report
+    from distok_cli.files import summary as report  # the module inspect calls
 
     def boom(token):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -189,11 +189,11 @@ def test_unexpected_errors_are_one_line_and_out_of_memory_suggests_what_to_do(mo
 
 
 def test_cli_reference_is_up_to_date(tmp_path):
-    """docs/cli.md is generated: `python -m typer distok_cli.main utils docs --name distok --output docs/cli.md`."""
+    """docs/cli.md is generated: `python -m typer distok_cli.cli.app utils docs --name distok --output docs/cli.md`."""
     from .conftest import ROOT
 
     out = tmp_path / "cli.md"
-    r = subprocess.run([sys.executable, "-m", "typer", "distok_cli.main", "utils", "docs", "--name", "distok",
+    r = subprocess.run([sys.executable, "-m", "typer", "distok_cli.cli.app", "utils", "docs", "--name", "distok",
                         "--output", str(out)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert out.read_text() == (ROOT / "docs" / "cli.md").read_text(), "regenerate docs/cli.md (see this test's docstring)"

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from distok_cli import evaluation, recipes, tokenfile
 from distok_cli.backends.textside import TextSide
-from distok_cli.method.estimators import PriorEstimator, TextEstimator
+from distok_cli.backends.token_estimators import PriorEstimator, TextEstimator
+from distok_cli.files import recipes, tokenfile
+from distok_cli.method import evaluation
 
 from .conftest import ROOT, assert_one_line_error, make_token, run_cli
 
@@ -55,7 +56,7 @@ def test_text_estimator_by_hand(minilm):
 
 
 def test_prior_estimator_compares_image_embeddings_with_class_text_embeddings(kandinsky, tiny_recipe):
-    from distok_cli.backends.render import Settings
+    from distok_cli.backends.diffusion import Settings
 
     s = Settings.from_config(tiny_recipe.render)
     est = PriorEstimator(kandinsky, s, ["cat", "dog"], "a photo of a {}", "a photo of a <>", 0.01)
@@ -94,7 +95,8 @@ def test_eval_on_a_tiny_run_writes_report_and_numbers_match_by_hand(tmp_path, ka
     assert run_cli(["train", "-o", run, "--steps", "3", "-q", "--set", "estimator.kind=text"]).code == 0
     # The estimator gets the tokens in batches of 8, item i with seed i: first the 8 class tokens (seeds
     # 1,000,000 + c, for the temperature rule), then the 30 DisTok tokens, then the 30 raw mixes.
-    from distok_cli import checkpoint, generate
+    from distok_cli.files import checkpoint
+    from distok_cli.method import generate
 
     ckpt, calls = checkpoint.load(run), []
     K = len(ckpt.classes)
@@ -192,7 +194,7 @@ def test_eval_distributions_file_and_its_refusals(tmp_path, kandinsky):
 
 def test_free_token_baseline_reaches_below_the_raw_mix(tmp_path, minilm):
     """On MiniLM: one token optimised per distribution beats Σ p_i t_i by far (the estimator is not the limit)."""
-    from distok_cli.method.estimators import TextEstimator
+    from distok_cli.backends.token_estimators import TextEstimator
 
     classes = recipes.ANIMALS_60
     est = TextEstimator(minilm, classes, "a photo of a {}", "a photo of a <>", 0.05, "minilm")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from distok_cli import tokenfile
+from distok_cli.files import tokenfile
 
 from .conftest import EXAMPLES, assert_one_line_error, run_cli
 

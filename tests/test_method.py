@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from distok_cli import checkpoint, generate, recipes, tokenfile
-from distok_cli._output import Output
-from distok_cli.method import losses, trainer
+from distok_cli.cli.output import Output
+from distok_cli.files import checkpoint, recipes, tokenfile
+from distok_cli.method import generate, losses, trainer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import admit
 
@@ -212,7 +212,7 @@ def test_fusion_step_combined_loss_by_hand(tiny_recipe, kandinsky, tmp_path):
 
 
 def _text_estimator(kandinsky, cfg):
-    from distok_cli.method.estimators import TextEstimator
+    from distok_cli.backends.token_estimators import TextEstimator
 
     e = cfg.estimator
     return TextEstimator(kandinsky.text, list(cfg.classes), e.template, e.prompt, e.temperature, "tiny")
@@ -542,7 +542,7 @@ def test_sample_with_an_overflowing_scale_is_one_line_exit_2(run, tmp_path):
 def test_no_overwrite_is_atomic_when_two_writers_race(run, tmp_path):
     """Two processes write the same name at once, many times: exactly one wins each time, the other exits 2."""
     code = (
-        "import sys; from distok_cli.main import main; "
+        "import sys; from distok_cli.cli.app import main; "
         f"sys.exit(main(['encode', sys.argv[1], '-m', {str(run)!r}, '-o', sys.argv[2], '-q']))"
     )
     for i in range(8):

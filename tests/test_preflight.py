@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distok_cli import tokenfile
-from distok_cli.tokenfile import Token, TokenSpace
+from distok_cli.files import tokenfile
+from distok_cli.files.tokenfile import Token, TokenSpace
 
 from .conftest import assert_one_line_error, make_token, run_cli
 
@@ -14,14 +14,13 @@ from .conftest import assert_one_line_error, make_token, run_cli
 @pytest.fixture
 def no_models(monkeypatch):
     """Any attempt to load a renderer or an estimator fails the test."""
-    from distok_cli.backends import render
-    from distok_cli.method import estimators
+    from distok_cli.backends import diffusion, token_estimators
 
     def boom(*a, **k):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(render, "make_renderer", boom)
-    monkeypatch.setattr(estimators, "make_token_estimator", boom)
+    monkeypatch.setattr(diffusion, "make_renderer", boom)
+    monkeypatch.setattr(token_estimators, "make_token_estimator", boom)
 
 
 @pytest.fixture

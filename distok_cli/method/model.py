@@ -1,7 +1,7 @@
 """DisTok's two MLPs in torch: ``E_dis`` (d → H → ω) and ``D_tok`` (ω → H → d).
 
 Parameter names match the checkpoint tensors (``E_dis.0.weight`` ...), so a trained model becomes a
-numpy :class:`~distok_cli.checkpoint.Checkpoint` without renaming, and ``encode``/``sample`` run it
+numpy :class:`~distok_cli.files.checkpoint.Checkpoint` without renaming, and ``encode``/``sample`` run it
 without torch.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import CHECKPOINT_VERSION, Checkpoint
+from distok_cli.files.checkpoint import CHECKPOINT_VERSION, Checkpoint
 
 CLASS_EMBEDDING_RULE = "mean of the text encoder's input embeddings of the class name's word pieces"
 

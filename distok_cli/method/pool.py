@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import tokenfile
-from ..tokenfile import Token, TokenSpace
+from distok_cli.files import tokenfile
+from distok_cli.files.tokenfile import Token, TokenSpace
 
 
 @dataclass

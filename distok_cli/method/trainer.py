@@ -26,14 +26,14 @@ from typing import Any
 
 import torch
 
-from .. import recipes as recipes_mod
-from ..backends.textside import TextSide
-from ..errors import BadInput
-from ..recipes import Recipe
-from ..tokenfile import atomic_write
-from . import losses
-from .model import DisTok
-from .pool import Pool, admit
+from distok_cli.backends.textside import TextSide
+from distok_cli.errors import BadInput
+from distok_cli.files import recipes as recipes_mod
+from distok_cli.files.recipes import Recipe
+from distok_cli.files.tokenfile import atomic_write
+from distok_cli.method import losses
+from distok_cli.method.model import DisTok
+from distok_cli.method.pool import Pool, admit
 
 STATE_FILE = "state.safetensors"
 
@@ -290,7 +290,7 @@ class Trainer:
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
         if len(rows) < 2:
             return
-        from ..plots import line_plot
+        from distok_cli.plots import line_plot
 
         series = {
             "loss": [(r["step"], r["loss"]) for r in rows if r["task"] != "none"],
@@ -303,8 +303,8 @@ class Trainer:
 
 def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto", out: Any = None) -> Trainer:
     """Load what the recipe's estimator needs (renderer + BLIP, the prior, or only the text side)."""
-    from ..backends.loading import pick_device
-    from .estimators import make_token_estimator
+    from distok_cli.backends.loading import pick_device
+    from distok_cli.backends.token_estimators import make_token_estimator
 
     dev = pick_device(device)
     est = make_token_estimator(recipe, dev, dtype, out=out)

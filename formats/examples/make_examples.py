@@ -16,8 +16,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from distok_cli import tokenfile  # noqa: E402
-from distok_cli.tokenfile import Token, TokenSpace  # noqa: E402
+from distok_cli.files import tokenfile  # noqa: E402
+from distok_cli.files.tokenfile import Token, TokenSpace  # noqa: E402
 
 TOOL_VERSION = "0.1.0"
 SPACE = TokenSpace(

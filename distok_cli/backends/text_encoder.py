@@ -1,0 +1,29 @@
+"""Load only a text side (tokenizer + text encoder), for training with a text-side estimator.
+
+The same model reference the renderer uses: for Kandinsky 2.1 the prior's ``text_encoder``/``tokenizer``
+subfolders (``CLIPTextModelWithProjection``), for SD 1.x the pipeline's (``CLIPTextModel``), or the
+recipe's ``text_encoder`` when set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distok_cli.backends.loading import from_pretrained, pick_dtype, quiet_libraries
+from distok_cli.backends.textside import TextSide
+from distok_cli.files.recipes import Recipe
+
+
+def load_text_side(recipe: Recipe, device: str, dtype: str = "auto") -> TextSide:
+    quiet_libraries()
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    ref = recipe.text_encoder or (recipe.render.prior if recipe.render.backend == "kandinsky21" else recipe.render.sd)
+    if ref.startswith("minilm") or "MiniLM" in ref:
+        from distok_cli.backends.minilm import load_minilm
+
+        return load_minilm(ref, device)
+    cls: Any = CLIPTextModelWithProjection if recipe.render.backend == "kandinsky21" else CLIPTextModel
+    tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
+    enc = from_pretrained(cls, ref, subfolder="text_encoder", dtype=pick_dtype(dtype, device)).to(device)
+    return TextSide(tok, enc, ref)

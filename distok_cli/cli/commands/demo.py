@@ -1,0 +1,23 @@
+"""`distok demo`: the whole loop on an offline default, in a few minutes on two CPU cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distok_cli.cli.options import OverwriteOpt, QuietOpt
+
+
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything the demo makes.")] = Path("distok-demo"),
+    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Default: minilm-animals when installed, else tiny.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps (default: the recipe's).")] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a recipe briefly, encode and sample tokens, render a contact sheet, estimate; say where it all is."""
+    from distok_cli.cli.demo import run_demo
+
+    run_demo(output, recipe, steps, overwrite, quiet)

@@ -1,0 +1,44 @@
+"""`distok encode`: a class distribution (or a mix of tokens) → one creative token."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distok_cli.cli.options import ModelOpt, OverwriteOpt, QuietOpt
+
+
+def encode(
+    spec: Annotated[str, typer.Argument(metavar="SPEC", help="pig:0.55,sheep:0.25,snake:0.20 | a .json/.yaml file | '-'; components may be token files.")],
+    model: ModelOpt = "",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Token file to write ('-': the bytes on stdout).")] = None,
+    no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Use the weights as given.")] = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Encode a distribution into a token with a trained model (one MLP forward); print the path."""
+    from distok_cli.cli.model_choice import load_model
+    from distok_cli.cli.output import Output
+    from distok_cli.errors import BadInput
+    from distok_cli.files import tokenfile
+    from distok_cli.method import generate
+
+    out = Output(quiet)
+    ckpt, _ = load_model(model, out)
+    token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize, out=out)
+    if output == "-":
+        if sys.stdout.isatty():
+            raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")
+        data = tokenfile.to_bytes(token)
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:
+            raise BadInput("stdout does not accept bytes")
+        buffer.write(data)
+        buffer.flush()
+        return
+    path = Path(output) if output else Path(f"{token.title}.distok")
+    for p in generate.write_tokens([token], [path], overwrite):
+        out.data(p)

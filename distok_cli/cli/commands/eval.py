@@ -1,0 +1,72 @@
+"""`distok eval`: distribution consistency of a trained model against the no-model baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distok_cli.cli.options import DeviceOpt, DtypeOpt, EstimatorOpt, JsonOpt, QuietOpt, SetOpt, check_estimator
+
+
+def eval_(
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder made by `distok train`.")],
+    estimator: EstimatorOpt = None,
+    distributions: Annotated[
+        Path | None,
+        typer.Option("--distributions", help="A JSON list of {class: weight} objects to evaluate (default: the fixed set of 30)."),
+    ] = None,
+    free_token: Annotated[
+        bool, typer.Option("--free-token", help="Also optimise one free token per distribution (the estimator's floor; text estimator, slower)."),
+    ] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default: RUN/eval-ESTIMATOR).")] = None,
+    set_: SetOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """KL(input ‖ estimate) by arity, its two parts, JS and top-1, beside the raw-mix baseline; writes eval.md/json/png."""
+    from distok_cli.backends.token_estimators import make_token_estimator
+    from distok_cli.cli.output import Output
+    from distok_cli.errors import BadInput
+    from distok_cli.files import checkpoint, recipes
+    from distok_cli.method import evaluation
+
+    out = Output(quiet)
+    check_estimator(estimator)
+    ckpt = checkpoint.load(run)
+    if not (run / "recipe.yaml").is_file():
+        raise BadInput(f"{run}: no recipe.yaml (eval needs a run folder made by `distok train`)")
+    cfg = recipes.load(str(run / "recipe.yaml"), list(set_ or []))
+    if list(cfg.classes) != ckpt.classes:
+        raise BadInput(f"{run}: recipe classes differ from the checkpoint's")
+    kind = estimator or cfg.estimator.kind
+    if free_token and kind != "text":
+        raise BadInput("--free-token needs the text estimator (--estimator text): rendering is not differentiable")
+    if distributions is not None:
+        set_name, items = evaluation.read_eval_set(distributions, ckpt.classes)
+    else:
+        set_name, items = evaluation.eval_set_for(ckpt.classes)
+    est = make_token_estimator(cfg, device, dtype, kind=estimator, out=out)
+    if not ckpt.space.compatible(est.text.space):
+        raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
+    images = 1 if kind == "text" else cfg.estimator.images
+    total = evaluation.work(len(items), len(ckpt.classes), free_token)
+    with out.progress("evaluating", total) as task:
+        report = evaluation.evaluate(
+            ckpt, est, items, set_name, temperature=cfg.eval.temperature or None, calibrate_to=cfg.eval.calibrate_to,
+            images=images, free_token=free_token, progress=task.advance,
+        )
+    folder = output or run / f"eval-{kind}"
+    written = evaluation.write_report(report, folder, f"distok eval: {run}")
+    if json_:
+        out.data(json.dumps(evaluation.summary(report), sort_keys=True))
+    else:
+        b = report["baselines"]["raw_mix"]
+        out.log(f"KL {report['kl']:.4f} (raw mix {b['kl']:.4f})  JS {report['js']:.4f}  top-1 {report['top1']:.3f} "
+                f"(raw mix {b['top1']:.3f})  T {report['temperature']:.4g}  ({report['estimator']}, {report['eval_set']})")
+        for p in written:
+            out.data(p)

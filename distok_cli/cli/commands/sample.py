@@ -1,0 +1,42 @@
+"""`distok sample`: random latents → creative tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distok_cli.cli.options import ModelOpt, OverwriteOpt, QuietOpt
+
+
+def sample(
+    n: Annotated[int, typer.Option("--n", min=1, max=100000, help="How many tokens.")] = 8,
+    prior: Annotated[str, typer.Option("--prior", help="gaussian, laplace or cauchy (zero mean; unit variance where defined).")] = "gaussian",
+    scale: Annotated[float, typer.Option("--scale", help="Multiply the latents by this.")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed; token i of a seed is the same whatever --n.")] = 0,
+    model: ModelOpt = "",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the token files.")] = Path("tokens"),
+    from_pool: Annotated[bool, typer.Option("--from-pool", help="Draw from the run's concept pool instead.")] = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sample tokens from a prior over DisTok's latent space; print their paths (deterministic names)."""
+    from distok_cli.cli.model_choice import load_model
+    from distok_cli.cli.output import Output
+    from distok_cli.method import generate
+
+    out = Output(quiet)
+    generate.check_sample(n, prior, scale)
+    ckpt, model_path = load_model(model, out)
+    if from_pool:
+        tokens = generate.from_pool(model_path, n, seed)
+        paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
+    else:
+        tokens = generate.sample(ckpt, n, prior, scale, seed)
+        paths = [output / f"{generate.sample_name(prior, seed, i)}.distok" for i in range(n)]
+    import contextlib
+
+    with out.progress("writing tokens", len(paths)) if len(paths) >= 200 else contextlib.nullcontext() as task:
+        for p in generate.write_tokens(tokens, paths, overwrite, task.advance if task else None):
+            out.data(p)

@@ -1,0 +1,57 @@
+"""`distok train`: train DisTok on a frozen base model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distok_cli.cli.options import DeviceOpt, DtypeOpt, QuietOpt, RecipeOpt, SetOpt
+
+
+def train(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (checkpoint, pool, log, loss.png).")],
+    recipe: RecipeOpt = "tiny",
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Total steps (default: the recipe's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed (default: the recipe's).")] = None,
+    set_: SetOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output exactly where it stopped.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train E_dis/D_tok (fusion, estimation + concept pool, consistency); print the run folder."""
+    from distok_cli.cli.output import Output
+    from distok_cli.files import recipes
+    from distok_cli.method import trainer
+
+    out = Output(quiet)
+    overrides = list(set_ or [])
+    if resume:
+        if not (output / "recipe.yaml").is_file():
+            from distok_cli.errors import BadInput
+
+            raise BadInput(f"{output}: nothing to resume (no recipe.yaml)")
+        cfg = recipes.load(str(output / "recipe.yaml"), overrides)
+    else:
+        if seed is not None:
+            overrides.append(f"seed={seed}")
+        cfg = recipes.load(recipe, overrides)
+    trainer.prepare_run(output, cfg, resume)
+    t = trainer.build(cfg, output, device, dtype, out)
+    if resume:
+        t.load_state()
+        out.notice(f"resuming {output} at step {t.step}")
+    total = steps if steps is not None else cfg.train.steps
+    try:
+        t.train(total, out)
+    except KeyboardInterrupt:
+        from distok_cli.errors import DistokError
+
+        raise DistokError(f"interrupted at step {t.step}; checkpoint saved (continue with --resume)") from None
+    from distok_cli.files import config
+
+    out.notice(f"trained {cfg.name} to step {t.step}: pool {len(t.pool)}, checkpoint {output / 'model.safetensors'}")
+    out.notice(f"{config.set_default_model(str(output))} is now the default model (`distok model` shows it)")
+    out.data(str(output))

@@ -1,0 +1,54 @@
+"""Option declarations shared by every command, so names and help stay consistent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notices on stderr.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line on stdout.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in every output).")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", envvar="DISTOK_DEVICE", help="Torch device: auto, cpu, cuda, cuda:N, mps.")
+]
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", envvar="DISTOK_DTYPE", help="auto, float32, float16 or bfloat16.")
+]
+RecipeOpt = Annotated[
+    str, typer.Option("--recipe", "-r", envvar="DISTOK_RECIPE", help="Recipe name (see recipes/) or YAML path.")
+]
+TokenRecipeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--recipe", "-r", envvar="DISTOK_RECIPE",
+        help="Recipe name or YAML path (default: the recipe recorded in the tokens, else tiny).",
+    ),
+]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m",
+        help="Trained run folder or checkpoint file (default: $DISTOK_MODEL, else the default model: `distok model`).",
+    ),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a recipe value: section.key=value (repeatable).")
+]
+EstimatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--estimator",
+        help="blip-itm or blip-vqa (render + BLIP), text (no rendering) or prior (Kandinsky prior).",
+    ),
+]
+ESTIMATORS = ("blip-itm", "blip-vqa", "text", "prior")
+
+
+def check_estimator(name: str | None) -> str | None:
+    if name is not None and name not in ESTIMATORS:
+        from distok_cli.errors import BadInput
+
+        raise BadInput(f"--estimator must be {', '.join(ESTIMATORS[:-1])} or {ESTIMATORS[-1]}, got {name!r}")
+    return name

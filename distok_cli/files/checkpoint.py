@@ -1,0 +1,203 @@
+"""DisTok checkpoints: the two MLPs, their config and the class vocabulary, in one safetensors file.
+
+This module is numpy-only on purpose: ``encode`` and ``sample`` run the MLPs here (one matrix product
+per layer), so making a token needs neither torch nor a text encoder. The torch twin of these MLPs lives
+in ``distok_cli.method.model``; ``tests/test_method.py`` checks that both give the same tokens.
+
+File layout (spec: ``formats/distok-checkpoint-v1.md``): tensors ``E_dis.0.weight [H, d]``,
+``E_dis.0.bias [H]``, ``E_dis.2.weight [ω, H]``, ``E_dis.2.bias [ω]``, ``D_tok.0.weight [H, ω]``,
+``D_tok.0.bias [H]``, ``D_tok.2.weight [d, H]``, ``D_tok.2.bias [d]``, ``class_embeddings [K, d]``;
+metadata ``distok.checkpoint`` = ``1.0``, ``distok.config`` (canonical JSON) and ``distok.content_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distok_cli.errors import BadInput
+from distok_cli.files.tokenfile import TokenSpace, atomic_write, canonical_json, parse_header, safetensors_bytes
+
+CHECKPOINT_VERSION = "1.0"
+MODEL_FILE = "model.safetensors"
+LAYERS = ("E_dis.0", "E_dis.2", "D_tok.0", "D_tok.2")
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation (the activation of both MLPs; torch: ``nn.GELU(approximate="tanh")``)."""
+    return 0.5 * x * (1.0 + np.tanh(np.float32(SQRT_2_OVER_PI) * (x + np.float32(0.044715) * x * x * x)))
+
+
+def tensors_hash(tensors: dict[str, np.ndarray]) -> str:
+    """``sha256:`` over (name, shape, float32 bytes) of every tensor in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name], dtype="<f4")
+        h.update(f"{name}:{list(arr.shape)}:".encode())
+        h.update(arr.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass
+class Checkpoint:
+    """A trained DisTok model as numpy arrays plus its config (``classes``, ``token_space``, sizes...)."""
+
+    tensors: dict[str, np.ndarray]
+    config: dict[str, Any]
+    path: str | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config["classes"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["latent_dim"])
+
+    @property
+    def space(self) -> TokenSpace:
+        s = self.config["token_space"]
+        return TokenSpace(s["encoder"], s["dim"], s["fingerprint"], s.get("subfolder", ""))
+
+    @cached_property
+    def hash(self) -> str:
+        """Content hash of the weights (computed once: the tensors are not meant to change)."""
+        return tensors_hash(self.tensors)
+
+    @property
+    def class_embeddings(self) -> np.ndarray:
+        return self.tensors["class_embeddings"]
+
+    def model_ref(self) -> dict[str, Any]:
+        return {"hash": self.hash, "recipe": self.config.get("recipe", ""), "step": self.config.get("step", 0)}
+
+    def _layer(self, name: str, x: np.ndarray) -> np.ndarray:
+        return x @ self.tensors[f"{name}.weight"].T + self.tensors[f"{name}.bias"]
+
+    def encode_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """E_dis: token-space inputs [N, d] (e.g. Σ p_i t_i) → latents [N, ω]."""
+        return self._layer("E_dis.2", gelu_tanh(self._layer("E_dis.0", inputs.astype(np.float32))))
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """D_tok: latents [N, ω] → tokens [N, d]."""
+        return self._layer("D_tok.2", gelu_tanh(self._layer("D_tok.0", z.astype(np.float32))))
+
+    def standardise(self, eps: np.ndarray) -> np.ndarray:
+        """A prior draw ε [N, ω] in the latents' trained scale: ``latent_mean + latent_std · ε``
+        (checkpoints without latent statistics, before 0.3, use ε as it is)."""
+        if "latent_mean" not in self.tensors:
+            return eps.astype(np.float32)
+        return (self.tensors["latent_mean"] + self.tensors["latent_std"] * eps).astype(np.float32)
+
+    def mix(self, weights: np.ndarray) -> np.ndarray:
+        """Σ_i p_i t_i for weight rows [N, K]."""
+        return weights.astype(np.float32) @ self.class_embeddings
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "distok.checkpoint": CHECKPOINT_VERSION,
+            "distok.config": canonical_json(self.config),
+            "distok.content_id": self.hash,
+        }
+        return safetensors_bytes(self.tensors, meta)
+
+    def save(self, path: str | Path) -> str:
+        atomic_write(path, self.to_bytes())
+        return str(path)
+
+
+def _bad(path: str, reason: str) -> BadInput:
+    return BadInput(f"{path}: {reason}")
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """A run folder's ``model.safetensors``, or the file itself."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / MODEL_FILE).is_file():
+            return p / MODEL_FILE
+        raise _bad(str(p), f"not a distok run folder (no {MODEL_FILE}; train one with `distok train`)")
+    if not p.exists():
+        raise _bad(str(p), "no such run folder or checkpoint")
+    return p
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint (file or run folder), numpy only."""
+    p = checkpoint_path(path)
+    data = p.read_bytes()
+    header, start = parse_header(data, str(p))
+    meta = header.pop("__metadata__", {}) or {}
+    if meta.get("distok.checkpoint", "").split(".")[0] != CHECKPOINT_VERSION.split(".")[0]:
+        raise _bad(str(p), "not a distok checkpoint (or an unsupported version)")
+    try:
+        config = json.loads(meta["distok.config"])
+    except (KeyError, ValueError):
+        raise _bad(str(p), "checkpoint config is missing or not valid JSON") from None
+    tensors: dict[str, np.ndarray] = {}
+    body = data[start:]
+    for name, info in header.items():
+        if not isinstance(info, dict) or info.get("dtype") != "F32":
+            raise _bad(str(p), f"tensor {name!r} is not float32")
+        a, b = info["data_offsets"]
+        shape = info["shape"]
+        if not (0 <= a <= b <= len(body)) or b - a != 4 * math.prod(shape):
+            raise _bad(str(p), f"tensor {name!r} has bad offsets (truncated file?)")
+        tensors[name] = np.frombuffer(body[a:b], dtype="<f4").reshape(shape)
+    ckpt = Checkpoint(tensors, config, str(p))
+    _validate(ckpt)
+    if meta.get("distok.content_id") != ckpt.hash:
+        raise _bad(str(p), "content id does not match the weights (file altered or corrupt)")
+    return ckpt
+
+
+def _validate(ckpt: Checkpoint) -> None:
+    c, t, where = ckpt.config, ckpt.tensors, str(ckpt.path)
+    for key in ("classes", "latent_dim", "hidden", "dim", "token_space"):
+        if key not in c:
+            raise _bad(where, f"checkpoint config lacks {key!r}")
+    d, h, w, k = c["dim"], c["hidden"], c["latent_dim"], len(c["classes"])
+    want = {
+        "E_dis.0.weight": [h, d], "E_dis.0.bias": [h], "E_dis.2.weight": [w, h], "E_dis.2.bias": [w],
+        "D_tok.0.weight": [h, w], "D_tok.0.bias": [h], "D_tok.2.weight": [d, h], "D_tok.2.bias": [d],
+        "class_embeddings": [k, d],
+    }
+    if "latent_mean" in t or "latent_std" in t:  # optional (0.3): the latents' running mean and std
+        want.update({"latent_mean": [w], "latent_std": [w]})
+    if set(t) != set(want):
+        raise _bad(where, f"checkpoint tensors are {sorted(t)}, expected {sorted(want)}")
+    for name, shape in want.items():
+        if list(t[name].shape) != shape:
+            raise _bad(where, f"tensor {name} has shape {list(t[name].shape)}, expected {shape}")
+        if not np.isfinite(t[name]).all():
+            raise _bad(where, f"tensor {name} has NaN or Inf values")
+    if "latent_std" in t and not (t["latent_std"] > 0).all():
+        raise _bad(where, "tensor latent_std must be positive")
+
+
+def describe_run(path: str | Path) -> dict[str, Any]:
+    """What ``inspect`` shows for a run folder or a checkpoint file."""
+    ckpt = load(path)
+    out: dict[str, Any] = {
+        "path": str(path),
+        "kind": "run" if Path(path).is_dir() else "checkpoint",
+        "model_hash": ckpt.hash,
+        "config": ckpt.config,
+        "classes": ckpt.classes,
+    }
+    if Path(path).is_dir():
+        run = Path(path)
+        out["pool_size"] = len(list((run / "pool").glob("*.distok"))) if (run / "pool").is_dir() else 0
+        log = run / "log.jsonl"
+        if log.is_file():
+            lines = log.read_text().splitlines()
+            out["last_log"] = json.loads(lines[-1]) if lines else None
+    return out

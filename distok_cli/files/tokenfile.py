@@ -1,0 +1,483 @@
+"""The ``.distok`` token file, format v1 (normative spec: ``formats/distok-token-v1.md``).
+
+A token file is a safetensors file with exactly one tensor, ``emb_params``, float32, shape ``[1, d]``,
+and everything else as namespaced strings in ``__metadata__``. The writer here serialises the header
+itself (sorted keys, fixed separators, space padding to 8 bytes) so that the same inputs always give
+the same bytes; the reader parses and checks every byte range before it trusts anything, so corrupt
+files fail with one line instead of a traceback. Plain textual-inversion safetensors files (one tensor
+of shape ``[d]`` or ``[1, d]``, any key) are read too, as tokens without provenance. Pickles never are.
+
+Only numpy is imported: ``inspect``, ``diff``, ``encode`` and ``sample`` must start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distok_cli import __version__
+from distok_cli.errors import BadInput, InvalidTokenFile
+from distok_cli.files import distributions as dists
+
+FORMAT_NAME = "distok.token"
+FORMAT_VERSION = "1.0"
+TENSOR_KEY = "emb_params"
+#: Largest header (JSON) a reader accepts, in bytes.
+MAX_HEADER_BYTES = 1 << 20
+SOURCE_KINDS = ("distribution", "latent", "composition", "pool")
+PRIORS = ("gaussian", "laplace", "cauchy")
+TOKEN_SUFFIXES = (".distok", ".safetensors")  # what a path must end with to be read as a token
+
+K_FORMAT = "distok.format"
+K_VERSION = "distok.format_version"
+K_CONTENT = "distok.content_id"
+K_SPACE = "distok.token_space"
+K_SOURCE = "distok.source"
+K_ESTIMATE = "distok.estimate"
+K_MODEL = "distok.model"
+K_TOOL = "distok.tool_version"
+JSON_KEYS = (K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL)
+KNOWN_KEYS = {K_FORMAT, K_VERSION, K_CONTENT, K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL, K_TOOL}
+
+_DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2)}
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no spaces, ASCII, NaN refused: the one JSON spelling distok writes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def content_id(vector: np.ndarray) -> str:
+    """``sha256:`` + hex digest of the tensor's float32 little-endian bytes."""
+    return "sha256:" + hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenSpace:
+    """Which text encoder's token-embedding space a vector lives in."""
+
+    encoder: str
+    dim: int
+    fingerprint: str
+    subfolder: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"dim": self.dim, "encoder": self.encoder, "fingerprint": self.fingerprint}
+        if self.subfolder:
+            out["subfolder"] = self.subfolder
+        return out
+
+    def compatible(self, other: TokenSpace) -> bool:
+        """Same vectors mean the same thing: equal dimension and embedding-matrix fingerprint."""
+        return self.dim == other.dim and self.fingerprint == other.fingerprint
+
+
+def check_compatible(token: Token, space: TokenSpace) -> None:
+    """Refuse ``token`` in ``space``: another fingerprint, or (a plain file, no provenance) another dimension."""
+    what = token.path or token.short_id
+    if token.space is not None and not token.space.compatible(space):
+        raise BadInput(
+            f"{what} was made for {token.space.encoder} (fingerprint {token.space.fingerprint[:24]}…), "
+            f"not {space.encoder} ({space.fingerprint[:24]}…)"
+        )
+    if token.dim != space.dim:
+        raise BadInput(f"{what}: token has {token.dim} values, {space.encoder} expects {space.dim}")
+
+
+def space_fingerprint(matrix: np.ndarray) -> str:
+    """Fingerprint of a token-embedding matrix: sha256 of its float16 little-endian bytes, shape-prefixed.
+
+    Rounding to float16 first makes the fingerprint the same whether the encoder was loaded in float32
+    or float16.
+    """
+    m = np.ascontiguousarray(matrix, dtype="<f2")
+    h = hashlib.sha256(f"{m.shape[0]}x{m.shape[1]}:".encode())
+    h.update(m.tobytes())
+    return "fp16-sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Token:
+    """One creative token: a vector plus what is known about where it came from.
+
+    ``source``/``estimate``/``model`` are the parsed JSON objects of the metadata (``None`` when absent);
+    ``plain`` is True for a community textual-inversion file with no distok metadata.
+    """
+
+    vector: np.ndarray
+    space: TokenSpace | None = None
+    source: dict[str, Any] | None = None
+    estimate: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    title: str | None = None
+    tool_version: str = __version__
+    extra: dict[str, str] = field(default_factory=dict)
+    plain: bool = False
+    path: str | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.vector.shape[-1])
+
+    @property
+    def id(self) -> str:
+        return content_id(self.vector)
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[1][:12]
+
+    def with_estimate(self, estimate: dict[str, Any]) -> Token:
+        return replace(self, estimate=estimate)
+
+
+# ----------------------------------------------------------------------------------------------- write
+
+
+def metadata_for(token: Token) -> dict[str, str]:
+    """The ``__metadata__`` map for ``token`` (validated, every value a string)."""
+    if token.space is None:
+        raise BadInput("a distok token file needs a token space (encoder, dim, fingerprint)")
+    if token.source is None:
+        raise BadInput("a distok token file needs a source")
+    vec = np.asarray(token.vector, dtype=np.float32).reshape(-1)
+    if vec.shape[0] != token.space.dim:
+        raise BadInput(f"vector has {vec.shape[0]} values but the token space has dim {token.space.dim}")
+    if not np.isfinite(vec).all():
+        raise BadInput("vector has NaN or Inf values")
+    _check_source(token.source)
+    if token.estimate is not None:
+        _check_estimate(token.estimate)
+    meta = {
+        K_FORMAT: FORMAT_NAME,
+        K_VERSION: FORMAT_VERSION,
+        K_CONTENT: content_id(vec),
+        K_SPACE: canonical_json(token.space.to_json()),
+        K_SOURCE: canonical_json(token.source),
+        K_TOOL: token.tool_version,
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": (
+            "stable-diffusion-v1/textual-inversion" if token.space.dim == 768 else "distok/token"
+        ),
+        "modelspec.implementation": "distok",
+        "modelspec.title": token.title or f"distok-{content_id(vec)[7:19]}",
+    }
+    if token.estimate is not None:
+        meta[K_ESTIMATE] = canonical_json(token.estimate)
+    if token.model is not None:
+        meta[K_MODEL] = canonical_json(token.model)
+    for k, v in token.extra.items():
+        if k in meta or not isinstance(v, str):
+            continue
+        meta[k] = v
+    return meta
+
+
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """Deterministic safetensors serialisation: tensors in name order, sorted header, space padding."""
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name], dtype="<f4")
+        data = arr.tobytes()
+        header[name] = {"data_offsets": [offset, offset + len(data)], "dtype": "F32", "shape": list(arr.shape)}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+def to_bytes(token: Token) -> bytes:
+    """Serialise ``token`` to the exact bytes of a v1 token file (deterministic)."""
+    meta = metadata_for(token)
+    return safetensors_bytes({TENSOR_KEY: np.asarray(token.vector, dtype=np.float32).reshape(1, -1)}, meta)
+
+
+_UMASK: int | None = None
+
+
+def _file_mode() -> int:
+    """What a plain ``open()`` would give a new file: 0o666 minus the process umask."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = True) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then move it in.
+
+    With ``overwrite`` the move is ``os.replace``. Without it the move is a hard link, which fails if
+    ``path`` exists, so of two writers racing for one name exactly one wins and the other gets
+    :class:`BadInput` (no check-then-replace window). The file gets the mode ``open()`` would give it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _file_mode())
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise BadInput(f"{path} exists (use --overwrite to replace)") from None
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make the names moved into ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save(token: Token, path: str | os.PathLike[str], overwrite: bool = True) -> str:
+    """Atomically write ``token`` to ``path`` (refusing an existing file unless ``overwrite``). Returns the path.
+
+    Example:
+        >>> save(Token(vec, space=space, source={"kind": "distribution", "distribution": {"cat": 1.0}}), "cat.distok")
+    """
+    atomic_write(path, to_bytes(token), overwrite)
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ read
+
+
+def _bad(path: str, reason: str) -> InvalidTokenFile:
+    return InvalidTokenFile(f"{path}: {reason}")
+
+
+def parse_header(data: bytes, path: str = "<bytes>") -> tuple[dict[str, Any], int]:
+    """Check the safetensors framing; return (header, data start offset)."""
+    if len(data) < 8:
+        raise _bad(path, "not a safetensors file (shorter than its 8-byte header length)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER_BYTES:
+        if n > len(data):
+            raise _bad(path, f"not a safetensors file or truncated (header length {n} > file size)")
+        raise _bad(path, f"metadata too large ({n} bytes; limit {MAX_HEADER_BYTES})")
+    if 8 + n > len(data):
+        raise _bad(path, f"truncated (header needs {n} bytes, file has {len(data) - 8})")
+    raw = data[8 : 8 + n]
+    if not raw.lstrip(b" ").startswith(b"{"):
+        raise _bad(path, "not a safetensors file (header is not a JSON object)")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _bad(path, "malformed safetensors header (invalid JSON)") from None
+    if not isinstance(header, dict):
+        raise _bad(path, "malformed safetensors header (not a JSON object)")
+    return header, 8 + n
+
+
+def _tensor(path: str, name: str, info: Any, body: bytes) -> np.ndarray:
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        raise _bad(path, f"tensor {name!r} has a malformed header entry")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if dtype not in _DTYPES:
+        raise _bad(path, f"tensor {name!r} has dtype {dtype}, expected F32")
+    if (
+        not isinstance(shape, list)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+        or not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+    ):
+        raise _bad(path, f"tensor {name!r} has a malformed shape or data_offsets")
+    np_dtype, size = _DTYPES[dtype]
+    count = math.prod(shape)
+    start, end = offsets
+    if start != 0 or end != count * size:
+        raise _bad(path, f"tensor {name!r}: data_offsets {offsets} do not match shape {shape}")
+    if len(body) != end:
+        raise _bad(path, f"truncated or padded (tensor data is {len(body)} bytes, header says {end})")
+    arr = np.frombuffer(body, dtype=np_dtype).reshape(shape)
+    if dtype == "BF16":
+        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr.astype(np.float32)
+
+
+def _json_value(path: str, meta: dict[str, str], key: str) -> Any:
+    text = meta.get(key)
+    if text is None:
+        return None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise _bad(path, f"metadata {key} is not valid JSON ({exc})") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _check_source(src: Any) -> None:
+    if not isinstance(src, dict):
+        raise BadInput("source must be a JSON object")
+    kind = src.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise BadInput(f"source kind {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+    if kind in ("distribution", "pool") or "distribution" in src:
+        if "distribution" not in src:
+            raise BadInput(f"a {kind} source needs a distribution")
+        dists.check(src["distribution"], "source distribution")
+    if kind == "latent":
+        if src.get("prior") not in PRIORS:
+            raise BadInput(f"latent source prior must be one of {', '.join(PRIORS)}")
+        z = src.get("z")
+        if not isinstance(z, list) or not z or not all(isinstance(x, (int, float)) for x in z):
+            raise BadInput("latent source needs z, a non-empty list of numbers")
+    if kind == "composition":
+        parents = src.get("parents")
+        if not isinstance(parents, list) or not parents:
+            raise BadInput("composition source needs a non-empty parents list")
+        for p in parents:
+            if not isinstance(p, dict) or "weight" not in p or ("id" not in p and "class" not in p):
+                raise BadInput("each composition parent needs a weight and an id or a class")
+
+
+def _check_estimate(est: Any) -> None:
+    if not isinstance(est, dict):
+        raise BadInput("estimate must be a JSON object")
+    if not isinstance(est.get("estimator"), str):
+        raise BadInput("estimate needs an estimator name")
+    dists.check(est.get("distribution"), "estimate distribution")
+
+
+def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
+    """Parse token-file bytes (a v1 distok file or a plain textual-inversion safetensors file)."""
+    try:
+        header, start = parse_header(data, path)
+    except InvalidTokenFile:
+        # Only once the safetensors framing has failed: a valid header length can start with these bytes.
+        if data[:4] == b"PK\x03\x04" or (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+            raise _bad(path, "looks like a PyTorch pickle; distok reads safetensors only (convert it first)") from None
+        raise
+    meta = header.pop("__metadata__", None)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise _bad(path, "__metadata__ must map strings to strings")
+    if len(header) != 1:
+        if not header:
+            raise _bad(path, "no tensor (a token file holds exactly one)")
+        raise _bad(path, f"{len(header)} tensors (a token file holds exactly one: {TENSOR_KEY})")
+    name, info = next(iter(header.items()))
+    arr = _tensor(path, name, info, data[start:])
+    plain = not any(k.startswith("distok.") for k in meta)
+    if not plain and K_FORMAT not in meta:
+        raise _bad(path, f"metadata has distok keys but lacks {K_FORMAT}")
+    if plain:
+        if arr.ndim == 2 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.ndim != 1 or arr.shape[0] == 0:
+            raise _bad(path, f"tensor {name!r} has shape {list(arr.shape)}; a token is [d] or [1, d]")
+    else:
+        if meta[K_FORMAT] != FORMAT_NAME:
+            raise _bad(path, f"unknown format {meta[K_FORMAT]!r} (expected {FORMAT_NAME})")
+        version = meta.get(K_VERSION, "")
+        major = version.split(".")[0]
+        if major != FORMAT_VERSION.split(".")[0]:
+            raise _bad(path, f"unsupported format version {version!r} (this distok reads 1.x)")
+        if name != TENSOR_KEY:
+            raise _bad(path, f"tensor is named {name!r}, expected {TENSOR_KEY}")
+        if info["dtype"] != "F32":
+            raise _bad(path, f"tensor has dtype {info['dtype']}, expected F32")
+        if arr.ndim != 2 or arr.shape[0] != 1 or arr.shape[1] == 0:
+            raise _bad(path, f"tensor has shape {list(arr.shape)}, expected [1, d]")
+        arr = arr[0]
+    if not np.isfinite(arr).all():
+        raise _bad(path, "tensor has NaN or Inf values")
+    if plain:
+        return Token(vector=arr, plain=True, path=path, title=name, tool_version="", extra=dict(meta))
+    return _token_from_meta(arr, meta, path)
+
+
+def _token_from_meta(arr: np.ndarray, meta: dict[str, str], path: str) -> Token:
+    for key in (K_CONTENT, K_SPACE, K_SOURCE):
+        if key not in meta:
+            raise _bad(path, f"metadata lacks {key}")
+    if meta[K_CONTENT] != content_id(arr):
+        raise _bad(path, "content id does not match the tensor (file altered or corrupt)")
+    values = {k: _json_value(path, meta, k) for k in JSON_KEYS}
+    for key in (K_ESTIMATE, K_MODEL):
+        if key in meta and not isinstance(values[key], dict):
+            raise _bad(path, f"metadata {key} must be a JSON object")
+    if K_MODEL in meta and not isinstance(values[K_MODEL].get("hash"), str):
+        raise _bad(path, f"metadata {K_MODEL} needs a hash")
+    space = values[K_SPACE]
+    if (
+        not isinstance(space, dict)
+        or not isinstance(space.get("encoder"), str)
+        or not isinstance(space.get("fingerprint"), str)
+        or not isinstance(space.get("dim"), int)
+        or isinstance(space.get("dim"), bool)
+    ):
+        raise _bad(path, f"metadata {K_SPACE} needs encoder, dim and fingerprint")
+    if not isinstance(space.get("subfolder", ""), str):
+        raise _bad(path, f"metadata {K_SPACE} subfolder must be a string")
+    if space["dim"] != arr.shape[0]:
+        raise _bad(path, f"token space dim {space['dim']} does not match the tensor ({arr.shape[0]})")
+    try:
+        _check_source(values[K_SOURCE])
+        if values[K_ESTIMATE] is not None:
+            _check_estimate(values[K_ESTIMATE])
+    except BadInput as exc:
+        raise _bad(path, str(exc)) from None
+    extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS and not k.startswith("modelspec.")}
+    return Token(
+        vector=arr,
+        space=TokenSpace(space["encoder"], space["dim"], space["fingerprint"], space.get("subfolder", "")),
+        source=values[K_SOURCE],
+        estimate=values[K_ESTIMATE],
+        model=values[K_MODEL],
+        title=meta.get("modelspec.title"),
+        tool_version=meta.get(K_TOOL, ""),
+        extra=extra,
+        path=path,
+    )
+
+
+def load(path: str | os.PathLike[str]) -> Token:
+    """Read and validate a token file. Raises :class:`InvalidTokenFile` with a one-line reason."""
+    p = str(path)
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_HEADER_BYTES + (1 << 24) + 9)
+    except FileNotFoundError:
+        raise InvalidTokenFile(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidTokenFile(f"{p}: is a directory, not a token file") from None
+    except OSError as exc:
+        raise InvalidTokenFile(f"{p}: cannot read ({exc.strerror})") from None
+    return from_bytes(data, p)

@@ -1,0 +1,246 @@
+"""Render jobs: which (token, prompt, seed) to draw, where the PNG goes, and how work is split.
+
+Kept apart from the command so that training (estimation task), ``estimate`` and ``demo`` reuse it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distok_cli.errors import BadInput
+from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, atomic_write
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int
+    token: Token
+    prompt: str
+    seed: int
+    out: Path
+
+
+#: Renderers read tokens of CLIP ViT-L/14's token-embedding space (Kandinsky 2.1's prior, SD 1.x).
+RENDER_DIM = 768
+#: Most images one command renders (tokens × prompts × seeds), and the largest seed (torch's generator).
+MAX_IMAGES = 10_000
+MAX_SEED = 2**63 - 1
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-3,7`` → [0, 1, 2, 3, 7]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise BadInput(f"--seeds: {part!r} is not a seed or a range like 0-7")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        if b < a or b - a > 10000:
+            raise BadInput(f"--seeds: bad range {part!r}")
+        seeds.extend(range(a, b + 1))
+        if b > MAX_SEED:
+            raise BadInput(f"--seeds: {b} is larger than the largest seed, {MAX_SEED}")
+        if len(seeds) > MAX_IMAGES:
+            break
+    if len(set(seeds)) != len(seeds):
+        raise BadInput("--seeds lists a seed twice")
+    return seeds
+
+
+def check_seed(seed: int) -> int:
+    if not 0 <= seed <= MAX_SEED:
+        raise BadInput(f"--seed must be between 0 and {MAX_SEED}")
+    return seed
+
+
+def renderable_recipes() -> list[str]:
+    """Recipes whose tokens come from their renderer's own text encoder (so they can be rendered)."""
+    from distok_cli.files import recipes
+
+    names = []
+    for name in recipes.available():
+        try:
+            if not recipes.load(name).text_encoder:
+                names.append(name)
+        except BadInput:
+            continue
+    return names
+
+
+def check_renderable(tokens: list[Token]) -> None:
+    """Refuse, before any model loads, a token that no renderer can read (e.g. a 384-d MiniLM token)."""
+    for t in tokens:
+        if t.dim != RENDER_DIM:
+            space = f"{t.space.encoder}'s {t.dim}-d token space" if t.space else f"a {t.dim}-d token space"
+            raise BadInput(
+                f"{t.path or t.short_id} is a token of {space}; no renderer reads it (rendering needs a "
+                f"{RENDER_DIM}-d CLIP ViT-L/14 token: train with one of the recipes {', '.join(renderable_recipes())}, "
+                "e.g. `distok train -r tiny -o runs/tiny`, and encode or sample with that run)"
+            )
+
+
+def check_output_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"-o {folder}: exists and is not a folder")
+
+
+def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:
+    """Every prompt keeps its token inside the renderer's text context (77 for CLIP), checked with the
+    tokenizer alone, before any model weights load."""
+    from transformers import CLIPTokenizer
+
+    from distok_cli.backends.loading import from_pretrained
+    from distok_cli.backends.textside import PLACEHOLDERS, TextSide
+
+    ref = cfg.render.prior if cfg.render.backend == "kandinsky21" else cfg.render.sd
+    tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
+    tok.add_tokens(list(PLACEHOLDERS))
+    pid = tok.convert_tokens_to_ids(PLACEHOLDERS[0])
+    ids = tok([TextSide.fill(p) for p in prompts], padding="max_length", max_length=tok.model_max_length,
+              truncation=True).input_ids
+    for row, prompt in zip(ids, prompts):
+        if pid not in row:
+            raise BadInput(f"prompt {prompt!r} is too long: the token falls past the text encoder's context")
+
+
+def slug(prompt: str, limit: int = 48) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", prompt.replace("<>", "tok").lower()).strip("-")
+    return s[:limit].rstrip("-") or "prompt"
+
+
+def check_prompt(prompt: str) -> str:
+    if prompt.count("<>") != 1:
+        if "<>" not in prompt:
+            raise BadInput(f"prompt {prompt!r} has no '<>' where the token goes (e.g. \"a photo of a <>\")")
+        raise BadInput(f"prompt {prompt!r} has more than one '<>'")
+    if len(prompt) > 300:
+        raise BadInput("prompt is longer than 300 characters")
+    return prompt
+
+
+def split_args(items: list[str]) -> tuple[list[str], list[str]]:
+    """Positional arguments are token paths or prompts: a prompt is anything containing ``<>``."""
+    tokens, prompts = [], []
+    for a in items:
+        if "<>" in a:
+            prompts.append(check_prompt(a))
+        elif a == "-" or Path(a).exists() or a.endswith(TOKEN_SUFFIXES):
+            tokens.append(a)
+        else:
+            raise BadInput(f"{a!r} is neither a token file nor a prompt with '<>' (e.g. \"a photo of a <>\")")
+    return tokens, prompts
+
+
+def token_names(tokens: list[Token]) -> list[str]:
+    stems = [Path(t.path).stem if t.path else t.short_id for t in tokens]
+    seen: dict[str, int] = {}
+    for s in stems:
+        seen[s] = seen.get(s, 0) + 1
+    return [f"{s}-{t.short_id[:8]}" if seen[s] > 1 else s for s, t in zip(stems, tokens)]
+
+
+def plan(tokens: list[Token], prompts: list[str], seeds: list[int], out_dir: Path, overwrite: bool) -> list[Job]:
+    """Every (token, prompt, seed), with predictable names; refuses to overwrite unless asked."""
+    tokens = list({t.id: t for t in reversed(tokens)}.values())[::-1]  # the same token twice renders once
+    if len(tokens) * len(prompts) * len(seeds) > MAX_IMAGES:
+        raise BadInput(f"{len(tokens)} tokens × {len(prompts)} prompts × {len(seeds)} seeds is more than {MAX_IMAGES} images: "
+                       "split the work into several commands")
+    check_output_folder(out_dir)
+    jobs: list[Job] = []
+    for t, name in zip(tokens, token_names(tokens)):
+        for p in prompts:
+            for s in seeds:
+                jobs.append(Job(len(jobs), t, p, s, out_dir / f"{name}_{slug(p)}_{s}.png"))
+    check_targets([j.out for j in jobs], overwrite)
+    return jobs
+
+
+def check_targets(paths: list[Path], overwrite: bool) -> None:
+    if overwrite:
+        return
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise BadInput(f"{existing[0]} exists{more} (use --overwrite to replace)")
+
+
+def process_state() -> Any:
+    """accelerate's ``PartialState`` when launched with several processes (torchrun/accelerate), else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True is needed on CUDA-less machines: without it torchrun's ranks are ignored.
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def batches(jobs: list[Job], size: int) -> list[list[Job]]:
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progress: Any = None) -> list[str]:
+    """Render and write each job's PNG (atomically). Returns the written paths."""
+    import torch
+
+    from distok_cli.backends.diffusion import a1111_parameters, png_bytes
+
+    written: list[str] = []
+    full = min(settings.batch_size, len(jobs))
+    for batch in batches(jobs, settings.batch_size):
+        for j in batch:
+            renderer.text.check_token(j.token)
+        # A compiled UNet has static shapes: fill a short last batch with copies of its last job rather
+        # than compile a second shape. Each image has its own generator, so the copies change nothing but
+        # float rounding, as any change of batch size does.
+        padded = batch + [batch[-1]] * (full - len(batch) if renderer.compiled else 0)
+        vecs = torch.stack([torch.as_tensor(j.token.vector, dtype=torch.float32) for j in padded])
+        prompts = [j.prompt for j in padded]
+        seeds = [j.seed for j in padded]
+        images = renderer.render(vecs, prompts, seeds, settings, paths=[j.token.path for j in padded])
+        for j, img in zip(batch, images):
+            meta = {
+                "token": {"id": j.token.id, "path": str(Path(j.token.path).resolve()) if j.token.path else None},
+                "prompt": j.prompt,
+                "seed": j.seed,
+                "backend": renderer.backend,
+                "render": dataclasses.asdict(renderer.cfg),
+                "settings": dataclasses.asdict(settings),
+                "recipe": recipe_name,
+                "models": renderer.models,
+                "dtype": str(renderer.dtype).replace("torch.", ""),
+            }
+            params = a1111_parameters(j.prompt, j.seed, settings, renderer.models, j.token.id)
+            atomic_write(j.out, png_bytes(img, params, meta))
+            written.append(str(j.out))
+        if progress is not None:
+            progress.advance(len(batch))
+    return written
+
+
+def write_grid(jobs: list[Job], path: Path) -> str:
+    """A labelled contact sheet of rendered jobs: one row per token, one column per prompt (first seed)."""
+    import io
+
+    from PIL import Image
+
+    from distok_cli.backends.diffusion import contact_sheet
+
+    tokens = list({j.token.id: j.token for j in jobs}.values())
+    prompts = list(dict.fromkeys(j.prompt for j in jobs))
+    first: dict[tuple[str, str], Path] = {}
+    for j in jobs:
+        first.setdefault((j.token.id, j.prompt), j.out)
+    rows = [[Image.open(first[(t.id, p)]) for p in prompts] for t in tokens]
+    buf = io.BytesIO()
+    contact_sheet(rows, token_names(tokens), prompts).save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())
+    return str(path)

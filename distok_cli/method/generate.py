@@ -1,0 +1,232 @@
+"""Make tokens with a trained model: ``encode`` (distribution → token) and ``sample`` (latent → token).
+
+numpy only: one MLP forward per token, no torch, no text encoder (everything needed is in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distok_cli.errors import BadInput
+from distok_cli.files import distributions as dists
+from distok_cli.files import tokenfile
+from distok_cli.files.checkpoint import Checkpoint
+from distok_cli.files.summary import source_distribution
+from distok_cli.files.tokenfile import PRIORS, TOKEN_SUFFIXES, Token
+
+
+def read_spec(spec: str) -> dict[str, float]:
+    """Raw weights from ``pig:0.55,sheep:0.25``, a JSON/YAML file, or ``-`` (JSON/YAML on stdin).
+
+    A file or stdin holds a mapping ``{name: weight}`` or ``{"distribution": {name: weight}}``.
+    """
+    if spec == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise BadInput("'-' reads the distribution from stdin, but stdin is a terminal")
+        return _structured(sys.stdin.read(), "stdin")
+    p = Path(spec)
+    if p.suffix.lower() in (".json", ".yaml", ".yml"):
+        if not p.is_file():
+            raise BadInput(f"{spec}: no such file")
+        return _structured(p.read_text(encoding="utf-8"), spec)
+    return dists.parse_spec(spec)
+
+
+def _structured(text: str, where: str) -> dict[str, float]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise BadInput(f"{where}: not valid JSON or YAML") from None
+    if isinstance(data, dict) and isinstance(data.get("distribution"), dict):
+        data = data["distribution"]
+    if not isinstance(data, dict) or not data:
+        raise BadInput(f"{where}: expected a mapping of class name to weight")
+    out: dict[str, float] = {}
+    for k, v in data.items():
+        name = str(k).strip()
+        if not name:
+            raise BadInput(f"{where}: empty class name")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise BadInput(f"{where}: weight of {name!r} is not a number")
+        out[name] = dists.parse_weight(name, repr(float(v)))
+    return out
+
+
+def _component_token(name: str, ckpt: Checkpoint) -> Token:
+    tok = tokenfile.load(name)
+    tokenfile.check_compatible(tok, ckpt.space)
+    return tok
+
+
+def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True, out: Any = None) -> Token:
+    """Encode a distribution over classes (and/or token files) into a creative token."""
+    classes = ckpt.classes
+    index = {c: i for i, c in enumerate(classes)}
+    parts: list[tuple[str, float, Token | None]] = []
+    for name, w in weights.items():
+        if name.endswith(TOKEN_SUFFIXES):
+            parts.append((name, w, _component_token(name, ckpt)))
+        elif name in index:
+            parts.append((name, w, None))
+        else:
+            raise BadInput(f"unknown class {name!r}{dists.suggest(name, classes)} (the model knows {len(classes)} classes)")
+    total = sum(w for _, w, _ in parts)
+    if not total > 0:
+        raise BadInput("weights sum to zero")
+    if normalize and abs(total - 1.0) > dists.SUM_TOLERANCE:
+        if out is not None:
+            shown = ", ".join(f"{n}:{w / total:.4g}" for n, w, _ in parts)
+            out.notice(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
+        parts = [(n, w / total, t) for n, w, t in parts]
+    # Sum in float64 and in name order: the same distribution gives the same bytes, however it was spelt.
+    mix = np.zeros(ckpt.space.dim, np.float64)
+    for name, w, tok in sorted(parts, key=lambda p: p[0]):
+        vec = tok.vector if tok is not None else ckpt.class_embeddings[index[name]]
+        mix += w * vec.astype(np.float64)
+    z = ckpt.encode_inputs(mix.astype(np.float32)[None])
+    vector = ckpt.decode(z)[0].astype(np.float32)
+    effective = _effective_distribution(parts)
+    if all(t is None for _, _, t in parts) and effective is not None:
+        source: dict[str, Any] = {"kind": "distribution", "distribution": effective}
+    else:
+        source = {"kind": "composition", "parents": [_parent(n, w, t) for n, w, t in parts]}
+        if effective is not None:
+            source["distribution"] = effective
+    source["z"] = [float(x) for x in z[0]]
+    title = dists.label(effective) if effective is not None else "composition-" + "-".join(
+        (Path(n).stem if t is not None else n) for n, _, t in parts)[:60]
+    return Token(vector=vector, space=ckpt.space, source=source, model=ckpt.model_ref(), title=title)
+
+
+def _parent(name: str, w: float, tok: Token | None) -> dict[str, Any]:
+    if tok is None:
+        return {"class": name, "weight": w}
+    return {"id": tok.id, "title": tok.title or Path(name).stem, "weight": w}
+
+
+def _effective_distribution(parts: list[tuple[str, float, Token | None]]) -> dict[str, float] | None:
+    """The class distribution a composition stands for, when every part has one and weights sum to 1."""
+    total = sum(w for _, w, _ in parts)
+    if abs(total - 1.0) > dists.SUM_TOLERANCE:
+        return None
+    acc: dict[str, float] = {}
+    for name, w, tok in parts:
+        if tok is None:
+            acc[name] = acc.get(name, 0.0) + w
+            continue
+        d = source_distribution(tok)
+        if d is None:
+            return None
+        for c, p in d.items():
+            acc[c] = acc.get(c, 0.0) + w * p
+    s = sum(acc.values())
+    return {c: p / s for c, p in sorted(acc.items())}
+
+
+def check_prior(prior: str) -> None:
+    if prior not in PRIORS:
+        raise BadInput(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+
+
+def latent(prior: str, seed: int, index: int, dim: int, scale: float) -> np.ndarray:
+    """z for token ``index`` of seed ``seed``: independent of how many tokens are drawn.
+
+    gaussian N(0, 1); laplace with unit variance (b = 1/√2); standard Cauchy (no variance; scale 1).
+    """
+    check_prior(prior)
+    rng = np.random.default_rng([seed, index])
+    if prior == "gaussian":
+        z = rng.standard_normal(dim)
+    elif prior == "laplace":
+        z = rng.laplace(0.0, 1.0 / math.sqrt(2.0), dim)
+    else:
+        z = rng.standard_cauchy(dim)
+    return (z * scale).astype(np.float32)
+
+
+#: Largest ``--scale``: beyond it latents are far outside anything D_tok was trained on.
+MAX_SCALE = 1000.0
+
+
+def check_sample(n: int, prior: str, scale: float) -> None:
+    check_prior(prior)
+    if n < 1:
+        raise BadInput("--n must be at least 1")
+    if not (0 < scale <= MAX_SCALE):
+        raise BadInput(f"--scale must be a positive number at most {MAX_SCALE:g}")
+
+
+def sample_name(prior: str, seed: int, index: int) -> str:
+    return f"{prior}-s{seed}-{index:04d}"
+
+
+def sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> Iterator[Token]:
+    """Token ``i`` of a seed, for i < n, one at a time (memory stays flat in ``n``); token i does not
+    depend on ``n``. Arguments are checked before the first token is made."""
+    check_sample(n, prior, scale)
+    return _sample(ckpt, n, prior, scale, seed)
+
+
+def _sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> Iterator[Token]:
+    model = ckpt.model_ref()
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge --scale: checked below, not warned about
+        for i in range(n):
+            # The prior draw ε, in the latents' trained scale (checkpoint latent statistics): z = mean + std · ε.
+            z = ckpt.standardise(latent(prior, seed, i, ckpt.latent_dim, scale)[None])
+            vec = ckpt.decode(z)[0].astype(np.float32)  # one row at a time: BLAS results can depend on batch size
+            if not (np.isfinite(z).all() and np.isfinite(vec).all()):
+                raise BadInput(f"--scale {scale:g} makes latents or tokens overflow (token {i}); use a smaller scale")
+            yield Token(
+                vector=vec, space=ckpt.space, model=model, title=sample_name(prior, seed, i),
+                source={"kind": "latent", "prior": prior, "scale": scale, "seed": seed, "index": i,
+                        "z": [float(x) for x in z[0]]},
+            )
+
+
+def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Any = None,
+                 chunk: int = 64) -> Iterator[str]:
+    """Write tokens to ``paths`` as they come, yielding each path once it is durable.
+
+    Names are checked before anything is written (so a clash writes nothing); each file is written to a
+    temporary file, fsynced and moved in (without ``overwrite`` by a hard link, so a racing writer cannot
+    be overwritten); every ``chunk`` files the folders are fsynced and those paths are yielded. So after a
+    crash no file is half-written, and every path yielded (printed) names a complete file.
+    """
+    if not overwrite:
+        existing = next((p for p in paths if p.exists()), None)
+        if existing is not None:
+            raise BadInput(f"{existing} exists (use --overwrite to replace)")
+    done: list[str] = []
+    for tok, p in zip(tokens, paths):
+        done.append(tokenfile.save(tok, p, overwrite))
+        if progress is not None:
+            progress(1)
+        if len(done) >= chunk:
+            yield from _durable(done)
+            done = []
+    yield from _durable(done)
+
+
+def _durable(paths: list[str]) -> list[str]:
+    for folder in {str(Path(p).parent) for p in paths}:
+        tokenfile.fsync_dir(folder)
+    return paths
+
+
+def from_pool(run: str, n: int, seed: int) -> list[Token]:
+    """``n`` concepts drawn (without replacement, seeded) from a run's concept pool."""
+    folder = Path(run) / "pool"
+    files = sorted(folder.glob("*.distok")) if folder.is_dir() else []
+    if not files:
+        raise BadInput(f"{run}: the run has no concept pool entries")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(files), size=min(n, len(files)), replace=False)
+    return [tokenfile.load(files[i]) for i in sorted(pick)]
