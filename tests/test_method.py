@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from distok_cli.cli.output import Output
 from distok_cli.files import checkpoint, recipes, tokenfile
 from distok_cli.method import generate, losses, trainer
 from distok_cli.method.model import DisTok
@@ -277,7 +276,7 @@ def test_training_lowers_fusion_and_consistency_losses(tmp_path):
     cfg = recipes.load("minilm-animals", ["train.estimate_every=5"])
     trainer.prepare_run(tmp_path / "m", cfg, resume=False)
     t = trainer.build(cfg, tmp_path / "m", "cpu", "float32")
-    res = t.train(120, Output(quiet=True))
+    res = t.train(120)
     mix = [r.l_mix for r in res if r.l_mix is not None]
     cst = [r.l_cst for r in res if r.l_cst is not None]
     assert np.mean(mix[-10:]) < np.mean(mix[:10]) - 0.1

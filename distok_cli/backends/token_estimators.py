@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from distok_cli.backends.textside import TextSide
+from distok_cli.progress import log
 
 
 class RenderingEstimator:
@@ -103,7 +104,7 @@ class PriorEstimator:
         return (self.logits(vectors, [[s] for s in seeds])[:, 0] / self.temperature).softmax(-1), None
 
 
-def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: str | None = None, out: Any = None) -> Any:
+def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: str | None = None) -> Any:
     """The estimator a recipe asks for (or ``kind``): ``blip-itm``/``blip-vqa`` (render + BLIP), ``text`` or ``prior``.
 
     The returned object has ``text`` (the token space it checks tokens against), ``name``, ``describe()``
@@ -120,16 +121,14 @@ def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: st
     if kind == "text":
         from distok_cli.backends.text_encoder import load_text_side
 
-        if out:
-            out.notice("loading the text encoder")
+        log.info("loading the text encoder")
         text = load_text_side(recipe, device, dtype)
         return TextEstimator(text, classes, e.template, e.prompt, e.temperature, text.space.encoder)
     if kind == "prior" and recipe.render.backend != "kandinsky21":
         raise BadInput("the prior estimator needs a Kandinsky 2.1 recipe (render.backend: kandinsky21)")
     if kind not in ("blip-itm", "blip-vqa", "prior"):
         raise BadInput(f"unknown estimator {kind!r} (blip-itm, blip-vqa, text or prior)")
-    if out:
-        out.notice(f"loading {recipe.render.backend} models" + (" and the BLIP estimator" if kind != "prior" else ""))
+    log.info(f"loading {recipe.render.backend} models" + (" and the BLIP estimator" if kind != "prior" else ""))
     renderer = make_renderer(recipe.render, device, dtype)
     if kind == "prior":
         return PriorEstimator(renderer, settings, classes, e.template, e.prompt, e.temperature)

@@ -45,8 +45,10 @@ def _train(name: str, run: Path, steps: int | None, out: Output) -> Any:
 
     cfg = recipes.load(name)
     trainer.prepare_run(run, cfg, resume=False)
-    t = trainer.build(cfg, run, "cpu", "float32", out)
-    t.train(steps or cfg.train.steps, out)
+    t = trainer.build(cfg, run, "cpu", "float32")
+    total = steps or cfg.train.steps
+    with out.progress("training", total) as task:
+        t.train(total, task.advance)
     return t
 
 

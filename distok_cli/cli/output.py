@@ -16,6 +16,18 @@ class Output:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self._err: Any = None
+        # The library's notices (logging "distok", INFO) go to this command's stderr unless -q.
+        import logging
+
+        logger = logging.getLogger("distok")
+        for h in [h for h in logger.handlers if getattr(h, "distok_cli", False)]:
+            logger.removeHandler(h)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.distok_cli = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("distok: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING if quiet else logging.INFO)
+        logger.propagate = False
 
     @property
     def err(self) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distok_cli.errors import BadInput
+from distok_cli.progress import log
 
 #: The paper's CangJie concept list is unpublished; this is our own 60-class animal vocabulary.
 ANIMALS_60 = [
@@ -268,7 +269,7 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> Recip
     return _check(dataclasses.replace(recipe, source=source))
 
 
-def for_tokens(given: str | None, tokens: list[Any], out: Any = None) -> str:
+def for_tokens(given: str | None, tokens: list[Any]) -> str:
     """The recipe to render/estimate ``tokens`` with: ``given``, else the one their model was trained with
     (when all agree and it is a known recipe), else ``tiny``."""
     if given:
@@ -277,8 +278,7 @@ def for_tokens(given: str | None, tokens: list[Any], out: Any = None) -> str:
     if len(recorded) == 1:
         name = next(iter(recorded))
         if name in available():
-            if out is not None:
-                out.notice(f"using recipe {name} (recorded in the token; --recipe chooses another)")
+            log.info(f"using recipe {name} (recorded in the token; --recipe chooses another)")
             return name
     return "tiny"
 

@@ -10,6 +10,7 @@ from distok_cli.files import distributions as dists
 from distok_cli.files import tokenfile
 from distok_cli.files.recipes import Recipe
 from distok_cli.files.summary import source_distribution
+from distok_cli.progress import Progress, log
 
 
 def parse_classes(text: str) -> list[str]:
@@ -75,8 +76,10 @@ def estimate_record(token: tokenfile.Token, estimator: Any, seeds: list[int]) ->
 
 def estimate_paths(
     paths: list[str], cfg: Recipe, classes: list[str], *, images: int | None, prompt: str | None, seed: int,
-    write: bool, device: str, dtype: str, out: Any, kind: str | None = None,
+    write: bool, device: str, dtype: str, kind: str | None = None, progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
+    """Estimate every path (token files and images), checking them all before any model loads; with
+    ``write``, store each token's estimate in its file. One progress unit per path."""
     import dataclasses
 
     from distok_cli.jobs.rendering import check_prompt
@@ -113,29 +116,29 @@ def estimate_paths(
     if any(k == "token" for k, _ in inputs):
         from distok_cli.backends.token_estimators import make_token_estimator
 
-        token_est = make_token_estimator(cfg, device, dtype, out=out)
+        token_est = make_token_estimator(cfg, device, dtype)
         blip = getattr(token_est, "blip", None)
     if blip is None and any(k == "image" for k, _ in inputs):
         from distok_cli.backends.blip import make_estimator
 
-        out.notice(f"loading estimator {cfg.estimator.model}")
+        log.info(f"loading estimator {cfg.estimator.model}")
         blip = make_estimator(cfg.estimator, device, dtype)
     from distok_cli.backends.blip import mean_distribution
 
     seeds = list(range(seed, seed + (n if kind != "text" else 1)))
     results = []
-    with out.progress("estimating", len(inputs)) as task:
-        for (k, item), path in zip(inputs, paths):
-            if k == "image":
-                dist = mean_distribution(blip.distributions([item], classes), classes)
-                results.append(summary(path, "image", dist, blip))
-            else:
-                record = estimate_record(item, token_est, seeds)
-                results.append(summary(path, "token", record["distribution"], token_est, kl=record["kl"], js=record["js"],
-                                       prompt=prompt, seeds=seeds, source=source_distribution(item)))
-                if write:
-                    tokenfile.save(item.with_estimate(record), item.path)
-            task.advance()
+    for (k, item), path in zip(inputs, paths):
+        if k == "image":
+            dist = mean_distribution(blip.distributions([item], classes), classes)
+            results.append(summary(path, "image", dist, blip))
+        else:
+            record = estimate_record(item, token_est, seeds)
+            results.append(summary(path, "token", record["distribution"], token_est, kl=record["kl"], js=record["js"],
+                                   prompt=prompt, seeds=seeds, source=source_distribution(item)))
+            if write:
+                tokenfile.save(item.with_estimate(record), item.path)
+        if progress is not None:
+            progress(1)
     return results
 
 

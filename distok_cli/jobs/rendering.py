@@ -13,6 +13,7 @@ from typing import Any
 
 from distok_cli.errors import BadInput
 from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, atomic_write
+from distok_cli.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def batches(jobs: list[Job], size: int) -> list[list[Job]]:
     return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
-def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progress: Any = None) -> list[str]:
+def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progress: Progress | None = None) -> list[str]:
     """Render and write each job's PNG (atomically). Returns the written paths."""
     import torch
 
@@ -222,7 +223,7 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
             atomic_write(j.out, png_bytes(img, params, meta))
             written.append(str(j.out))
         if progress is not None:
-            progress.advance(len(batch))
+            progress(len(batch))
     return written
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import numpy as np
 
 from distok_cli.errors import BadInput
 from distok_cli.files import distributions as dists
+from distok_cli.progress import Progress
 
 EVAL_VERSION = "v1"
 ARITIES = ("1", "2", "3", "4+")
@@ -47,7 +47,6 @@ FREE_TOKEN_STEPS, FREE_TOKEN_LR = 100, 0.01
 #: Largest evaluation file and set accepted by ``--distributions``.
 MAX_SET_BYTES, MAX_SET_ITEMS = 4 << 20, 10_000
 
-Progress = Callable[[int], None]
 
 
 def make_eval_set(classes: list[str], n: int = 30, seed: int = 0) -> list[dict[str, float]]:

@@ -19,6 +19,7 @@ from distok_cli.files import tokenfile
 from distok_cli.files.checkpoint import Checkpoint
 from distok_cli.files.summary import source_distribution
 from distok_cli.files.tokenfile import PRIORS, TOKEN_SUFFIXES, Token
+from distok_cli.progress import Progress, log
 
 
 def read_spec(spec: str) -> dict[str, float]:
@@ -66,7 +67,7 @@ def _component_token(name: str, ckpt: Checkpoint) -> Token:
     return tok
 
 
-def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True, out: Any = None) -> Token:
+def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) -> Token:
     """Encode a distribution over classes (and/or token files) into a creative token."""
     classes = ckpt.classes
     index = {c: i for i, c in enumerate(classes)}
@@ -82,9 +83,8 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True, 
     if not total > 0:
         raise BadInput("weights sum to zero")
     if normalize and abs(total - 1.0) > dists.SUM_TOLERANCE:
-        if out is not None:
-            shown = ", ".join(f"{n}:{w / total:.4g}" for n, w, _ in parts)
-            out.notice(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
+        shown = ", ".join(f"{n}:{w / total:.4g}" for n, w, _ in parts)
+        log.info(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
         parts = [(n, w / total, t) for n, w, t in parts]
     # Sum in float64 and in name order: the same distribution gives the same bytes, however it was spelt.
     mix = np.zeros(ckpt.space.dim, np.float64)
@@ -191,7 +191,7 @@ def _sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> It
             )
 
 
-def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Any = None,
+def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Progress | None = None,
                  chunk: int = 64) -> Iterator[str]:
     """Write tokens to ``paths`` as they come, yielding each path once it is durable.
 

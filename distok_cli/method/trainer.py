@@ -34,6 +34,7 @@ from distok_cli.files.tokenfile import atomic_write
 from distok_cli.method import losses
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import Pool, admit
+from distok_cli.progress import Progress
 
 STATE_FILE = "state.safetensors"
 
@@ -255,26 +256,25 @@ class Trainer:
         return StepResult(self.step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted)
 
     # -------------------------------------------------------------------------------------- loop
-    def train(self, total: int, out: Any) -> list[StepResult]:
+    def train(self, total: int, progress: Progress | None = None) -> list[StepResult]:
+        """Train up to step ``total`` (checkpointing on the way and on Ctrl-C); ``progress(1, info)`` per step."""
         t = self.recipe.train
         results: list[StepResult] = []
         log = (self.run / "log.jsonl").open("a", encoding="utf-8")
         started = time.perf_counter()
         try:
-            with out.progress("training", total) as task:
-                task.advance(self.step)
-                while self.step < total:
-                    r = self.train_step()
-                    results.append(r)
-                    if r.step % t.log_every == 0 or r.step == total:
-                        row = dict(vars(r))
-                        row["seconds"] = round(time.perf_counter() - started, 3)
-                        log.write(json.dumps(row, sort_keys=True) + "\n")
-                        log.flush()
-                    info = f"{r.task} loss {r.loss:.4f} pool {r.pool}"
-                    task.advance(1, info)
-                    if r.step % t.checkpoint_every == 0 or r.step == total:
-                        self.save()
+            while self.step < total:
+                r = self.train_step()
+                results.append(r)
+                if r.step % t.log_every == 0 or r.step == total:
+                    row = dict(vars(r))
+                    row["seconds"] = round(time.perf_counter() - started, 3)
+                    log.write(json.dumps(row, sort_keys=True) + "\n")
+                    log.flush()
+                if progress is not None:
+                    progress(1, f"{r.task} loss {r.loss:.4f} pool {r.pool}")
+                if r.step % t.checkpoint_every == 0 or r.step == total:
+                    self.save()
         except KeyboardInterrupt:
             self.save()
             raise
@@ -301,13 +301,13 @@ class Trainer:
         atomic_write(self.run / "loss.png", png)
 
 
-def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto", out: Any = None) -> Trainer:
+def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto") -> Trainer:
     """Load what the recipe's estimator needs (renderer + BLIP, the prior, or only the text side)."""
     from distok_cli.backends.loading import pick_device
     from distok_cli.backends.token_estimators import make_token_estimator
 
     dev = pick_device(device)
-    est = make_token_estimator(recipe, dev, dtype, out=out)
+    est = make_token_estimator(recipe, dev, dtype)
     return Trainer(recipe, run, est.text, est, dev)
 
 

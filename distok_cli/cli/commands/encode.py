@@ -28,7 +28,7 @@ def encode(
 
     out = Output(quiet)
     ckpt, _ = load_model(model, out)
-    token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize, out=out)
+    token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize)
     if output == "-":
         if sys.stdout.isatty():
             raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")

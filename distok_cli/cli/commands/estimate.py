@@ -48,13 +48,14 @@ def estimate(
         from distok_cli.files import tokenfile
 
         tokens = [tokenfile.load(p) for p in paths if p.endswith(tokenfile.TOKEN_SUFFIXES)]
-        recipe = recipes.for_tokens(None, tokens, out)
+        recipe = recipes.for_tokens(None, tokens)
     cfg = recipes.load(recipe, list(set_ or []))
     class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
-    results = estimation.estimate_paths(
-        paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
-        device=device, dtype=dtype, out=out, kind=estimator,
-    )
+    with out.progress("estimating", len(paths)) as task:
+        results = estimation.estimate_paths(
+            paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
+            device=device, dtype=dtype, kind=estimator, progress=task.advance,
+        )
     if plot is not None:
         out.notice(f"wrote {estimation.write_plot(results, plot)}")
     for r in results:

@@ -76,7 +76,7 @@ def render(
         token_list = [tokenfile.load(p) for p in expand_paths(token_args)]
         seed_list = rendering.parse_seeds(seeds) if seeds is not None else [rendering.check_seed(seed or 0)]
         rendering.check_renderable(token_list)
-        cfg = recipes.load(recipes.for_tokens(recipe, token_list, out), list(set_ or []))
+        cfg = recipes.load(recipes.for_tokens(recipe, token_list), list(set_ or []))
 
     from distok_cli.backends.diffusion import Settings
 
@@ -108,7 +108,7 @@ def render(
         if t.plain:
             out.warn(f"{t.path}: a plain textual-inversion file names no token space; rendering it with {renderer.text.space.encoder}")
     with out.progress("rendering", len(mine)) as task:
-        written = rendering.run(mine, renderer, settings, cfg.name, task)
+        written = rendering.run(mine, renderer, settings, cfg.name, task.advance)
 
     if state is not None:
         from accelerate.utils import gather_object

@@ -39,13 +39,15 @@ def train(
             overrides.append(f"seed={seed}")
         cfg = recipes.load(recipe, overrides)
     trainer.prepare_run(output, cfg, resume)
-    t = trainer.build(cfg, output, device, dtype, out)
+    t = trainer.build(cfg, output, device, dtype)
     if resume:
         t.load_state()
         out.notice(f"resuming {output} at step {t.step}")
     total = steps if steps is not None else cfg.train.steps
     try:
-        t.train(total, out)
+        with out.progress("training", total) as task:
+            task.advance(t.step)
+            t.train(total, task.advance)
     except KeyboardInterrupt:
         from distok_cli.errors import DistokError
 
