@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -265,9 +266,49 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch, kandin
         return real(self)
 
     monkeypatch.setattr(trainer.Trainer, "train_step", flaky)
-    r = run_cli(["train", "-o", tmp_path / "r", "--steps", "10", "-q", *sum((["--set", s] for s in FAST), [])])
+    sets = sum((["--set", s] for s in FAST), [])
+    r = run_cli(["train", "-o", tmp_path / "r", "--steps", "10", "-q", *sets])
     assert_one_line_error(r, 1, "interrupted at step 3; checkpoint saved (continue with --resume)")
     assert checkpoint.load(tmp_path / "r").config["step"] == 3
+    monkeypatch.setattr(trainer.Trainer, "train_step", real)
+    assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0  # to the run's own 10 steps
+    assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "10", "-q", *sets]).code == 0
+    _same_run(tmp_path / "r", tmp_path / "straight")
+
+
+def _same_run(a, b):
+    """Checkpoint, optimizer/RNG state and pool byte for byte; the log row for row, but for its wall-clock
+    "seconds" (time since that process started, which no rerun can reproduce)."""
+    for name in ("model.safetensors", "state.safetensors"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    rows = [[{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in (d / "log.jsonl").read_text().splitlines()] for d in (a, b)]
+    assert rows[0] == rows[1]
+    pa, pb = sorted((a / "pool").iterdir()), sorted((b / "pool").iterdir())
+    assert [p.name for p in pa] == [p.name for p in pb]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(pa, pb))
+
+
+def test_ctrl_c_inside_a_step_undoes_it_and_resumes_exactly(tmp_path, monkeypatch, kandinsky):
+    """SIGINT arrives in the middle of step 5, after its estimation admitted pool concepts and its RNG
+    draws: the checkpoint is step 4's, the concepts are gone, and the resumed run equals a straight one."""
+    sets = sum((["--set", s] for s in FAST), [])
+    real = trainer.Trainer.fusion_batch
+
+    def interrupted(self):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(trainer.Trainer, "fusion_batch", interrupted)
+    r = run_cli(["train", "-o", tmp_path / "r", "--steps", "12", "-q", *sets])
+    assert_one_line_error(r, 1, "interrupted at step 4; checkpoint saved")
+    assert not [p for p in (tmp_path / "r" / "pool").glob("0000005-*")]
+    monkeypatch.setattr(trainer.Trainer, "fusion_batch", real)
+    assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0
+    assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "12", "-q", *sets]).code == 0
+    _same_run(tmp_path / "r", tmp_path / "straight")
+    pool = sorted(p.name for p in (tmp_path / "r" / "pool").iterdir())
+    assert pool == sorted(p.name for p in (tmp_path / "straight" / "pool").iterdir()) and pool
 
 
 @pytest.mark.slow
@@ -555,3 +596,40 @@ def test_no_overwrite_is_atomic_when_two_writers_race(run, tmp_path):
         winner = tokenfile.load(target).source["distribution"]
         assert winner in ({"pig": 1.0}, {"owl": 1.0})
         assert not list(tmp_path.glob(f".same{i}.distok.*.tmp"))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_instants_then_resume_equals_a_straight_run(tmp_path, kandinsky):
+    """A real `distok train` killed with SIGKILL at seeded random instants (during start-up, steps, pool
+    writes or checkpoints), resumed each time, ends byte for byte where an uninterrupted run ends."""
+    import random
+    import signal
+    import time
+
+    sets = sum((["--set", s] for s in [*FAST, "train.checkpoint_every=4", "train.log_every=1"]), [])
+    common = [sys.executable, "-m", "distok_cli", "train", "--steps", "40", "-q", *sets]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    assert subprocess.run([*common, "-o", str(tmp_path / "straight")], env=env, capture_output=True).returncode == 0
+    rng = random.Random(7)
+    run = tmp_path / "killed"
+    kills = 0
+    for trial in range(12):
+        resume = ["--resume"] if (run / "recipe.yaml").is_file() else []
+        if not resume and run.exists():  # killed before even recipe.yaml: a fresh start is allowed to fail
+            import shutil
+
+            shutil.rmtree(run)
+        p = subprocess.Popen([*common, "-o", str(run), *resume], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(2.0, 9.0))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        if p.returncode == 0:
+            break
+    else:
+        r = subprocess.run([*common, "-o", str(run), "--resume"], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    assert kills >= 3
+    _same_run(run, tmp_path / "straight")
+    assert not list(run.rglob(".*.tmp"))

@@ -182,15 +182,21 @@ def metadata_for(token: Token) -> dict[str, str]:
     return meta
 
 
-def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
-    """Deterministic safetensors serialisation: tensors in name order, sorted header, space padding."""
+_ST_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64", "int32": "I32", "uint8": "U8", "bool": "BOOL"}
+
+
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str], keep_dtype: bool = False) -> bytes:
+    """Deterministic safetensors serialisation: tensors in name order, sorted header, space padding.
+    Tensors become float32 unless ``keep_dtype`` (then any of the dtypes in ``_ST_DTYPES``, little-endian)."""
     header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
     chunks: list[bytes] = []
     offset = 0
     for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name], dtype="<f4")
+        arr = np.asarray(tensors[name])
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<") if keep_dtype else "<f4")
         data = arr.tobytes()
-        header[name] = {"data_offsets": [offset, offset + len(data)], "dtype": "F32", "shape": list(arr.shape)}
+        dtype = _ST_DTYPES[arr.dtype.name] if keep_dtype else "F32"
+        header[name] = {"data_offsets": [offset, offset + len(data)], "dtype": dtype, "shape": list(arr.shape)}
         chunks.append(data)
         offset += len(data)
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()

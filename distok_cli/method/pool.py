@@ -44,6 +44,18 @@ class Pool:
                 self.entries.append(Entry(p.stem, t.vector, dist, int(t.source.get("step", 0)) if t.source else 0,
                                           sorted(str(x) for x in folder.glob(f"{p.stem}_*.png"))))
 
+    def truncate(self, step: int) -> None:
+        """Drop the concepts admitted after ``step`` (entries and their files)."""
+        keep = [e for e in self.entries if e.step <= step]
+        if len(keep) == len(self.entries):
+            return
+        for e in self.entries:
+            if e.step > step:
+                (self.folder / f"{e.name}.distok").unlink(missing_ok=True)
+                for img in e.images:
+                    Path(img).unlink(missing_ok=True)
+        self.entries = keep
+
     def __len__(self) -> int:
         return len(self.entries)
 

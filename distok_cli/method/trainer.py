@@ -30,7 +30,7 @@ from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files import recipes as recipes_mod
 from distok_cli.files.recipes import Recipe
-from distok_cli.files.tokenfile import atomic_write
+from distok_cli.files.tokenfile import atomic_write, safetensors_bytes
 from distok_cli.method import losses
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import Pool, admit
@@ -63,6 +63,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.pool = Pool(run / "pool", t.pool_max)
         self.step = 0
+        self.target = recipe.train.steps  # the step this run trains to (stored, so a bare --resume knows it)
         with torch.no_grad():
             self.e_s = text.encode([t.q_s])[0]
         self._e_r: dict[tuple[str, str], torch.Tensor] = {}  # (class, pool concept) → E(q_r)
@@ -98,8 +99,6 @@ class Trainer:
 
     def save(self) -> None:
         """Model, optimizer and RNG state, each written atomically."""
-        from safetensors.torch import save
-
         self.run.mkdir(parents=True, exist_ok=True)
         self.checkpoint().save(self.run / "model.safetensors")
         tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
@@ -109,16 +108,19 @@ class Trainer:
                 tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
         tensors["rng.generator"] = self.gen.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
-        meta = {"step": str(self.step), "param_groups": json.dumps(opt["param_groups"])}
-        atomic_write(self.run / STATE_FILE, save(tensors, metadata=meta))
+        meta = {"step": str(self.step), "target": str(self.target), "param_groups": json.dumps(opt["param_groups"], sort_keys=True)}
+        # Our own deterministic writer: safetensors' own orders the metadata differently in every process.
+        arrays = {k: v.numpy() for k, v in tensors.items()}
+        atomic_write(self.run / STATE_FILE, safetensors_bytes(arrays, meta, keep_dtype=True))
         self.plot()
 
     def load_state(self) -> None:
         from safetensors import safe_open
 
         path = self.run / STATE_FILE
-        if not path.is_file():
-            raise BadInput(f"{self.run}: no {STATE_FILE} to resume from")
+        if not path.is_file():  # killed before the step-0 checkpoint: nothing was trained, start at step 0
+            self.rewind()
+            return
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
             tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -132,6 +134,8 @@ class Trainer:
         self.gen.set_state(tensors["rng.generator"])
         torch.set_rng_state(tensors["rng.torch"])
         self.step = int(meta["step"])
+        self.target = int(meta.get("target", self.recipe.train.steps))
+        self.rewind()
 
     # -------------------------------------------------------------------------------- embeddings
     def _pool_pair_targets(self, pairs: list[tuple[str, Any]]) -> torch.Tensor:
@@ -157,8 +161,9 @@ class Trainer:
         return torch.randint(high, (n,), generator=self.gen).tolist()
 
     # ------------------------------------------------------------------------------------- tasks
-    def estimation(self) -> int:
-        """Decode random latents, estimate their distributions, admit the spread-out ones. Returns #admitted."""
+    def estimation(self, step: int) -> int:
+        """Decode random latents, estimate their distributions, admit the spread-out ones (as concepts of
+        ``step``). Returns #admitted."""
         t = self.recipe.train
         if self.pool.full:
             return 0
@@ -167,7 +172,7 @@ class Trainer:
             z = self.model.standardised(z)
         with torch.no_grad():
             tokens = self.model.decode(z).float()
-        seeds = [self.recipe.seed * 1_000_003 + self.step * 1000 + i for i in range(t.estimate_n)]
+        seeds = [self.recipe.seed * 1_000_003 + step * 1000 + i for i in range(t.estimate_n)]
         probs, images = self.estimator(tokens, seeds)
         admitted = 0
         per = max(1, len(images) // t.estimate_n) if images else 0
@@ -177,7 +182,7 @@ class Trainer:
                 continue
             imgs = images[i * per : (i + 1) * per] if (images and t.keep_images) else None
             self.pool.add(
-                tokens[i].cpu().numpy(), dist, self.step, [float(x) for x in z[i].cpu()], self.text.space,
+                tokens[i].cpu().numpy(), dist, step, [float(x) for x in z[i].cpu()], self.text.space,
                 {**self.estimator.describe(), "seeds": [seeds[i]]}, imgs,
             )
             admitted += 1
@@ -222,11 +227,13 @@ class Trainer:
 
     def train_step(self) -> StepResult:
         t = self.recipe.train
-        self.step += 1
-        admitted = self.estimation() if self.step % t.estimate_every == 0 else 0
+        # The counter moves only once the step's update is done: an interrupted step never counts.
+        step = self.step + 1
+        admitted = self.estimation(step) if step % t.estimate_every == 0 else 0
         task = self.choose_task()
         if task == "none":
-            return StepResult(self.step, task, 0.0, None, None, 0.0, len(self.pool), admitted)
+            self.step = step
+            return StepResult(step, task, 0.0, None, None, 0.0, len(self.pool), admitted)
         if task == "mix":
             inputs, e_r = self.fusion_batch()
         else:
@@ -253,17 +260,27 @@ class Trainer:
         if t.grad_clip > 0:  # L_reg's 1/σ² spikes when a batch repeats one input (σ → 0)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.opt.step()
-        return StepResult(self.step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted)
+        self.step = step
+        return StepResult(step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted)
 
     # -------------------------------------------------------------------------------------- loop
     def train(self, total: int, progress: Progress | None = None) -> list[StepResult]:
-        """Train up to step ``total`` (checkpointing on the way and on Ctrl-C); ``progress(1, info)`` per step."""
+        """Train up to step ``total``; ``progress(1, info)`` per step.
+
+        Checkpoints at step 0 (so no run folder is ever dead), every ``checkpoint_every`` steps, at the
+        end, and on Ctrl-C, where the interrupted step is undone first (its RNG draws and any pool
+        concepts it admitted), so that ``--resume`` continues exactly as if nothing had happened.
+        """
         t = self.recipe.train
+        self.target = total
         results: list[StepResult] = []
+        if not (self.run / STATE_FILE).is_file():
+            self.save()
         log = (self.run / "log.jsonl").open("a", encoding="utf-8")
         started = time.perf_counter()
         try:
             while self.step < total:
+                snapshot = self.gen.get_state(), torch.get_rng_state()
                 r = self.train_step()
                 results.append(r)
                 if r.step % t.log_every == 0 or r.step == total:
@@ -276,11 +293,36 @@ class Trainer:
                 if r.step % t.checkpoint_every == 0 or r.step == total:
                     self.save()
         except KeyboardInterrupt:
+            # The step in flight did not finish: the model and optimizer are as after self.step (an
+            # interrupt inside opt.step() itself is the one window this cannot undo).
+            self.gen.set_state(snapshot[0])
+            torch.set_rng_state(snapshot[1])
+            self.pool.truncate(self.step)
             self.save()
             raise
         finally:
             log.close()
         return results
+
+    def rewind(self) -> None:
+        """Forget what happened after the checkpoint's step (a kill -9 or power loss after it): pool
+        concepts and log rows of later steps, and temporary files of interrupted writes."""
+        self.pool.truncate(self.step)
+        for folder in (self.run, self.run / "pool"):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+                tmp.unlink(missing_ok=True)
+        path = self.run / "log.jsonl"
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            keep = []
+            for line in lines:
+                try:
+                    if json.loads(line)["step"] <= self.step:
+                        keep.append(line)
+                except (ValueError, KeyError, TypeError):
+                    break  # a torn last line
+            if len(keep) != len(lines):
+                atomic_write(path, "".join(x + "\n" for x in keep).encode())
 
     def plot(self) -> None:
         """loss.png: total, L_mix and L_cst against steps (drawn with Pillow: no plotting dependency)."""
@@ -312,9 +354,7 @@ def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto") 
 
 
 def prepare_run(run: Path, recipe: Recipe, resume: bool) -> None:
-    if resume:
-        if not (run / STATE_FILE).is_file():
-            raise BadInput(f"{run}: nothing to resume (no {STATE_FILE})")
+    if resume:  # the command has checked recipe.yaml; a run killed before its first checkpoint restarts at 0
         return
     if run.exists() and any(run.iterdir()):
         raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")

@@ -43,7 +43,7 @@ def train(
     if resume:
         t.load_state()
         out.notice(f"resuming {output} at step {t.step}")
-    total = steps if steps is not None else cfg.train.steps
+    total = steps if steps is not None else (t.target if resume else cfg.train.steps)
     try:
         with out.progress("training", total) as task:
             task.advance(t.step)
