@@ -302,7 +302,7 @@ def test_ctrl_c_inside_a_step_undoes_it_and_resumes_exactly(tmp_path, monkeypatc
     monkeypatch.setattr(trainer.Trainer, "fusion_batch", interrupted)
     r = run_cli(["train", "-o", tmp_path / "r", "--steps", "12", "-q", *sets])
     assert_one_line_error(r, 1, "interrupted at step 4; checkpoint saved")
-    assert not [p for p in (tmp_path / "r" / "pool").glob("0000005-*")]
+    assert not list((tmp_path / "r" / "pool").glob("0000005-*"))
     monkeypatch.setattr(trainer.Trainer, "fusion_batch", real)
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0
     assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "12", "-q", *sets]).code == 0
@@ -613,7 +613,7 @@ def test_sigkill_at_random_instants_then_resume_equals_a_straight_run(tmp_path, 
     rng = random.Random(7)
     run = tmp_path / "killed"
     kills = 0
-    for trial in range(12):
+    for _ in range(12):
         resume = ["--resume"] if (run / "recipe.yaml").is_file() else []
         if not resume and run.exists():  # killed before even recipe.yaml: a fresh start is allowed to fail
             import shutil
