@@ -8,7 +8,6 @@ import random
 import struct
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,15 +56,12 @@ def _known_bad() -> list[tuple[str, bytes]]:
 KNOWN_BAD = _known_bad()
 
 
-def test_at_least_a_thousand_known_bad_files():
-    assert len(KNOWN_BAD) >= 1000
-
-
 def test_every_known_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path):
     for i, (_, data) in enumerate(KNOWN_BAD):
         p = tmp_path / f"{i}.distok"
         p.write_bytes(data)
     before = sorted(os.listdir(tmp_path))
+    refused = 0
     for i, (name, _) in enumerate(KNOWN_BAD):
         p = str(tmp_path / f"{i}.distok")
         args = ["inspect", p] if i % 3 else (["diff", GOOD_PATH, p] if i % 2 else ["inspect", "--json", p])
@@ -75,13 +71,14 @@ def test_every_known_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path)
             assert_one_line_error(r, 2, p)
         except AssertionError as exc:
             raise AssertionError(f"case {name}: {exc}") from None
+        refused += 1
     assert sorted(os.listdir(tmp_path)) == before
+    assert refused >= 1000  # truncations, non-finite values, shapes, junk and missing metadata
 
 
 def _reference_reader_accepts(data: bytes) -> bool:
     """The 10-line reader of formats/distok-token-v1.md §9, plus the distribution rule (independent oracle)."""
     import hashlib
-    import math
 
     try:
         n = struct.unpack("<Q", data[:8])[0]
@@ -102,7 +99,7 @@ def _reference_reader_accepts(data: bytes) -> bool:
                 d = json.loads(meta[key])["distribution"] if "distribution" in json.loads(meta[key]) else None
                 if d is not None and (abs(sum(d.values()) - 1) > 1e-6 or min(d.values()) < 0):
                     return False
-        return bool(np.isfinite(np.frombuffer(body, "<f4")).all()) and math.isfinite(0.0)
+        return bool(np.isfinite(np.frombuffer(body, "<f4")).all())
     except Exception:
         return False
 
@@ -124,14 +121,21 @@ def test_random_header_byte_mutations_never_crash(tmp_path, pos, byte):
         assert_one_line_error(r, 2, str(p))
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_malformed_arguments_exit_2(seed):
-    rng = random.Random(seed)
-    junk = ["--neighbors", "-k", "--json", "-q", "--nope", "-x", "", "-", "--", "=", "--neighbors=-3",
-            "--neighbors=abc", "/does/not/exist", str(EXAMPLES), "--help=1"]
-    args = [rng.choice(junk) for _ in range(rng.randint(1, 4))]
-    cmd = rng.choice(["inspect", "diff"])
-    r = run_cli([cmd, *args], stdin="/also/missing\n")
-    if r.code == 0:  # e.g. `diff -- GOOD GOOD`: not malformed after all
-        return
-    assert_one_line_error(r, 2)
+def test_malformed_arguments_exit_2():
+    """200 random argument lists: each is refused with exit 2 and one line, or, when it happens to be
+    well formed (`diff -- GOOD GOOD`, `inspect GOOD -q`), succeeds with output on stdout and nothing on stderr."""
+    good = str(EXAMPLES / "sampled-cauchy.distok")
+    refused = 0
+    for seed in range(200):
+        rng = random.Random(seed)
+        junk = ["--neighbors", "-k", "--json", "-q", "--nope", "-x", "", "-", "--", "=", "--neighbors=-3",
+                "--neighbors=abc", "/does/not/exist", str(EXAMPLES), "--help=1", good]
+        args = [rng.choice(junk) for _ in range(rng.randint(1, 4))]
+        cmd = rng.choice(["inspect", "diff"])
+        r = run_cli([cmd, *args], stdin="/also/missing\n")
+        if r.code == 0:
+            assert r.out and r.err == "", (cmd, args, r)
+        else:
+            assert_one_line_error(r, 2)
+            refused += 1
+    assert refused >= 150

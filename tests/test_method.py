@@ -633,3 +633,10 @@ def test_sigkill_at_random_instants_then_resume_equals_a_straight_run(tmp_path, 
     assert kills >= 3
     _same_run(run, tmp_path / "straight")
     assert not list(run.rglob(".*.tmp"))
+
+
+def test_a_recipes_device_and_dtype_are_honoured_unless_a_flag_says_otherwise():
+    cfg = recipes.override(recipes.load("tiny"), ["dtype=float16", "device=cpu"])
+    assert recipes.placement(cfg, "auto", "auto") == ("cpu", "float16")
+    assert recipes.placement(cfg, "cuda", "bfloat16") == ("cuda", "bfloat16")
+    assert recipes.placement(recipes.load("tiny"), "auto", "auto") == ("auto", "auto")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distok_cli.backends.loading import from_pretrained, pick_device, pick_dtype, quiet_libraries
+from distok_cli.backends.loading import from_pretrained, placement
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import EstimatorConfig
 
@@ -24,12 +24,10 @@ class BlipItmEstimator:
     kind = "blip-itm"
 
     def __init__(self, cfg: EstimatorConfig, device: str = "auto", dtype: str = "auto", built: tuple[Any, Any] | None = None) -> None:
-        quiet_libraries()
         from transformers import BlipForImageTextRetrieval, BlipProcessor
 
         self.cfg = cfg
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.device, self.dtype = placement(device, dtype)
         if built is None:
             self.processor = from_pretrained(BlipProcessor, cfg.model)
             model = from_pretrained(BlipForImageTextRetrieval, cfg.model, dtype=self.dtype)
@@ -92,12 +90,10 @@ class BlipVqaEstimator:
     kind = "blip-vqa"
 
     def __init__(self, cfg: EstimatorConfig, device: str = "auto", dtype: str = "auto") -> None:
-        quiet_libraries()
         from transformers import BlipForQuestionAnswering, BlipProcessor
 
         self.cfg = cfg
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.device, self.dtype = placement(device, dtype)
         self.processor = from_pretrained(BlipProcessor, cfg.model)
         self.model = from_pretrained(BlipForQuestionAnswering, cfg.model, dtype=self.dtype).to(self.device).eval()
         self.bos = self.model.config.text_config.bos_token_id

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from distok_cli.backends.loading import from_pretrained, pick_device, pick_dtype, quiet_libraries
+from distok_cli.backends.loading import from_pretrained, placement
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import RenderConfig
@@ -97,12 +97,10 @@ class KandinskyRenderer:
         """Load ``cfg.prior``/``cfg.decoder`` with from_pretrained, or use ``pipelines`` already built
         (the GPU benchmark builds full-size random-weight pipelines in memory). ``compile``: see
         :func:`compile_unet`."""
-        quiet_libraries()
         from diffusers import KandinskyPipeline, KandinskyPriorPipeline
 
         self.cfg = cfg
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.device, self.dtype = placement(device, dtype)
         if pipelines is None:
             self.prior = from_pretrained(KandinskyPriorPipeline, cfg.prior, dtype=self.dtype)
             self.decoder = from_pretrained(KandinskyPipeline, cfg.decoder, dtype=self.dtype)
@@ -186,12 +184,10 @@ class SDRenderer:
 
     def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
                  compile: bool = False) -> None:
-        quiet_libraries()
         from diffusers import StableDiffusionPipeline
 
         self.cfg = cfg
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.device, self.dtype = placement(device, dtype)
         self.pipe = from_pretrained(
             StableDiffusionPipeline, cfg.sd, dtype=self.dtype, safety_checker=None, requires_safety_checker=False
         )

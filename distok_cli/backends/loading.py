@@ -78,6 +78,14 @@ def from_pretrained(cls: Any, ref: str, **kwargs: Any) -> Any:
         raise ModelNotAvailable(f"cannot load {ref!r}: {' '.join(str(exc).split())[:200]}") from None
 
 
+def placement(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
+    """Where and in what precision a backend's models live: (device, torch dtype), with the libraries
+    quietened first. Every backend constructor starts here, then loads with :func:`from_pretrained`."""
+    quiet_libraries()
+    dev = pick_device(device)
+    return dev, pick_dtype(dtype, dev)
+
+
 def pick_device(device: str = "auto") -> str:
     import torch
 

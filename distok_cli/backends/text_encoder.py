@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from distok_cli.backends.loading import from_pretrained, pick_dtype, quiet_libraries
+from distok_cli.backends.loading import from_pretrained, placement
 from distok_cli.backends.textside import TextSide
 from distok_cli.files.recipes import Recipe
 
 
 def load_text_side(recipe: Recipe, device: str, dtype: str = "auto") -> TextSide:
-    quiet_libraries()
+    device, torch_dtype = placement(device, dtype)
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     ref = recipe.text_encoder or (recipe.render.prior if recipe.render.backend == "kandinsky21" else recipe.render.sd)
@@ -25,5 +25,5 @@ def load_text_side(recipe: Recipe, device: str, dtype: str = "auto") -> TextSide
         return load_minilm(ref, device)
     cls: Any = CLIPTextModelWithProjection if recipe.render.backend == "kandinsky21" else CLIPTextModel
     tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
-    enc = from_pretrained(cls, ref, subfolder="text_encoder", dtype=pick_dtype(dtype, device)).to(device)
+    enc = from_pretrained(cls, ref, subfolder="text_encoder", dtype=torch_dtype).to(device)
     return TextSide(tok, enc, ref)

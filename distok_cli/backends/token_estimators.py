@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from distok_cli.backends.textside import TextSide
+from distok_cli.files.recipes import ESTIMATOR_KINDS
 from distok_cli.progress import log
 
 
@@ -126,8 +127,8 @@ def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: st
         return TextEstimator(text, classes, e.template, e.prompt, e.temperature, text.space.encoder)
     if kind == "prior" and recipe.render.backend != "kandinsky21":
         raise BadInput("the prior estimator needs a Kandinsky 2.1 recipe (render.backend: kandinsky21)")
-    if kind not in ("blip-itm", "blip-vqa", "prior"):
-        raise BadInput(f"unknown estimator {kind!r} (blip-itm, blip-vqa, text or prior)")
+    if kind not in ESTIMATOR_KINDS:
+        raise BadInput(f"unknown estimator {kind!r} ({', '.join(ESTIMATOR_KINDS)})")
     log.info(f"loading {recipe.render.backend} models" + (" and the BLIP estimator" if kind != "prior" else ""))
     renderer = make_renderer(recipe.render, device, dtype)
     if kind == "prior":

@@ -43,10 +43,11 @@ EstimatorOpt = Annotated[
         help="blip-itm or blip-vqa (render + BLIP), text (no rendering) or prior (Kandinsky prior).",
     ),
 ]
-ESTIMATORS = ("blip-itm", "blip-vqa", "text", "prior")
 
 
 def check_estimator(name: str | None) -> str | None:
+    from distok_cli.files.recipes import ESTIMATOR_KINDS as ESTIMATORS
+
     if name is not None and name not in ESTIMATORS:
         from distok_cli.errors import BadInput
 

@@ -128,14 +128,20 @@ class Recipe:
 
 
 _SECTIONS = {"render": RenderConfig, "estimator": EstimatorConfig, "train": TrainConfig, "eval": EvalConfig}
+#: The allowed values, defined once (the CLI's options and error messages use these too).
+BACKENDS = ("kandinsky21", "sd15")
+ESTIMATOR_KINDS = ("blip-itm", "blip-vqa", "text", "prior")
+IMAGE_ESTIMATORS = ("blip-itm", "blip-vqa")  # the ones that read images
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
 _CHOICES = {
-    ("render", "backend"): ("kandinsky21", "sd15"),
+    ("render", "backend"): BACKENDS,
     ("render", "scheduler"): ("", "ddim", "ddpm", "euler", "dpm"),
-    ("estimator", "kind"): ("blip-itm", "blip-vqa", "text", "prior"),
+    ("estimator", "kind"): ESTIMATOR_KINDS,
     ("train", "reg_axis"): ("batch", "dims"),
     ("train", "fusion_input"): ("sum", "mean"),
     ("train", "latent_sampling"): ("stats", "unit"),
-    ("", "dtype"): ("auto", "float32", "float16", "bfloat16"),
+    ("", "dtype"): DTYPES,
 }
 
 
@@ -267,6 +273,12 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> Recip
         data["classes"] = list(CLASS_SETS[classes])
     recipe = _build(Recipe, data, "")
     return _check(dataclasses.replace(recipe, source=source))
+
+
+def placement(recipe: Recipe, device: str, dtype: str) -> tuple[str, str]:
+    """The device and dtype to load with: the flag (or its environment variable) unless it is ``auto``,
+    else the recipe's ``device``/``dtype`` (themselves ``auto`` by default)."""
+    return (device if device != "auto" else recipe.device), (dtype if dtype != "auto" else recipe.dtype)
 
 
 def for_tokens(given: str | None, tokens: list[Any]) -> str:

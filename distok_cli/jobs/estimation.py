@@ -8,7 +8,7 @@ from typing import Any
 from distok_cli.errors import BadInput
 from distok_cli.files import distributions as dists
 from distok_cli.files import tokenfile
-from distok_cli.files.recipes import Recipe
+from distok_cli.files.recipes import IMAGE_ESTIMATORS, Recipe
 from distok_cli.files.summary import source_distribution
 from distok_cli.progress import Progress, log
 
@@ -108,7 +108,7 @@ def estimate_paths(
         else:
             if write:
                 raise BadInput(f"{p}: --write stores estimates in token files, not images")
-            if kind not in ("blip-itm", "blip-vqa"):
+            if kind not in IMAGE_ESTIMATORS:
                 raise BadInput(f"{p}: images are estimated with blip-itm or blip-vqa; the {kind} estimator reads tokens")
             inputs.append(("image", _open_image(p)))
 

@@ -51,10 +51,11 @@ def estimate(
         recipe = recipes.for_tokens(None, tokens)
     cfg = recipes.load(recipe, list(set_ or []))
     class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
+    where = recipes.placement(cfg, device, dtype)
     with out.progress("estimating", len(paths)) as task:
         results = estimation.estimate_paths(
             paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
-            device=device, dtype=dtype, kind=estimator, progress=task.advance,
+            device=where[0], dtype=where[1], kind=estimator, progress=task.advance,
         )
     if plot is not None:
         out.notice(f"wrote {estimation.write_plot(results, plot)}")

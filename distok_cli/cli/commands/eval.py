@@ -50,7 +50,7 @@ def eval_(
         set_name, items = evaluation.read_eval_set(distributions, ckpt.classes)
     else:
         set_name, items = evaluation.eval_set_for(ckpt.classes)
-    est = make_token_estimator(cfg, device, dtype, kind=estimator)
+    est = make_token_estimator(cfg, *recipes.placement(cfg, device, dtype), kind=estimator)
     if not ckpt.space.compatible(est.text.space):
         raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
     images = 1 if kind == "text" else cfg.estimator.images

@@ -39,7 +39,7 @@ def train(
             overrides.append(f"seed={seed}")
         cfg = recipes.load(recipe, overrides)
     trainer.prepare_run(output, cfg, resume)
-    t = trainer.build(cfg, output, device, dtype)
+    t = trainer.build(cfg, output, *recipes.placement(cfg, device, dtype))
     if resume:
         t.load_state()
         out.notice(f"resuming {output} at step {t.step}")
