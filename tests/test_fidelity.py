@@ -232,12 +232,10 @@ def test_eval_works_with_the_rendering_estimators(tmp_path, kandinsky, kind):
 
 
 def test_readme_choices_table_lists_exactly_the_train_and_eval_keys():
-    import dataclasses
     import re
 
     text = (ROOT / "README.md").read_text()
     table = text.split("<!-- recipe-keys -->", 1)[1].split("\n\n", 1)[0]
     listed = {k for row in table.splitlines()[2:] for k in re.findall(r"`((?:train|eval)\.\w+)`", row.split("|")[1])}
-    want = {f"train.{f.name}" for f in dataclasses.fields(recipes.TrainConfig)}
-    want |= {f"eval.{f.name}" for f in dataclasses.fields(recipes.EvalConfig)}
+    want = {f"train.{f}" for f in recipes.TrainConfig.model_fields} | {f"eval.{f}" for f in recipes.EvalConfig.model_fields}
     assert listed == want

@@ -489,12 +489,16 @@ def test_sample_from_pool_and_bad_prior(run, tmp_path):
         ("train: {steps: many}", "recipe key train.steps must be int, got str 'many'"),
         ("train: {steps: 0}", "recipe key train.steps must be at least 1"),
         ("render: {backend: flux}", "recipe key render.backend must be one of 'kandinsky21', 'sd15', got 'flux'"),
-        ("classes: [cat, cat]", "recipe classes must be a non-empty list of distinct names"),
+        ("classes: [cat, cat]", "recipe key classes must be a non-empty list of distinct, non-empty names"),
         ("classes: birds", "unknown class set 'birds'"),
         ("train: [1, 2]", "recipe section train must be a mapping"),
         ("a: [unclosed", "is not valid YAML at line 1"),
         ("- just a list", "must be a YAML mapping"),
         ("train: {q_a: 'a photo'}", "train.q_a must contain '<>' exactly once"),
+        ("train: {gamma: yes}", "recipe key train.gamma must be float, got bool True"),
+        ("train: {consistency: 1}", "recipe key train.consistency must be bool, got int 1"),
+        ("train: {tau: 1.5}", "recipe key train.tau must be at most 1"),
+        ("dtype: float8", "recipe key dtype must be one of 'auto', 'float32', 'float16', 'bfloat16', got 'float8'"),
     ],
 )
 def test_malformed_recipes_exit_2(tmp_path, text, message):
@@ -640,3 +644,11 @@ def test_a_recipes_device_and_dtype_are_honoured_unless_a_flag_says_otherwise():
     assert recipes.placement(cfg, "auto", "auto") == ("cpu", "float16")
     assert recipes.placement(cfg, "cuda", "bfloat16") == ("cuda", "bfloat16")
     assert recipes.placement(recipes.load("tiny"), "auto", "auto") == ("auto", "auto")
+
+
+def test_recipes_read_exponents_as_numbers_in_files_and_overrides(tmp_path):
+    """YAML 1.1 reads 1e-5 as a string; distok's loader reads it as the number everyone means."""
+    p = tmp_path / "r.yaml"
+    p.write_text("train: {lr: 1e-4, gamma: 2E-3}\n")
+    cfg = recipes.load(str(p), ["train.weight_decay=1e-5", "estimator.temperature=5e-2"])
+    assert (cfg.train.lr, cfg.train.gamma, cfg.train.weight_decay, cfg.estimator.temperature) == (1e-4, 2e-3, 1e-5, 0.05)

@@ -294,13 +294,12 @@ def test_two_processes_split_the_work_each_item_once(tokens, tmp_path):
 
 def test_blip_vqa_ranks_answers_by_log_likelihood_with_padding_masked(tiny_recipe):
     """Batched, padded answers give the same log-likelihoods as one unpadded answer at a time."""
-    import dataclasses
 
     from PIL import Image
 
     from distok_cli.backends.blip import BlipVqaEstimator
 
-    cfg = dataclasses.replace(tiny_recipe.estimator, kind="blip-vqa", model="twin:blip-vqa")
+    cfg = tiny_recipe.estimator.model_copy(update={"kind": "blip-vqa", "model": "twin:blip-vqa"})
     est = BlipVqaEstimator(cfg, "cpu")
     rng = np.random.default_rng(0)
     imgs = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(2)]

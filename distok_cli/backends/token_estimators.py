@@ -133,9 +133,8 @@ def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: st
     renderer = make_renderer(recipe.render, device, dtype)
     if kind == "prior":
         return PriorEstimator(renderer, settings, classes, e.template, e.prompt, e.temperature)
-    import dataclasses
 
     from distok_cli.backends.blip import make_estimator
 
-    blip = make_estimator(dataclasses.replace(e, kind=kind), device, dtype)
+    blip = make_estimator(e.model_copy(update={"kind": kind}), device, dtype)
     return RenderingEstimator(renderer, blip, settings, e.prompt, classes)

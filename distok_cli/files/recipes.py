@@ -1,4 +1,4 @@
-"""Recipes: YAML files read with ``yaml.safe_load`` into typed, frozen dataclasses.
+"""Recipes: YAML files read with a safe YAML 1.2-style loader into frozen pydantic models.
 
 Unknown keys and wrong types are errors (exit 2) naming the key. Command-line flags and
 ``--set section.key=value`` override recipe values. Recipes ship inside the package
@@ -8,12 +8,11 @@ regular install too.
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from distok_cli.errors import BadInput
 from distok_cli.progress import log
@@ -30,119 +29,181 @@ ANIMALS_60 = [
 CLASS_SETS = {"animals60": ANIMALS_60}
 
 
-@dataclass(frozen=True)
-class RenderConfig:
-    """How tokens become images."""
-
-    backend: str = "kandinsky21"  # kandinsky21 | sd15
-    prior: str = "kandinsky-community/kandinsky-2-1-prior"
-    decoder: str = "kandinsky-community/kandinsky-2-1"
-    sd: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    prior_steps: int = 25
-    steps: int = 50
-    prior_guidance: float = 4.0
-    guidance: float = 4.0
-    size: int = 512
-    scheduler: str = ""  # "" keeps the model's own; else ddim | ddpm | euler | dpm
-    batch_size: int = 8
-    prompt: str = "a photo of a <>"
-
-
-@dataclass(frozen=True)
-class EstimatorConfig:
-    """How a class distribution is read off images (or off text, for the text-side estimator)."""
-
-    kind: str = "blip-itm"  # blip-itm | blip-vqa | text | prior
-    model: str = "Salesforce/blip-itm-large-coco"  # for blip-vqa e.g. Salesforce/blip-vqa-base
-    question: str = "What animal is in the photo?"  # blip-vqa
-    template: str = "a photo of a {}"
-    temperature: float = 1.0
-    images: int = 4
-    prompt: str = "a photo of a <>"
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """How ``distok eval`` reads tokens (the training estimator's temperature is ``estimator.temperature``)."""
-
-    temperature: float = 0.0  # 0: calibrated on the class tokens (see distok_cli/evaluation.py); > 0: fixed
-    calibrate_to: float = 0.9  # the mean own-class probability the calibrated T gives the class tokens
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """DisTok training; names follow the paper (ε1, ε2, τ, α, β, γ)."""
-
-    steps: int = 20000
-    n: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # max gradient norm (0: off)
-    hidden: int = 768
-    latent_dim: int = 20
-    eps1: float = 0.85
-    eps2: float = 0.80
-    tau: float = 0.85
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.001
-    reg_axis: str = "batch"  # batch | dims
-    reg_anchor: bool = True  # L_reg + (log σ²)²: holds the latent scale near 1 (the paper's ratio alone drifts)
-    latent_sampling: str = "stats"  # stats: z = mean + std·ε in the latents' tracked scale; unit: z ~ N(0, I)
-    latent_momentum: float = 0.99
-    fusion_input: str = "sum"  # sum: t1 + t2 (the paper); mean: (t1 + t2) / 2, the scale of Σ p_i t_i
-    p_consistency: float = 0.5
-    p_recursive: float = 0.25
-    estimate_every: int = 50
-    estimate_n: int = 8
-    pool_max: int = 2000
-    consistency: bool = True
-    fusion: bool = True
-    q_a: str = "a photo of a <>"
-    q_r: str = "a {c1} {c2}"
-    q_s: str = "a photo of a cute pet"
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    keep_images: bool = True
-
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    description: str = ""
-    classes: list[str] = field(default_factory=lambda: list(ANIMALS_60))
-    text_encoder: str = ""  # "" = the prior's (kandinsky21) or the SD pipeline's (sd15) text encoder
-    render: RenderConfig = RenderConfig()
-    estimator: EstimatorConfig = EstimatorConfig()
-    train: TrainConfig = TrainConfig()
-    eval: EvalConfig = EvalConfig()
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    source: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("source")
-        return d
-
-
-_SECTIONS = {"render": RenderConfig, "estimator": EstimatorConfig, "train": TrainConfig, "eval": EvalConfig}
 #: The allowed values, defined once (the CLI's options and error messages use these too).
 BACKENDS = ("kandinsky21", "sd15")
 ESTIMATOR_KINDS = ("blip-itm", "blip-vqa", "text", "prior")
 IMAGE_ESTIMATORS = ("blip-itm", "blip-vqa")  # the ones that read images
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
-_CHOICES = {
-    ("render", "backend"): BACKENDS,
-    ("render", "scheduler"): ("", "ddim", "ddpm", "euler", "dpm"),
-    ("estimator", "kind"): ESTIMATOR_KINDS,
-    ("train", "reg_axis"): ("batch", "dims"),
-    ("train", "fusion_input"): ("sum", "mean"),
-    ("train", "latent_sampling"): ("stats", "unit"),
-    ("", "dtype"): DTYPES,
-}
+Backend = Literal["kandinsky21", "sd15"]
+EstimatorKind = Literal["blip-itm", "blip-vqa", "text", "prior"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+Scheduler = Literal["", "ddim", "ddpm", "euler", "dpm"]
+Unit = Annotated[float, Field(ge=0, le=1)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class _Section(BaseModel):
+    """Unknown keys and wrong types are errors; no coercion (a YAML string is not a number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _one_token(value: str) -> str:
+    if value.count("<>") != 1:
+        raise ValueError("must contain '<>' exactly once")
+    return value
+
+
+Prompt = Annotated[str, AfterValidator(_one_token)]
+
+
+class RenderConfig(_Section):
+    """How tokens become images."""
+
+    backend: Backend = "kandinsky21"
+    prior: str = "kandinsky-community/kandinsky-2-1-prior"
+    decoder: str = "kandinsky-community/kandinsky-2-1"
+    sd: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    prior_steps: Annotated[int, Field(ge=2)] = 25  # diffusers' UnCLIPScheduler divides by steps − 1
+    steps: Positive = 50
+    prior_guidance: Annotated[float, Field(ge=0)] = 4.0
+    guidance: Annotated[float, Field(ge=0)] = 4.0
+    size: Annotated[int, Field(ge=8)] = 512
+    scheduler: Scheduler = ""  # "" keeps the model's own
+    batch_size: Positive = 8
+    prompt: Prompt = "a photo of a <>"
+
+
+class EstimatorConfig(_Section):
+    """How a class distribution is read off images (or off text, for the text-side estimator)."""
+
+    kind: EstimatorKind = "blip-itm"
+    model: str = "Salesforce/blip-itm-large-coco"  # for blip-vqa e.g. Salesforce/blip-vqa-base
+    question: str = "What animal is in the photo?"  # blip-vqa
+    template: str = "a photo of a {}"
+    temperature: Annotated[float, Field(gt=0)] = 1.0  # the training estimator's T
+    images: Positive = 4
+    prompt: Prompt = "a photo of a <>"
+
+    @field_validator("template")
+    @classmethod
+    def _has_slot(cls, v: str) -> str:
+        if "{}" not in v:
+            raise ValueError("must contain '{}' for the class name")
+        return v
+
+
+class EvalConfig(_Section):
+    """How ``distok eval`` reads tokens (the training estimator's temperature is ``estimator.temperature``)."""
+
+    temperature: Annotated[float, Field(ge=0)] = 0.0  # 0: calibrated on the class tokens; > 0: fixed
+    calibrate_to: Annotated[float, Field(gt=0, lt=1)] = 0.9  # the own-class probability the calibrated T gives
+
+
+class TrainConfig(_Section):
+    """DisTok training; names follow the paper (ε1, ε2, τ, α, β, γ). README, "Choices", says what each does."""
+
+    steps: Positive = 20000
+    n: Positive = 8
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    grad_clip: Annotated[float, Field(ge=0)] = 1.0
+    hidden: Positive = 768
+    latent_dim: Positive = 20
+    eps1: float = 0.85
+    eps2: float = 0.80
+    tau: Unit = 0.85
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 0.001
+    reg_axis: Literal["batch", "dims"] = "batch"
+    reg_anchor: bool = True
+    latent_sampling: Literal["stats", "unit"] = "stats"
+    latent_momentum: Unit = 0.99
+    fusion_input: Literal["sum", "mean"] = "sum"
+    p_consistency: Unit = 0.5
+    p_recursive: Unit = 0.25
+    estimate_every: Positive = 50
+    estimate_n: Positive = 8
+    pool_max: Annotated[int, Field(ge=0)] = 2000
+    consistency: bool = True
+    fusion: bool = True
+    q_a: Prompt = "a photo of a <>"
+    q_r: str = "a {c1} {c2}"
+    q_s: str = "a photo of a cute pet"
+    checkpoint_every: Positive = 1000
+    log_every: Positive = 10
+    keep_images: bool = True
+
+
+class Recipe(_Section):
+    name: str
+    description: str = ""
+    classes: list[str] = Field(default_factory=lambda: list(ANIMALS_60))
+    text_encoder: str = ""  # "" = the prior's (kandinsky21) or the SD pipeline's (sd15) text encoder
+    render: RenderConfig = RenderConfig()
+    estimator: EstimatorConfig = EstimatorConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    seed: Annotated[int, Field(ge=0)] = 0
+    device: str = "auto"  # used when --device (DISTOK_DEVICE) is auto
+    dtype: Dtype = "auto"  # used when --dtype (DISTOK_DTYPE) is auto
+    source: str = Field(default="", exclude=True)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v) or any(not c.strip() for c in v):
+            raise ValueError("must be a non-empty list of distinct, non-empty names")
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A validated copy with some top-level values or whole sections replaced."""
+        return _validate({**self.model_dump(), **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in changes.items()}},
+                         self.source)
+
+
+_SECTIONS: dict[str, type[_Section]] = {"render": RenderConfig, "estimator": EstimatorConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _message(err: dict[str, Any], model: type[BaseModel]) -> str:
+    """One line for the first pydantic error, naming the key as it is spelt in the YAML."""
+    loc = ".".join(str(x) for x in err["loc"])
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        from distok_cli.files.distributions import suggest
+
+        section = _SECTIONS.get(str(err["loc"][0])) if len(err["loc"]) > 1 else Recipe
+        known = sorted(section.model_fields) if section else []
+        return f"unknown recipe key {loc!r}{suggest(str(err['loc'][-1]), known)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"recipe section {loc or 'top level'} must be a mapping"
+    if kind == "literal_error":
+        return f"recipe key {loc} must be one of {err['ctx']['expected'].replace(' or ', ', ')}, got {value!r}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"greater_than_equal": "at least", "greater_than": "greater than", "less_than_equal": "at most",
+                 "less_than": "less than"}[kind]
+        bound = next(iter(err["ctx"].values()))
+        return f"recipe key {loc} must be {words} {bound}"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        expected = kind.split("_")[0].replace("string", "str").replace("list", "list").replace("bool", "bool")
+        return f"recipe key {loc} must be {expected}, got {type(value).__name__} {value!r}"
+    if kind == "missing":
+        return f"recipe key {loc} is missing"
+    return f"recipe key {loc} {err['msg'].removeprefix('Value error, ')}"
+
+
+def _validate(data: Any, source: str) -> Recipe:
+    if not isinstance(data, dict):
+        raise BadInput(f"recipe {source} must be a YAML mapping")
+    try:
+        return Recipe.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise BadInput(_message(exc.errors()[0], Recipe)) from None
 
 
 def recipe_dirs() -> list[Path]:
@@ -172,90 +233,32 @@ def find(name_or_path: str) -> Path:
     raise BadInput(f"unknown recipe {name_or_path!r}{suggest(name_or_path, available())} (known: {', '.join(available())})")
 
 
-def _coerce(where: str, value: Any, typ: Any) -> Any:
-    origin = typing.get_origin(typ)
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-    elif typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif typ is str:
-        if isinstance(value, str):
-            return value
-    elif origin is list:
-        (inner,) = typing.get_args(typ)
-        if isinstance(value, list):
-            return [_coerce(f"{where}[{i}]", v, inner) for i, v in enumerate(value)]
-    elif isinstance(origin, type) and origin is types.UnionType:  # pragma: no cover
+def _yaml_loader() -> Any:
+    """``yaml.SafeLoader`` that also reads ``1e-5`` as a number (YAML 1.2; YAML 1.1 needs ``1.0e-5``)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
         pass
-    name = getattr(typ, "__name__", str(typ))
-    raise BadInput(f"recipe key {where} must be {name}, got {type(value).__name__} {value!r}")
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise BadInput(f"recipe section {where or 'top level'} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in known or key == "source":
-            from distok_cli.files.distributions import suggest
+def safe_yaml(text: str) -> Any:
+    import yaml
 
-            raise BadInput(f"unknown recipe key {path!r}{suggest(str(key), sorted(known))}")
-        if key in _SECTIONS:
-            kwargs[key] = _build(_SECTIONS[key], value, key)
-            continue
-        kwargs[key] = _coerce(path, value, hints[key])
-        choices = _CHOICES.get((where, key))
-        if choices and kwargs[key] not in choices:
-            raise BadInput(f"recipe key {path} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-    return cls(**kwargs)
-
-
-def _check(recipe: Recipe) -> Recipe:
-    if not recipe.classes or len(set(recipe.classes)) != len(recipe.classes):
-        raise BadInput("recipe classes must be a non-empty list of distinct names")
-    if any(not c.strip() for c in recipe.classes):
-        raise BadInput("recipe classes must not be empty strings")
-    t = recipe.train
-    for name in ("steps", "n", "hidden", "latent_dim", "estimate_every", "estimate_n", "checkpoint_every", "log_every"):
-        if getattr(t, name) < 1:
-            raise BadInput(f"recipe key train.{name} must be at least 1")
-    for name in ("p_consistency", "p_recursive", "tau", "latent_momentum"):
-        if not 0 <= getattr(t, name) <= 1:
-            raise BadInput(f"recipe key train.{name} must be between 0 and 1")
-    if t.lr <= 0:
-        raise BadInput("recipe key train.lr must be positive")
-    for name in ("q_a",):
-        if getattr(t, name).count("<>") != 1:
-            raise BadInput(f"recipe key train.{name} must contain '<>' exactly once")
-    r = recipe.render
-    if r.size < 8 or r.steps < 1 or r.batch_size < 1:
-        raise BadInput("recipe render size, steps and batch_size must be positive (size at least 8)")
-    if r.prior_steps < 2:
-        raise BadInput("recipe key render.prior_steps must be at least 2")
-    if r.prompt.count("<>") != 1 or recipe.estimator.prompt.count("<>") != 1:
-        raise BadInput("recipe prompts must contain '<>' exactly once")
-    if "{}" not in recipe.estimator.template:
-        raise BadInput("recipe key estimator.template must contain '{}' for the class name")
-    if recipe.estimator.temperature <= 0 or recipe.estimator.images < 1:
-        raise BadInput("recipe estimator temperature and images must be positive")
-    if recipe.eval.temperature < 0 or not 0 < recipe.eval.calibrate_to < 1:
-        raise BadInput("recipe key eval.temperature must be ≥ 0 (0 calibrates) and eval.calibrate_to between 0 and 1")
-    return recipe
+    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
 
 
 def parse(text: str, source: str = "<string>", name: str | None = None) -> Recipe:
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -271,8 +274,7 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> Recip
         if classes not in CLASS_SETS:
             raise BadInput(f"unknown class set {classes!r} (known: {', '.join(CLASS_SETS)})")
         data["classes"] = list(CLASS_SETS[classes])
-    recipe = _build(Recipe, data, "")
-    return _check(dataclasses.replace(recipe, source=source))
+    return _validate(data, source)
 
 
 def placement(recipe: Recipe, device: str, dtype: str) -> tuple[str, str]:
@@ -307,15 +309,16 @@ def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
 
 
 def override(recipe: Recipe, assignments: list[str]) -> Recipe:
-    """Apply ``key=value`` / ``section.key=value`` (values parsed as YAML scalars)."""
+    """Apply ``key=value`` / ``section.key=value`` (values parsed as YAML scalars), validated like a file."""
     import yaml
 
+    data = recipe.model_dump()
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise BadInput(f"override {item!r} is not key=value")
         try:
-            value = yaml.safe_load(raw)
+            value = safe_yaml(raw)
         except yaml.YAMLError:
             value = raw
         if value is None:
@@ -324,21 +327,17 @@ def override(recipe: Recipe, assignments: list[str]) -> Recipe:
         if section:
             if section not in _SECTIONS:
                 raise BadInput(f"unknown recipe section {section!r} in override {item!r}")
-            current = getattr(recipe, section)
-            new = _build(_SECTIONS[section], {**dataclasses.asdict(current), leaf: value}, section)
-            recipe = dataclasses.replace(recipe, **{section: new})
+            data[section] = {**data[section], leaf: value}
         else:
-            data = {leaf: value}
             if leaf == "classes" and isinstance(value, str):
-                data[leaf] = [c.strip() for c in value.split(",") if c.strip()]
-            base = _build(Recipe, {"name": recipe.name, **data}, "")
-            recipe = dataclasses.replace(recipe, **{leaf: getattr(base, leaf)})
-    return _check(recipe)
+                value = list(CLASS_SETS[value]) if value in CLASS_SETS else [c.strip() for c in value.split(",") if c.strip()]
+            data[leaf] = value
+    return _validate(data, recipe.source)
 
 
 def with_section(recipe: Recipe, section: str, values: dict[str, Any]) -> Recipe:
     """Replace a whole section (e.g. the ``render`` settings recorded in a PNG), validated like a file."""
-    return _check(dataclasses.replace(recipe, **{section: _build(_SECTIONS[section], values, section)}))
+    return _validate({**recipe.model_dump(), section: values}, recipe.source)
 
 
 def dump(recipe: Recipe) -> str:

@@ -80,15 +80,12 @@ def estimate_paths(
 ) -> list[dict[str, Any]]:
     """Estimate every path (token files and images), checking them all before any model loads; with
     ``write``, store each token's estimate in its file. One progress unit per path."""
-    import dataclasses
 
     from distok_cli.jobs.rendering import check_prompt
 
     prompt = check_prompt(prompt or cfg.estimator.prompt)
     kind = kind or cfg.estimator.kind
-    cfg = dataclasses.replace(
-        cfg, classes=list(classes), estimator=dataclasses.replace(cfg.estimator, prompt=prompt, kind=kind)
-    )
+    cfg = cfg.replace(classes=list(classes), estimator=cfg.estimator.model_copy(update={"prompt": prompt, "kind": kind}))
     n = images or cfg.estimator.images
     inputs: list[tuple[str, Any]] = []
     for p in paths:  # validate everything before loading any model

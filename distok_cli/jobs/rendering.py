@@ -213,7 +213,7 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
                 "prompt": j.prompt,
                 "seed": j.seed,
                 "backend": renderer.backend,
-                "render": dataclasses.asdict(renderer.cfg),
+                "render": renderer.cfg.model_dump(),
                 "settings": dataclasses.asdict(settings),
                 "recipe": recipe_name,
                 "models": renderer.models,
