@@ -170,6 +170,15 @@ def test_render_cli_writes_pngs_with_metadata_and_from_reproduces(tokens, tmp_pa
         params = im.text["parameters"]
     assert meta["prompt"] == "a photo of a <>" and meta["seed"] == 1
     assert meta["token"]["id"] == tokenfile.load(tokens[0]).id
+    import jsonschema
+
+    from .conftest import ROOT
+
+    schema = json.loads((ROOT / "formats" / "distok-png-record-v1.schema.json").read_text())
+    jsonschema.validate(meta, schema)  # the record the writer makes is the one the spec describes
+    for broken in ({**meta, "seed": -1}, {k: v for k, v in meta.items() if k != "settings"}, {**meta, "extra": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
     assert params.startswith("a photo of a <>\nSteps: 2, Prior steps: 2, CFG scale: 4.0") and "Seed: 1" in params
     again = tmp_path / "again"
     r2 = run_cli(["render", "--from", paths[1], "-o", again, "-q"])
