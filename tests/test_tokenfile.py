@@ -223,3 +223,23 @@ def test_valid_files_whose_header_length_looks_like_a_pickle_magic_still_load(lo
         pytest.fail("no padding produced the byte pattern")
     assert int.from_bytes(data[:8], "little") & mask == want
     assert tokenfile.from_bytes(data).extra["x.pad"] == "a" * pad
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_mode_open_would_give(tmp_path, umask):
+    import os
+    import stat
+
+    from distok_cli.files import tokenfile as tf
+
+    old = os.umask(umask)
+    try:
+        tf._UMASK = None  # read the umask afresh, as a new process would
+        p = tmp_path / "t.distok"
+        tokenfile.atomic_write(p, b"x", overwrite=False)
+        with open(tmp_path / "plain", "wb") as fh:
+            fh.write(b"x")
+        assert stat.S_IMODE(p.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o666 & ~umask
+    finally:
+        os.umask(old)
+        tf._UMASK = None
