@@ -68,10 +68,12 @@ def test_l_reg_by_hand_on_both_axes():
     assert float(losses.l_reg(10 * z, "batch", anchored=True)) > float(losses.l_reg(z, "batch", anchored=True)) + 20
 
 
-def test_pool_admission_is_strictly_below_tau():
+def test_pool_admission_is_strictly_below_tau_and_at_least_tau_min():
     assert admit({"a": 0.84, "b": 0.16}, 0.85)
     assert not admit({"a": 0.85, "b": 0.15}, 0.85)
     assert not admit({"a": 1.0}, 0.85)
+    assert admit({"a": 0.25, "b": 0.75 / 2, "c": 0.75 / 2}, 0.85, 0.25)
+    assert not admit({"a": 0.2, "b": 0.4, "c": 0.4}, 0.85, 0.41)
 
 
 # ------------------------------------------------------------------------------------------ model

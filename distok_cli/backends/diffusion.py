@@ -19,7 +19,7 @@ from typing import Any
 from distok_cli.backends.loading import from_pretrained, placement
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
-from distok_cli.files.recipes import RenderConfig
+from distok_cli.files.recipes import MIN_PRIOR_STEPS, MIN_SIZE, RenderConfig
 
 SCHEDULERS = {
     "ddim": "DDIMScheduler",
@@ -43,10 +43,10 @@ class Settings:
         base = {k: getattr(cfg, k) for k in cls.__dataclass_fields__}
         base.update({k: v for k, v in over.items() if v is not None})
         s = cls(**base)
-        if s.size < 8 or s.steps < 1 or s.batch_size < 1 or s.guidance < 0:
-            raise BadInput("--size must be at least 8; --steps, --batch-size at least 1; --guidance not negative")
-        if s.prior_steps < 2:  # diffusers' UnCLIPScheduler divides by (steps - 1)
-            raise BadInput("--prior-steps must be at least 2")
+        if s.size < MIN_SIZE or s.steps < 1 or s.batch_size < 1 or s.guidance < 0:
+            raise BadInput(f"--size must be at least {MIN_SIZE}; --steps, --batch-size at least 1; --guidance not negative")
+        if s.prior_steps < MIN_PRIOR_STEPS:
+            raise BadInput(f"--prior-steps must be at least {MIN_PRIOR_STEPS}")
         return s
 
 

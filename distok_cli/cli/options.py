@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notices on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line on stdout.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in every output).")]
+def seed_option(help: str) -> Any:
+    """``--seed``: the same name and bounds everywhere; what a seed seeds differs, so each command says."""
+    return typer.Option("--seed", min=0, help=help)
+
+
+def output_option(help: str) -> Any:
+    """``-o/--output``: what is written there differs by command, so each command says."""
+    return typer.Option("--output", "-o", help=help)
 DeviceOpt = Annotated[
     str, typer.Option("--device", envvar="DISTOK_DEVICE", help="Torch device: auto, cpu, cuda, cuda:N, mps.")
 ]

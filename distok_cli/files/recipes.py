@@ -34,6 +34,8 @@ BACKENDS = ("kandinsky21", "sd15")
 ESTIMATOR_KINDS = ("blip-itm", "blip-vqa", "text", "prior")
 IMAGE_ESTIMATORS = ("blip-itm", "blip-vqa")  # the ones that read images
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+MIN_SIZE = 8  # pixels
+MIN_PRIOR_STEPS = 2  # diffusers' UnCLIPScheduler divides by steps − 1
 
 Backend = Literal["kandinsky21", "sd15"]
 EstimatorKind = Literal["blip-itm", "blip-vqa", "text", "prior"]
@@ -65,11 +67,11 @@ class RenderConfig(_Section):
     prior: str = "kandinsky-community/kandinsky-2-1-prior"
     decoder: str = "kandinsky-community/kandinsky-2-1"
     sd: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    prior_steps: Annotated[int, Field(ge=2)] = 25  # diffusers' UnCLIPScheduler divides by steps − 1
+    prior_steps: Annotated[int, Field(ge=MIN_PRIOR_STEPS)] = 25
     steps: Positive = 50
     prior_guidance: Annotated[float, Field(ge=0)] = 4.0
     guidance: Annotated[float, Field(ge=0)] = 4.0
-    size: Annotated[int, Field(ge=8)] = 512
+    size: Annotated[int, Field(ge=MIN_SIZE)] = 512
     scheduler: Scheduler = ""  # "" keeps the model's own
     batch_size: Positive = 8
     prompt: Prompt = "a photo of a <>"
@@ -114,6 +116,7 @@ class TrainConfig(_Section):
     eps1: float = 0.85
     eps2: float = 0.80
     tau: Unit = 0.85
+    tau_min: Unit = 0.0
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 0.001

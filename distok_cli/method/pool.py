@@ -27,9 +27,11 @@ class Entry:
     images: list[str] = field(default_factory=list)
 
 
-def admit(distribution: dict[str, float], tau: float) -> bool:
-    """A concept is novel enough for the pool when no class reaches probability τ."""
-    return max(distribution.values()) < tau
+def admit(distribution: dict[str, float], tau: float, tau_min: float = 0.0) -> bool:
+    """A concept joins the pool when no class reaches probability τ (it is novel) and, with ``tau_min``,
+    when its largest class reaches ``tau_min`` (it is recognisably made of known classes)."""
+    top = max(distribution.values())
+    return tau_min <= top < tau
 
 
 class Pool:

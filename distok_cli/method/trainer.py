@@ -178,7 +178,7 @@ class Trainer:
         per = max(1, len(images) // t.estimate_n) if images else 0
         for i in range(t.estimate_n):
             dist = {c: float(p) for c, p in zip(self.classes, probs[i].double() / probs[i].double().sum())}
-            if self.pool.full or not admit(dist, t.tau):
+            if self.pool.full or not admit(dist, t.tau, t.tau_min):
                 continue
             imgs = images[i * per : (i + 1) * per] if (images and t.keep_images) else None
             self.pool.add(

@@ -17,6 +17,7 @@ from distok_cli.cli.options import (
     SetOpt,
     TokenRecipeOpt,
     check_estimator,
+    seed_option,
 )
 from distok_cli.cli.output import Output, expand_paths
 
@@ -27,7 +28,7 @@ def estimate(
     classes: Annotated[str | None, typer.Option("--classes", help="Comma-separated class names (default: the recipe's).")] = None,
     images: Annotated[int | None, typer.Option("--images", min=1, max=256, help="Renders per token to average.")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt the token is rendered in (with '<>').")] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="First render seed (then seed+1, ...).")] = 0,
+    seed: Annotated[int, seed_option("First render seed (then seed+1, ...).")] = 0,
     write: Annotated[bool, typer.Option("--write", help="Store the estimate in the token file (metadata only).")] = False,
     estimator: EstimatorOpt = None,
     set_: SetOpt = None,

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from distok_cli.cli.options import DeviceOpt, DtypeOpt, EstimatorOpt, JsonOpt, QuietOpt, SetOpt, check_estimator
+from distok_cli.cli.options import (
+    DeviceOpt,
+    DtypeOpt,
+    EstimatorOpt,
+    JsonOpt,
+    QuietOpt,
+    SetOpt,
+    check_estimator,
+    output_option,
+)
 
 
 def eval_(
@@ -21,7 +30,7 @@ def eval_(
     free_token: Annotated[
         bool, typer.Option("--free-token", help="Also optimise one free token per distribution (the estimator's floor; text estimator, slower)."),
     ] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report folder (default: RUN/eval-ESTIMATOR).")] = None,
+    output: Annotated[Path | None, output_option("Report folder (default: RUN/eval-ESTIMATOR).")] = None,
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",

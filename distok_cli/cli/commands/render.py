@@ -7,8 +7,18 @@ from typing import Annotated
 
 import typer
 
-from distok_cli.cli.options import DeviceOpt, DtypeOpt, OverwriteOpt, QuietOpt, SetOpt, TokenRecipeOpt
+from distok_cli.cli.options import (
+    DeviceOpt,
+    DtypeOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SetOpt,
+    TokenRecipeOpt,
+    output_option,
+    seed_option,
+)
 from distok_cli.cli.output import Output, expand_paths
+from distok_cli.files.recipes import MIN_PRIOR_STEPS, MIN_SIZE
 
 
 def render(
@@ -16,13 +26,13 @@ def render(
         list[str] | None,
         typer.Argument(metavar="TOKEN... PROMPT...", help="Token files ('-' reads paths from stdin) and prompts with '<>'."),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNG files.")] = Path("renders"),
-    seed: Annotated[int | None, typer.Option("--seed", min=0, help="One seed for every image.")] = None,
+    output: Annotated[Path, output_option("Folder for the PNG files.")] = Path("renders"),
+    seed: Annotated[int | None, seed_option("One seed for every image.")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="Several seeds: '0-3,7'.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Decoder (or SD) denoising steps.")] = None,
-    prior_steps: Annotated[int | None, typer.Option("--prior-steps", min=2, help="Kandinsky prior steps (at least 2).")] = None,
+    prior_steps: Annotated[int | None, typer.Option("--prior-steps", min=MIN_PRIOR_STEPS, help=f"Kandinsky prior steps (at least {MIN_PRIOR_STEPS}).")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", min=0, help="Guidance scale.")] = None,
-    size: Annotated[int | None, typer.Option("--size", min=8, help="Image width and height in pixels.")] = None,
+    size: Annotated[int | None, typer.Option("--size", min=MIN_SIZE, help="Image width and height in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = None,
     recipe: TokenRecipeOpt = None,
     set_: SetOpt = None,

@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from distok_cli.cli.options import ModelOpt, OverwriteOpt, QuietOpt
+from distok_cli.cli.options import ModelOpt, OverwriteOpt, QuietOpt, output_option, seed_option
 
 
 def sample(
     n: Annotated[int, typer.Option("--n", min=1, max=100000, help="How many tokens.")] = 8,
     prior: Annotated[str, typer.Option("--prior", help="gaussian, laplace or cauchy (zero mean; unit variance where defined).")] = "gaussian",
     scale: Annotated[float, typer.Option("--scale", help="Multiply the latents by this.")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed; token i of a seed is the same whatever --n.")] = 0,
+    seed: Annotated[int, seed_option("Seed; token i of a seed is the same whatever --n.")] = 0,
     model: ModelOpt = "",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the token files.")] = Path("tokens"),
+    output: Annotated[Path, output_option("Folder for the token files.")] = Path("tokens"),
     from_pool: Annotated[bool, typer.Option("--from-pool", help="Draw from the run's concept pool instead.")] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from distok_cli.cli.options import DeviceOpt, DtypeOpt, QuietOpt, RecipeOpt, SetOpt
+from distok_cli.cli.options import DeviceOpt, DtypeOpt, QuietOpt, RecipeOpt, SetOpt, output_option, seed_option
 
 
 def train(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (checkpoint, pool, log, loss.png).")],
+    output: Annotated[Path, output_option("Run folder (checkpoint, pool, log, loss.png).")],
     recipe: RecipeOpt = "tiny",
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Total steps (default: the recipe's).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed (default: the recipe's).")] = None,
+    seed: Annotated[int | None, seed_option("Random seed (default: the recipe's).")] = None,
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
