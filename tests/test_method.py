@@ -654,3 +654,51 @@ def test_recipes_read_exponents_as_numbers_in_files_and_overrides(tmp_path):
     p.write_text("train: {lr: 1e-4, gamma: 2E-3}\n")
     cfg = recipes.load(str(p), ["train.weight_decay=1e-5", "estimator.temperature=5e-2"])
     assert (cfg.train.lr, cfg.train.gamma, cfg.train.weight_decay, cfg.estimator.temperature) == (1e-4, 2e-3, 1e-5, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("d.json", '{"pig": 1e-1, "owl": 9e-1}', None),  # JSON numbers, read by json
+        ("d.json", '{"pig": 0.5, "pig": 0.5}', "d.json: class 'pig' appears twice"),
+        ("d.yaml", "pig: 0.5\npig: 0.5\n", "d.yaml: key 'pig' appears twice"),
+        ("d.json", '{"pig": NaN}', "d.json: NaN is not a number"),
+        ("d.json", '{"pig": 1e308, "owl": 1e308}', "weights sum to more than a float can hold"),
+        ("d.json", "[" * 100000, "d.json: not valid JSON"),
+    ],
+)
+def test_distribution_files_are_read_strictly(run, tmp_path, name, text, message):
+    f = tmp_path / name
+    f.write_text(text)
+    r = run_cli(["encode", str(f), "-m", run, "-o", tmp_path / "x.distok"])
+    if message is None:
+        assert r.code == 0, r.err
+        assert tokenfile.load(tmp_path / "x.distok").source["distribution"] == pytest.approx({"pig": 0.1, "owl": 0.9})
+    else:
+        assert_one_line_error(r, 2, message)
+        assert not (tmp_path / "x.distok").exists()
+
+
+def test_a_distribution_file_over_the_cap_is_refused(run, tmp_path):
+    f = tmp_path / "big.json"
+    f.write_text('{"pig": 1' + " " * (1 << 20) + "}")
+    assert_one_line_error(run_cli(["encode", str(f), "-m", run]), 2, "big.json: a distribution file larger than 1024 KiB")
+
+
+@pytest.mark.parametrize("hostile", ["../../x/ESCAPED", "/abs/path", "sub/dir/name", "nul\x00byte", "x" * 300, ".hidden"])
+def test_class_names_from_a_checkpoint_never_become_paths(run, tmp_path, monkeypatch, hostile):
+    """A checkpoint whose class is named like a path: encode without -o writes one plain file, here."""
+    ck = checkpoint.load(run)
+    cfg = dict(ck.config, classes=[hostile, *ck.classes[1:]])
+    bad = checkpoint.Checkpoint(ck.tensors, cfg)
+    (tmp_path / "m").mkdir()
+    bad.save(tmp_path / "m" / "model.safetensors")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    r = run_cli(["encode", "-", "-m", str(tmp_path / "m"), "-q"], stdin=json.dumps({hostile: 1.0}))
+    assert r.code == 0, r.err
+    written = list(work.iterdir())
+    assert len(written) == 1 and written[0].parent == work and written[0].suffix == ".distok"
+    assert r.out.strip() == written[0].name and len(written[0].name) <= 128
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "work"]

@@ -252,6 +252,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = Tr
         raise
 
 
+def safe_name(text: str, limit: int = 120) -> str:
+    """``text`` as one harmless file name: no folders (``/``, ``\\``), no NUL or control characters, no
+    leading dot, at most ``limit`` characters; ``token`` if nothing is left."""
+    name = "".join("_" if (c in "/\\" or ord(c) < 32 or c == "\x7f") else c for c in text)
+    name = name.lstrip(".").strip()[:limit]
+    return name or "token"
+
+
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """Make the names moved into ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
     try:

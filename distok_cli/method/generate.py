@@ -30,22 +30,58 @@ def read_spec(spec: str) -> dict[str, float]:
     if spec == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise BadInput("'-' reads the distribution from stdin, but stdin is a terminal")
-        return _structured(sys.stdin.read(), "stdin")
+        text = sys.stdin.read(MAX_SPEC_BYTES + 1)
+        if len(text) > MAX_SPEC_BYTES:
+            raise BadInput(f"stdin: a distribution larger than {MAX_SPEC_BYTES >> 10} KiB")
+        return _structured(text, "stdin")
     p = Path(spec)
     if p.suffix.lower() in (".json", ".yaml", ".yml"):
         if not p.is_file():
             raise BadInput(f"{spec}: no such file")
-        return _structured(p.read_text(encoding="utf-8"), spec)
+        if p.stat().st_size > MAX_SPEC_BYTES:
+            raise BadInput(f"{spec}: a distribution file larger than {MAX_SPEC_BYTES >> 10} KiB")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise BadInput(f"{spec}: not a readable UTF-8 text file") from None
+        return _structured(text, spec, json_first=p.suffix.lower() == ".json")
     return dists.parse_spec(spec)
 
 
-def _structured(text: str, where: str) -> dict[str, float]:
+#: Largest distribution file or stdin (a distribution over every class of a big vocabulary fits easily).
+MAX_SPEC_BYTES = 1 << 20
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise BadInput(f"class {k!r} appears twice")
+        out[k] = v
+    return out
+
+
+def _structured(text: str, where: str, json_first: bool = False) -> dict[str, float]:
+    """JSON through ``json`` (duplicate keys refused; ``1e-1`` is a number); YAML through the safe loader."""
+    import json
+
     import yaml
 
+    from distok_cli.files.recipes import safe_yaml
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise BadInput(f"{where}: not valid JSON or YAML") from None
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_not_a_number)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    except (ValueError, RecursionError):
+        if json_first:
+            raise BadInput(f"{where}: not valid JSON") from None
+        try:
+            data = safe_yaml(text)
+        except yaml.constructor.ConstructorError as exc:
+            raise BadInput(f"{where}: {exc.problem}") from None
+        except (yaml.YAMLError, RecursionError):
+            raise BadInput(f"{where}: not valid JSON or YAML") from None
     if isinstance(data, dict) and isinstance(data.get("distribution"), dict):
         data = data["distribution"]
     if not isinstance(data, dict) or not data:
@@ -59,6 +95,10 @@ def _structured(text: str, where: str) -> dict[str, float]:
             raise BadInput(f"{where}: weight of {name!r} is not a number")
         out[name] = dists.parse_weight(name, repr(float(v)))
     return out
+
+
+def _not_a_number(name: str) -> Any:
+    raise BadInput(f"{name} is not a number")
 
 
 def _component_token(name: str, ckpt: Checkpoint) -> Token:
@@ -82,6 +122,8 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
     total = sum(w for _, w, _ in parts)
     if not total > 0:
         raise BadInput("weights sum to zero")
+    if not math.isfinite(total):
+        raise BadInput("weights sum to more than a float can hold; use smaller weights")
     if normalize and abs(total - 1.0) > dists.SUM_TOLERANCE:
         shown = ", ".join(f"{n}:{w / total:.4g}" for n, w, _ in parts)
         log.info(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")

@@ -39,6 +39,7 @@ def encode(
         buffer.write(data)
         buffer.flush()
         return
-    path = Path(output) if output else Path(f"{token.title}.distok")
+    # A default name comes from class names, which come from the checkpoint: never a path of its own.
+    path = Path(output) if output else Path(f"{tokenfile.safe_name(token.title)}.distok")
     for p in generate.write_tokens([token], [path], overwrite):
         out.data(p)
