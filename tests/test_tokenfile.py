@@ -243,3 +243,16 @@ def test_written_files_get_the_mode_open_would_give(tmp_path, umask):
     finally:
         os.umask(old)
         tf._UMASK = None
+
+
+def test_pipes_and_devices_are_refused_before_any_read(tmp_path):
+    """A FIFO named like a token, or `-m /dev/zero`, would block or grow without bound: refused at once."""
+    import os
+
+    from .conftest import assert_one_line_error, run_cli
+
+    fifo = tmp_path / "t.distok"
+    os.mkfifo(fifo)
+    assert_one_line_error(run_cli(["inspect", str(fifo)]), 2, f"{fifo}: not a regular file (a pipe or a device is not a token file)")
+    assert_one_line_error(run_cli(["encode", "cat:1", "-m", str(fifo)]), 2, "not a regular file (a pipe or a device is not a distok checkpoint)")
+    assert_one_line_error(run_cli(["encode", "cat:1", "-m", "/dev/zero"]), 2, "/dev/zero: not a regular file")

@@ -23,10 +23,19 @@ from typing import Any
 import numpy as np
 
 from distok_cli.errors import BadInput
-from distok_cli.files.tokenfile import TokenSpace, atomic_write, canonical_json, parse_header, safetensors_bytes
+from distok_cli.files.tokenfile import (
+    TokenSpace,
+    atomic_write,
+    canonical_json,
+    parse_header,
+    read_regular,
+    safetensors_bytes,
+)
 
 CHECKPOINT_VERSION = "1.0"
 MODEL_FILE = "model.safetensors"
+#: Largest checkpoint read (the paper's model is ~5 MB; a 4096-d, 10,000-class one stays far below this).
+MAX_CHECKPOINT_BYTES = 1 << 30
 LAYERS = ("E_dis.0", "E_dis.2", "D_tok.0", "D_tok.2")
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -133,7 +142,7 @@ def checkpoint_path(path: str | Path) -> Path:
 def load(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint (file or run folder), numpy only."""
     p = checkpoint_path(path)
-    data = p.read_bytes()
+    data = read_regular(p, MAX_CHECKPOINT_BYTES, "distok checkpoint")
     header, start = parse_header(data, str(p))
     meta = header.pop("__metadata__", {}) or {}
     if meta.get("distok.checkpoint", "").split(".")[0] != CHECKPOINT_VERSION.split(".")[0]:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -482,16 +483,30 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], path: str) -> Token:
     )
 
 
+def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes: a FIFO, a device (``/dev/zero``) or a folder
+    is refused before it is opened, so no read can block or grow without bound."""
+    p = str(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InvalidTokenFile(f"{p}: no such file") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise InvalidTokenFile(f"{p}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidTokenFile(f"{p}: is a directory, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidTokenFile(f"{p}: not a regular file (a pipe or a device is not a {what})")
+    if st.st_size > limit:
+        raise InvalidTokenFile(f"{p}: larger than a {what} can be ({limit >> 20} MiB)")
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise InvalidTokenFile(f"{p}: cannot read ({exc.strerror})") from None
+
+
 def load(path: str | os.PathLike[str]) -> Token:
     """Read and validate a token file. Raises :class:`InvalidTokenFile` with a one-line reason."""
     p = str(path)
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read(MAX_HEADER_BYTES + (1 << 24) + 9)
-    except FileNotFoundError:
-        raise InvalidTokenFile(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidTokenFile(f"{p}: is a directory, not a token file") from None
-    except OSError as exc:
-        raise InvalidTokenFile(f"{p}: cannot read ({exc.strerror})") from None
-    return from_bytes(data, p)
+    return from_bytes(read_regular(p, MAX_HEADER_BYTES + (1 << 24) + 9, "token file"), p)
