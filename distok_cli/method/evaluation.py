@@ -191,12 +191,11 @@ def _logits(estimator: Any, vectors: np.ndarray, first_seed: int, images: int, b
 
 
 def raw_mix(ckpt: Any, p: dict[str, float]) -> np.ndarray:
-    """The no-model baseline: Σ p_i t_i (summed in float64, name order, as ``encode`` sums)."""
+    """The no-model baseline: Σ p_i t_i, summed exactly as ``encode`` sums its input."""
+    from distok_cli.method.generate import weighted_sum
+
     index = {c: i for i, c in enumerate(ckpt.classes)}
-    mix = np.zeros(ckpt.class_embeddings.shape[1], np.float64)
-    for c in sorted(p):
-        mix += p[c] * ckpt.class_embeddings[index[c]].astype(np.float64)
-    return mix.astype(np.float32)
+    return weighted_sum([(c, w, ckpt.class_embeddings[index[c]]) for c, w in p.items()])
 
 
 def free_tokens(estimator: Any, inputs: list[dict[str, float]], classes: list[str], start: np.ndarray,
@@ -222,9 +221,9 @@ def free_tokens(estimator: Any, inputs: list[dict[str, float]], classes: list[st
     return v.detach().cpu().numpy()
 
 
-def work(n_items: int, n_classes: int, free_token: bool) -> int:
+def work(n_items: int, n_classes: int, free_token: bool, calibrate: bool = True) -> int:
     """Units of progress :func:`evaluate` reports (for a progress bar's total)."""
-    return n_classes + 2 * n_items + (FREE_TOKEN_STEPS + n_items if free_token else 0)
+    return (n_classes if calibrate else 0) + 2 * n_items + (FREE_TOKEN_STEPS + n_items if free_token else 0)
 
 
 def evaluate(

@@ -128,12 +128,8 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
         shown = ", ".join(f"{n}:{w / total:.4g}" for n, w, _ in parts)
         log.info(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
         parts = [(n, w / total, t) for n, w, t in parts]
-    # Sum in float64 and in name order: the same distribution gives the same bytes, however it was spelt.
-    mix = np.zeros(ckpt.space.dim, np.float64)
-    for name, w, tok in sorted(parts, key=lambda p: p[0]):
-        vec = tok.vector if tok is not None else ckpt.class_embeddings[index[name]]
-        mix += w * vec.astype(np.float64)
-    z = ckpt.encode_inputs(mix.astype(np.float32)[None])
+    mix = weighted_sum([(n, w, t.vector if t is not None else ckpt.class_embeddings[index[n]]) for n, w, t in parts])
+    z = ckpt.encode_inputs(mix[None])
     vector = ckpt.decode(z)[0].astype(np.float32)
     effective = _effective_distribution(parts)
     if all(t is None for _, _, t in parts) and effective is not None:
@@ -146,6 +142,15 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
     title = dists.label(effective) if effective is not None else "composition-" + "-".join(
         (Path(n).stem if t is not None else n) for n, _, t in parts)[:60]
     return Token(vector=vector, space=ckpt.space, source=source, model=ckpt.model_ref(), title=title)
+
+
+def weighted_sum(parts: list[tuple[str, float, np.ndarray]]) -> np.ndarray:
+    """Σ w·v over (name, w, v), in float64 and name order, as float32: the same distribution gives the same
+    bytes however it was spelt (``encode``'s input to E_dis, and eval's raw-mix baseline)."""
+    mix = np.zeros(len(parts[0][2]), np.float64)
+    for _, w, vec in sorted(parts, key=lambda p: p[0]):
+        mix += w * np.asarray(vec, np.float64)
+    return mix.astype(np.float32)
 
 
 def _parent(name: str, w: float, tok: Token | None) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def eval_(
     if not ckpt.space.compatible(est.text.space):
         raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
     images = 1 if kind == "text" else cfg.estimator.images
-    total = evaluation.work(len(items), len(ckpt.classes), free_token)
+    total = evaluation.work(len(items), len(ckpt.classes), free_token, calibrate=not cfg.eval.temperature)
     with out.progress("evaluating", total) as task:
         report = evaluation.evaluate(
             ckpt, est, items, set_name, temperature=cfg.eval.temperature or None, calibrate_to=cfg.eval.calibrate_to,
