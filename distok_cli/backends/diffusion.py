@@ -252,23 +252,27 @@ def a1111_parameters(prompt: str, seed: int, s: Settings, models: dict[str, str]
     )
 
 
+MAX_PNG_BYTES = 256 << 20
+
+
 def read_png_meta(path: str) -> dict[str, Any]:
+    """The ``distok`` record of a rendered PNG, read from a regular file under a size cap and checked
+    against ``distok-png-record-v1.schema.json`` before any field is used."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
+    from distok_cli.files import frame, schema
+
+    data = frame.read_regular(path, MAX_PNG_BYTES, "PNG image")
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             text = im.text.get("distok") if hasattr(im, "text") else None
-    except (OSError, UnidentifiedImageError):
+    except (OSError, UnidentifiedImageError, ValueError):
         raise BadInput(f"{path}: not a readable image") from None
     if not text:
         raise BadInput(f"{path}: has no distok metadata (was it rendered by distok render?)")
-    try:
-        meta = json.loads(text)
-    except ValueError:
-        raise BadInput(f"{path}: distok metadata is not valid JSON") from None
-    if not isinstance(meta, dict):
-        raise BadInput(f"{path}: distok metadata is not a JSON object")
-    return meta
+    return schema.decode(text, "", "distok-png-record-v1", f"{path}: distok metadata")
 
 
 def contact_sheet(images: list[list[Any]], row_labels: list[str], col_labels: list[str], cell: int = 160) -> Any:

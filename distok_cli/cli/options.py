@@ -13,9 +13,18 @@ def seed_option(help: str) -> Any:
     return typer.Option("--seed", min=0, help=help)
 
 
-def output_option(help: str) -> Any:
-    """``-o/--output``: what is written there differs by command, so each command says."""
-    return typer.Option("--output", "-o", help=help)
+def output_option(help: str, folder: bool = True) -> Any:
+    """``-o/--output``: what is written there differs by command, so each command says. The path is checked
+    as it is parsed, before any model loads: no NUL, no name over 255 bytes, no file where a folder must be."""
+
+    def check(value: Any) -> Any:
+        if value is not None and str(value) != "-":
+            from distok_cli.files.tokenfile import check_target
+
+            check_target(value, folder=folder)
+        return value
+
+    return typer.Option("--output", "-o", help=help, callback=check)
 DeviceOpt = Annotated[
     str, typer.Option("--device", envvar="DISTOK_DEVICE", help="Torch device: auto, cpu, cuda, cuda:N, mps.")
 ]

@@ -23,16 +23,11 @@ from typing import Any
 import numpy as np
 
 from distok_cli.errors import BadInput
-from distok_cli.files.tokenfile import (
-    TokenSpace,
-    atomic_write,
-    canonical_json,
-    parse_header,
-    read_regular,
-    safetensors_bytes,
-)
+from distok_cli.files import frame, schema
+from distok_cli.files.tokenfile import TokenSpace, atomic_write, canonical_json, safetensors_bytes, space_from_json
 
 CHECKPOINT_VERSION = "1.0"
+SCHEMA = "distok-checkpoint-v1"
 MODEL_FILE = "model.safetensors"
 #: Largest checkpoint read (the paper's model is ~5 MB; a 4096-d, 10,000-class one stays far below this).
 MAX_CHECKPOINT_BYTES = 1 << 30
@@ -73,8 +68,7 @@ class Checkpoint:
 
     @property
     def space(self) -> TokenSpace:
-        s = self.config["token_space"]
-        return TokenSpace(s["encoder"], s["dim"], s["fingerprint"], s.get("subfolder", ""))
+        return space_from_json(self.config["token_space"])
 
     @cached_property
     def hash(self) -> str:
@@ -140,40 +134,35 @@ def checkpoint_path(path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> Checkpoint:
-    """Read and validate a checkpoint (file or run folder), numpy only."""
+    """Read and validate a checkpoint (file or run folder), numpy only: the frame, then the metadata against
+    ``distok-checkpoint-v1.schema.json``, then tensor shapes against the config and the content id."""
     p = checkpoint_path(path)
-    data = read_regular(p, MAX_CHECKPOINT_BYTES, "distok checkpoint")
-    header, start = parse_header(data, str(p))
-    meta = header.pop("__metadata__", {}) or {}
-    if meta.get("distok.checkpoint", "").split(".")[0] != CHECKPOINT_VERSION.split(".")[0]:
-        raise _bad(str(p), "not a distok checkpoint (or an unsupported version)")
+    where = str(p)
+    fr = frame.read(p, MAX_CHECKPOINT_BYTES, "distok checkpoint", dtypes=("F32",))
+    meta = fr.metadata
+    if "distok.checkpoint" not in meta or meta["distok.checkpoint"].split(".")[0] != CHECKPOINT_VERSION.split(".")[0]:
+        raise _bad(where, "not a distok checkpoint (or an unsupported version)")
     try:
-        config = json.loads(meta["distok.config"])
-    except (KeyError, ValueError):
-        raise _bad(str(p), "checkpoint config is missing or not valid JSON") from None
-    tensors: dict[str, np.ndarray] = {}
-    body = data[start:]
-    for name, info in header.items():
-        if not isinstance(info, dict) or info.get("dtype") != "F32":
-            raise _bad(str(p), f"tensor {name!r} is not float32")
-        a, b = info["data_offsets"]
-        shape = info["shape"]
-        if not (0 <= a <= b <= len(body)) or b - a != 4 * math.prod(shape):
-            raise _bad(str(p), f"tensor {name!r} has bad offsets (truncated file?)")
-        tensors[name] = np.frombuffer(body[a:b], dtype="<f4").reshape(shape)
-    ckpt = Checkpoint(tensors, config, str(p))
+        schema.validate(meta, "", SCHEMA, "metadata")
+        config = schema.decode(meta["distok.config"], "config", SCHEMA, "checkpoint config")
+    except BadInput as exc:
+        raise _bad(where, str(exc)) from None
+    if len(set(config["classes"])) != len(config["classes"]):
+        raise _bad(where, "checkpoint config lists a class twice")
+    for key in ("dim", "hidden", "latent_dim"):
+        config[key] = int(config[key])
+    ckpt = Checkpoint(dict(fr.tensors), config, where)
     _validate(ckpt)
-    if meta.get("distok.content_id") != ckpt.hash:
-        raise _bad(str(p), "content id does not match the weights (file altered or corrupt)")
+    if meta["distok.content_id"] != ckpt.hash:
+        raise _bad(where, "content id does not match the weights (file altered or corrupt)")
     return ckpt
 
 
 def _validate(ckpt: Checkpoint) -> None:
     c, t, where = ckpt.config, ckpt.tensors, str(ckpt.path)
-    for key in ("classes", "latent_dim", "hidden", "dim", "token_space"):
-        if key not in c:
-            raise _bad(where, f"checkpoint config lacks {key!r}")
     d, h, w, k = c["dim"], c["hidden"], c["latent_dim"], len(c["classes"])
+    if c["token_space"]["dim"] != d:
+        raise _bad(where, f"checkpoint token_space dim {c['token_space']['dim']} is not its dim {d}")
     want = {
         "E_dis.0.weight": [h, d], "E_dis.0.bias": [h], "E_dis.2.weight": [w, h], "E_dis.2.bias": [w],
         "D_tok.0.weight": [h, w], "D_tok.0.bias": [h], "D_tok.2.weight": [d, h], "D_tok.2.bias": [d],

@@ -41,14 +41,19 @@ Backend = Literal["kandinsky21", "sd15"]
 EstimatorKind = Literal["blip-itm", "blip-vqa", "text", "prior"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Scheduler = Literal["", "ddim", "ddpm", "euler", "dpm"]
+#: Largest count a recipe may give (steps, sizes, batch sizes...): far above any real run, far below a
+#: number that would overflow a tensor shape or hang a loop.
+MAX_COUNT = 10**9
+MAX_SEED = 2**63 - 1
 Unit = Annotated[float, Field(ge=0, le=1)]
-Positive = Annotated[int, Field(ge=1)]
+Positive = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Real = Annotated[float, Field(ge=-1e12, le=1e12)]
 
 
 class _Section(BaseModel):
     """Unknown keys and wrong types are errors; no coercion (a YAML string is not a number)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def _one_token(value: str) -> str:
@@ -67,11 +72,11 @@ class RenderConfig(_Section):
     prior: str = "kandinsky-community/kandinsky-2-1-prior"
     decoder: str = "kandinsky-community/kandinsky-2-1"
     sd: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    prior_steps: Annotated[int, Field(ge=MIN_PRIOR_STEPS)] = 25
+    prior_steps: Annotated[int, Field(ge=MIN_PRIOR_STEPS, le=MAX_COUNT)] = 25
     steps: Positive = 50
     prior_guidance: Annotated[float, Field(ge=0)] = 4.0
     guidance: Annotated[float, Field(ge=0)] = 4.0
-    size: Annotated[int, Field(ge=MIN_SIZE)] = 512
+    size: Annotated[int, Field(ge=MIN_SIZE, le=65536)] = 512
     scheduler: Scheduler = ""  # "" keeps the model's own
     batch_size: Positive = 8
     prompt: Prompt = "a photo of a <>"
@@ -113,13 +118,13 @@ class TrainConfig(_Section):
     grad_clip: Annotated[float, Field(ge=0)] = 1.0
     hidden: Positive = 768
     latent_dim: Positive = 20
-    eps1: float = 0.85
-    eps2: float = 0.80
+    eps1: Real = 0.85
+    eps2: Real = 0.80
     tau: Unit = 0.85
     tau_min: Unit = 0.0
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.001
+    alpha: Real = 1.0
+    beta: Real = 1.0
+    gamma: Real = 0.001
     reg_axis: Literal["batch", "dims"] = "batch"
     reg_anchor: bool = True
     latent_sampling: Literal["stats", "unit"] = "stats"
@@ -129,7 +134,7 @@ class TrainConfig(_Section):
     p_recursive: Unit = 0.25
     estimate_every: Positive = 50
     estimate_n: Positive = 8
-    pool_max: Annotated[int, Field(ge=0)] = 2000
+    pool_max: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2000
     consistency: bool = True
     fusion: bool = True
     q_a: Prompt = "a photo of a <>"
@@ -149,7 +154,7 @@ class Recipe(_Section):
     estimator: EstimatorConfig = EstimatorConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     device: str = "auto"  # used when --device (DISTOK_DEVICE) is auto
     dtype: Dtype = "auto"  # used when --dtype (DISTOK_DTYPE) is auto
     source: str = Field(default="", exclude=True)

@@ -12,11 +12,10 @@ Only numpy is imported: ``inspect``, ``diff``, ``encode`` and ``sample`` must st
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import math
 import os
-import stat
 import struct
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -26,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from distok_cli import __version__
-from distok_cli.errors import BadInput, InvalidTokenFile
+from distok_cli.errors import BadInput, DistokError
 from distok_cli.files import distributions as dists
+from distok_cli.files import frame, schema
+from distok_cli.files.frame import MAX_HEADER_BYTES, read_regular
 
 FORMAT_NAME = "distok.token"
 FORMAT_VERSION = "1.0"
 TENSOR_KEY = "emb_params"
-#: Largest header (JSON) a reader accepts, in bytes.
-MAX_HEADER_BYTES = 1 << 20
 SOURCE_KINDS = ("distribution", "latent", "composition", "pool")
 PRIORS = ("gaussian", "laplace", "cauchy")
 TOKEN_SUFFIXES = (".distok", ".safetensors")  # what a path must end with to be read as a token
@@ -48,9 +47,6 @@ K_MODEL = "distok.model"
 K_TOOL = "distok.tool_version"
 JSON_KEYS = (K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL)
 KNOWN_KEYS = {K_FORMAT, K_VERSION, K_CONTENT, K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL, K_TOOL}
-
-_DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2)}
-
 
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no spaces, ASCII, NaN refused: the one JSON spelling distok writes."""
@@ -158,6 +154,8 @@ def metadata_for(token: Token) -> dict[str, str]:
     _check_source(token.source)
     if token.estimate is not None:
         _check_estimate(token.estimate)
+    if token.model is not None:
+        schema.validate(token.model, "model", SCHEMA, "model")
     meta = {
         K_FORMAT: FORMAT_NAME,
         K_VERSION: FORMAT_VERSION,
@@ -231,8 +229,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = Tr
     :class:`BadInput` (no check-then-replace window). The file gets the mode ``open()`` would give it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    except (OSError, ValueError) as exc:
+        raise write_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), _file_mode())
@@ -248,6 +249,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = Tr
                 raise BadInput(f"{path} exists (use --overwrite to replace)") from None
             finally:
                 Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -259,6 +263,42 @@ def safe_name(text: str, limit: int = 120) -> str:
     name = "".join("_" if (c in "/\\" or ord(c) < 32 or c == "\x7f") else c for c in text)
     name = name.lstrip(".").strip()[:limit]
     return name or "token"
+
+
+#: errno values that mean the output path itself is wrong (exit 2), not that the machine failed (exit 1)
+_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                errno.EROFS, errno.ENOENT, errno.ELOOP}
+
+
+def write_error(path: str | os.PathLike[str], exc: OSError | ValueError) -> DistokError:
+    """One line for a failed write: :class:`BadInput` when the path is at fault, else an exit-1 error."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    cls = BadInput if isinstance(exc, ValueError) or getattr(exc, "errno", None) in _PATH_ERRNOS else DistokError
+    return cls(f"cannot write {str(path)!r}: {reason}")
+
+
+def check_target(path: str | os.PathLike[str], folder: bool = False, what: str = "-o") -> Path:
+    """Refuse an output path that cannot be written, before any work is done: a NUL, a name longer than
+    255 bytes, a file where a folder must be (``-o FILE`` for a folder, or a file among the parents) or a
+    folder where the file must go."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise BadInput(f"{what}: a path cannot contain a NUL character")
+    p = Path(text)
+    for part in p.parts:
+        if len(os.fsencode(part)) > 255:
+            raise BadInput(f"{what}: the name {part[:24]}… is longer than 255 bytes")
+    if p.exists():
+        if folder and not p.is_dir():
+            raise BadInput(f"{what} {p}: exists and is not a folder")
+        if not folder and p.is_dir():
+            raise BadInput(f"{what} {p}: is a folder (give a file name)")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadInput(f"{what} {p}: {parent} is a file, not a folder")
+            break
+    return p
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -287,59 +327,11 @@ def save(token: Token, path: str | os.PathLike[str], overwrite: bool = True) -> 
 
 # ------------------------------------------------------------------------------------------------ read
 
+_bad = frame.bad
 
-def _bad(path: str, reason: str) -> InvalidTokenFile:
-    return InvalidTokenFile(f"{path}: {reason}")
-
-
-def parse_header(data: bytes, path: str = "<bytes>") -> tuple[dict[str, Any], int]:
-    """Check the safetensors framing; return (header, data start offset)."""
-    if len(data) < 8:
-        raise _bad(path, "not a safetensors file (shorter than its 8-byte header length)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > MAX_HEADER_BYTES:
-        if n > len(data):
-            raise _bad(path, f"not a safetensors file or truncated (header length {n} > file size)")
-        raise _bad(path, f"metadata too large ({n} bytes; limit {MAX_HEADER_BYTES})")
-    if 8 + n > len(data):
-        raise _bad(path, f"truncated (header needs {n} bytes, file has {len(data) - 8})")
-    raw = data[8 : 8 + n]
-    if not raw.lstrip(b" ").startswith(b"{"):
-        raise _bad(path, "not a safetensors file (header is not a JSON object)")
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise _bad(path, "malformed safetensors header (invalid JSON)") from None
-    if not isinstance(header, dict):
-        raise _bad(path, "malformed safetensors header (not a JSON object)")
-    return header, 8 + n
-
-
-def _tensor(path: str, name: str, info: Any, body: bytes) -> np.ndarray:
-    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-        raise _bad(path, f"tensor {name!r} has a malformed header entry")
-    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-    if dtype not in _DTYPES:
-        raise _bad(path, f"tensor {name!r} has dtype {dtype}, expected F32")
-    if (
-        not isinstance(shape, list)
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
-        or not isinstance(offsets, list)
-        or len(offsets) != 2
-        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-    ):
-        raise _bad(path, f"tensor {name!r} has a malformed shape or data_offsets")
-    np_dtype, size = _DTYPES[dtype]
-    count = math.prod(shape)
-    start, end = offsets
-    if start != 0 or end != count * size:
-        raise _bad(path, f"tensor {name!r}: data_offsets {offsets} do not match shape {shape}")
-    if len(body) != end:
-        raise _bad(path, f"truncated or padded (tensor data is {len(body)} bytes, header says {end})")
-    arr = np.frombuffer(body, dtype=np_dtype).reshape(shape)
-    if dtype == "BF16":
-        arr = (arr.astype(np.uint32) << 16).view(np.float32)
-    return arr.astype(np.float32)
+SCHEMA = "distok-token-v1"
+#: decoded metadata key → its definition in the token schema
+_DEFS = {K_SPACE: "token_space", K_SOURCE: "source", K_ESTIMATE: "estimate", K_MODEL: "model"}
 
 
 def _json_value(path: str, meta: dict[str, str], key: str) -> Any:
@@ -347,68 +339,32 @@ def _json_value(path: str, meta: dict[str, str], key: str) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise _bad(path, f"metadata {key} is not valid JSON ({exc})") from None
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed")
+        return schema.decode(text, _DEFS[key], SCHEMA, f"metadata {key}")
+    except BadInput as exc:
+        raise _bad(path, str(exc)) from None
 
 
 def _check_source(src: Any) -> None:
-    if not isinstance(src, dict):
-        raise BadInput("source must be a JSON object")
-    kind = src.get("kind")
-    if kind not in SOURCE_KINDS:
-        raise BadInput(f"source kind {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
-    if kind in ("distribution", "pool") or "distribution" in src:
-        if "distribution" not in src:
-            raise BadInput(f"a {kind} source needs a distribution")
+    """What a source must be beyond the schema (the writer runs the schema too: one set of rules)."""
+    schema.validate(src, "source", SCHEMA, "source")
+    if "distribution" in src:
         dists.check(src["distribution"], "source distribution")
-    if kind == "latent":
-        if src.get("prior") not in PRIORS:
-            raise BadInput(f"latent source prior must be one of {', '.join(PRIORS)}")
-        z = src.get("z")
-        if not isinstance(z, list) or not z or not all(isinstance(x, (int, float)) for x in z):
-            raise BadInput("latent source needs z, a non-empty list of numbers")
-    if kind == "composition":
-        parents = src.get("parents")
-        if not isinstance(parents, list) or not parents:
-            raise BadInput("composition source needs a non-empty parents list")
-        for p in parents:
-            if not isinstance(p, dict) or "weight" not in p or ("id" not in p and "class" not in p):
-                raise BadInput("each composition parent needs a weight and an id or a class")
 
 
 def _check_estimate(est: Any) -> None:
-    if not isinstance(est, dict):
-        raise BadInput("estimate must be a JSON object")
-    if not isinstance(est.get("estimator"), str):
-        raise BadInput("estimate needs an estimator name")
-    dists.check(est.get("distribution"), "estimate distribution")
+    schema.validate(est, "estimate", SCHEMA, "estimate")
+    dists.check(est["distribution"], "estimate distribution")
 
 
 def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
     """Parse token-file bytes (a v1 distok file or a plain textual-inversion safetensors file)."""
-    try:
-        header, start = parse_header(data, path)
-    except InvalidTokenFile:
-        # Only once the safetensors framing has failed: a valid header length can start with these bytes.
-        if data[:4] == b"PK\x03\x04" or (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
-            raise _bad(path, "looks like a PyTorch pickle; distok reads safetensors only (convert it first)") from None
-        raise
-    meta = header.pop("__metadata__", None)
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-        raise _bad(path, "__metadata__ must map strings to strings")
-    if len(header) != 1:
-        if not header:
+    fr = frame.parse(data, path)
+    meta = fr.metadata
+    if len(fr.tensors) != 1:
+        if not fr.tensors:
             raise _bad(path, "no tensor (a token file holds exactly one)")
-        raise _bad(path, f"{len(header)} tensors (a token file holds exactly one: {TENSOR_KEY})")
-    name, info = next(iter(header.items()))
-    arr = _tensor(path, name, info, data[start:])
+        raise _bad(path, f"{len(fr.tensors)} tensors (a token file holds exactly one: {TENSOR_KEY})")
+    name, arr = next(iter(fr.tensors.items()))
     plain = not any(k.startswith("distok.") for k in meta)
     if not plain and K_FORMAT not in meta:
         raise _bad(path, f"metadata has distok keys but lacks {K_FORMAT}")
@@ -419,15 +375,15 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
             raise _bad(path, f"tensor {name!r} has shape {list(arr.shape)}; a token is [d] or [1, d]")
     else:
         if meta[K_FORMAT] != FORMAT_NAME:
-            raise _bad(path, f"unknown format {meta[K_FORMAT]!r} (expected {FORMAT_NAME})")
+            raise _bad(path, f"unknown format {meta[K_FORMAT][:40]!r} (expected {FORMAT_NAME})")
         version = meta.get(K_VERSION, "")
         major = version.split(".")[0]
         if major != FORMAT_VERSION.split(".")[0]:
-            raise _bad(path, f"unsupported format version {version!r} (this distok reads 1.x)")
+            raise _bad(path, f"unsupported format version {version[:40]!r} (this distok reads 1.x)")
         if name != TENSOR_KEY:
-            raise _bad(path, f"tensor is named {name!r}, expected {TENSOR_KEY}")
-        if info["dtype"] != "F32":
-            raise _bad(path, f"tensor has dtype {info['dtype']}, expected F32")
+            raise _bad(path, f"tensor is named {name[:40]!r}, expected {TENSOR_KEY}")
+        if fr.dtypes[name] != "F32":
+            raise _bad(path, f"tensor has dtype {fr.dtypes[name]}, expected F32")
         if arr.ndim != 2 or arr.shape[0] != 1 or arr.shape[1] == 0:
             raise _bad(path, f"tensor has shape {list(arr.shape)}, expected [1, d]")
         arr = arr[0]
@@ -439,40 +395,27 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
 
 
 def _token_from_meta(arr: np.ndarray, meta: dict[str, str], path: str) -> Token:
-    for key in (K_CONTENT, K_SPACE, K_SOURCE):
-        if key not in meta:
-            raise _bad(path, f"metadata lacks {key}")
+    try:
+        schema.validate(meta, "", SCHEMA, "metadata")
+    except BadInput as exc:
+        raise _bad(path, str(exc)) from None
     if meta[K_CONTENT] != content_id(arr):
         raise _bad(path, "content id does not match the tensor (file altered or corrupt)")
     values = {k: _json_value(path, meta, k) for k in JSON_KEYS}
-    for key in (K_ESTIMATE, K_MODEL):
-        if key in meta and not isinstance(values[key], dict):
-            raise _bad(path, f"metadata {key} must be a JSON object")
-    if K_MODEL in meta and not isinstance(values[K_MODEL].get("hash"), str):
-        raise _bad(path, f"metadata {K_MODEL} needs a hash")
     space = values[K_SPACE]
-    if (
-        not isinstance(space, dict)
-        or not isinstance(space.get("encoder"), str)
-        or not isinstance(space.get("fingerprint"), str)
-        or not isinstance(space.get("dim"), int)
-        or isinstance(space.get("dim"), bool)
-    ):
-        raise _bad(path, f"metadata {K_SPACE} needs encoder, dim and fingerprint")
-    if not isinstance(space.get("subfolder", ""), str):
-        raise _bad(path, f"metadata {K_SPACE} subfolder must be a string")
     if space["dim"] != arr.shape[0]:
         raise _bad(path, f"token space dim {space['dim']} does not match the tensor ({arr.shape[0]})")
     try:
-        _check_source(values[K_SOURCE])
+        if "distribution" in values[K_SOURCE]:
+            dists.check(values[K_SOURCE]["distribution"], "source distribution")
         if values[K_ESTIMATE] is not None:
-            _check_estimate(values[K_ESTIMATE])
+            dists.check(values[K_ESTIMATE]["distribution"], "estimate distribution")
     except BadInput as exc:
         raise _bad(path, str(exc)) from None
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS and not k.startswith("modelspec.")}
     return Token(
         vector=arr,
-        space=TokenSpace(space["encoder"], space["dim"], space["fingerprint"], space.get("subfolder", "")),
+        space=space_from_json(space),
         source=values[K_SOURCE],
         estimate=values[K_ESTIMATE],
         model=values[K_MODEL],
@@ -483,27 +426,9 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], path: str) -> Token:
     )
 
 
-def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes: a FIFO, a device (``/dev/zero``) or a folder
-    is refused before it is opened, so no read can block or grow without bound."""
-    p = str(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise InvalidTokenFile(f"{p}: no such file") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise InvalidTokenFile(f"{p}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InvalidTokenFile(f"{p}: is a directory, not a {what}")
-    if not stat.S_ISREG(st.st_mode):
-        raise InvalidTokenFile(f"{p}: not a regular file (a pipe or a device is not a {what})")
-    if st.st_size > limit:
-        raise InvalidTokenFile(f"{p}: larger than a {what} can be ({limit >> 20} MiB)")
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(limit + 1)
-    except OSError as exc:
-        raise InvalidTokenFile(f"{p}: cannot read ({exc.strerror})") from None
+def space_from_json(space: dict[str, Any]) -> TokenSpace:
+    """A :class:`TokenSpace` from its schema-checked JSON object."""
+    return TokenSpace(space["encoder"], int(space["dim"]), space["fingerprint"], space.get("subfolder", ""))
 
 
 def load(path: str | os.PathLike[str]) -> Token:

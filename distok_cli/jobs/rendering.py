@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from distok_cli.errors import BadInput
-from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, atomic_write
+from distok_cli.files.recipes import MAX_SEED
+from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, atomic_write, check_target
 from distok_cli.progress import Progress
 
 
@@ -29,7 +30,6 @@ class Job:
 RENDER_DIM = 768
 #: Most images one command renders (tokens × prompts × seeds), and the largest seed (torch's generator).
 MAX_IMAGES = 10_000
-MAX_SEED = 2**63 - 1
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -87,8 +87,7 @@ def check_renderable(tokens: list[Token]) -> None:
 
 
 def check_output_folder(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise BadInput(f"-o {folder}: exists and is not a folder")
+    check_target(folder, folder=True)
 
 
 def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:

@@ -14,7 +14,7 @@ from distok_cli.cli.options import ModelOpt, OverwriteOpt, QuietOpt, output_opti
 def encode(
     spec: Annotated[str, typer.Argument(metavar="SPEC", help="pig:0.55,sheep:0.25,snake:0.20 | a .json/.yaml file | '-'; components may be token files.")],
     model: ModelOpt = "",
-    output: Annotated[str | None, output_option("Token file to write ('-': the bytes on stdout).")] = None,
+    output: Annotated[str | None, output_option("Token file to write ('-': the bytes on stdout).", folder=False)] = None,
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Use the weights as given.")] = False,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,

@@ -60,16 +60,13 @@ def render(
             raise BadInput("--from re-renders one image: give no tokens or prompts with it")
         from distok_cli.backends.diffusion import read_png_meta
 
-        meta = read_png_meta(str(from_))
-        try:
-            token_path, prompt, seed_list = meta["token"]["path"], meta["prompt"], [int(meta["seed"])]
-            render_cfg = dict(meta["render"])
-            s = meta["settings"]
-            steps, prior_steps, guidance, size = s["steps"], s["prior_steps"], s["guidance"], s["size"]
-            recipe = meta.get("recipe") or recipe or "tiny"
-            dtype = meta.get("dtype", dtype)
-        except (KeyError, TypeError, ValueError):
-            raise BadInput(f"{from_}: distok metadata lacks token, prompt, seed or settings") from None
+        meta = read_png_meta(str(from_))  # checked against the PNG record schema: every key below is there
+        token_path, prompt, seed_list = meta["token"]["path"], meta["prompt"], [int(meta["seed"])]
+        render_cfg = dict(meta["render"])
+        s = meta["settings"]
+        steps, prior_steps, guidance, size = s["steps"], s["prior_steps"], s["guidance"], s["size"]
+        recipe = meta["recipe"]
+        dtype = meta["dtype"]
         if not token_path:
             raise BadInput(f"{from_}: the token was not a file, so it cannot be re-rendered")
         token_list = [tokenfile.load(token_path)]
