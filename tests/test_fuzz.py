@@ -6,6 +6,7 @@ import json
 import os
 import random
 import struct
+import sys
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -139,3 +140,41 @@ def test_malformed_arguments_exit_2():
             assert_one_line_error(r, 2)
             refused += 1
     assert refused >= 150
+
+
+def _fuzz_module():
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("distok_fuzz", ROOT / "bench" / "fuzz.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_fuzz_script_reaches_3000_cases_across_all_commands():
+    fuzz = _fuzz_module()
+    cases = fuzz.cases()
+    assert len(cases) >= 3000
+    assert {c.command for c in cases} >= {"train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model"}
+
+
+def test_a_slice_of_the_fuzz_cases_all_exit_2_and_leave_nothing():
+    """Every 25th case of bench/fuzz.py (all families), under the same checks and timeout as the script."""
+    fuzz = _fuzz_module()
+    results = fuzz.run(fuzz.cases()[::25], timeout=30)
+    failures = [(r["args"], r["problems"], r["stderr"][-200:]) for r in results if r["problems"]]
+    assert len(results) >= 120 and not failures, failures
+
+
+def test_the_fuzz_checks_catch_a_write_and_a_wrong_exit(tmp_path):
+    """The harness itself: a case that succeeds and writes a file is reported, not passed."""
+    fuzz = _fuzz_module()
+    ok = fuzz.Case("control", ["inspect", str(EXAMPLES / "sampled-cauchy.distok")])
+    writes = fuzz.Case("control", ["sample", "--n", "1", "-m", "IN/model.safetensors", "-o", "s", "-q"],
+                       {"model.safetensors": fuzz.tiny_checkpoint_bytes()})
+    a, b = fuzz.run([ok, writes], timeout=30)
+    assert a["problems"] == ["exit 0", "printed on stdout", "not a one-line error", "not exactly one error line"]
+    assert b["problems"][0] == "exit 0" and b["problems"][-1] == "the sandbox changed: ['work', 'work/s', 'work/s/gaussian-s0-0000.distok']"

@@ -47,7 +47,7 @@ def test_a_token_no_renderer_reads_is_refused_naming_its_space_and_the_recipes(t
         (["a photo of a " + "x " * 80 + "<>"], "is too long: the token falls past the text encoder's context"),
         (["a photo of a <>", "--seeds", "0-10000"], "1 tokens × 1 prompts × 10001 seeds is more than 10000 images"),
         (["a photo of a <>", "--seeds", "18446744073709551616"], "is larger than the largest seed, 9223372036854775807"),
-        (["a photo of a <>", "--seed", "18446744073709551616"], "--seed must be between 0 and 9223372036854775807"),
+        (["a photo of a <>", "--seed", "18446744073709551616"], "Invalid value for '--seed': Input should be less than or equal to 9223372036854775807"),
         (["a photo of a <>", "-o", "{tmp}/t.distok"], "exists and is not a folder"),
     ],
 )

@@ -56,7 +56,19 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
     out = Output(quiet)
     start = time.perf_counter()
     main = recipe or ("minilm-animals" if minilm_available() else "tiny")
+    recipes.load(main)  # a bad recipe is refused before anything is written
+    created = not output.exists()
     _prepare(output, overwrite)
+    try:
+        _demo(output, main, steps, out, start)
+    except BaseException:  # a demo that fails (a model not cached, Ctrl-C) leaves nothing half-made
+        shutil.rmtree(output, ignore_errors=True)
+        if not created:
+            output.mkdir(exist_ok=True)
+        raise
+
+
+def _demo(output: Path, main: str, steps: int | None, out: Output, start: float) -> None:
     lines: list[str] = []
 
     out.notice(f"1/5 training the {main} recipe")

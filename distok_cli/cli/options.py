@@ -10,7 +10,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or no
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line on stdout.")]
 def seed_option(help: str) -> Any:
     """``--seed``: the same name and bounds everywhere; what a seed seeds differs, so each command says."""
-    return typer.Option("--seed", min=0, help=help)
+    return typer.Option("--seed", min=0, max=2**63 - 1, help=help)
 
 
 def output_option(help: str, folder: bool = True) -> Any:

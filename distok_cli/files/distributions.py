@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterable, Mapping
 
 from distok_cli.errors import BadInput
@@ -44,11 +45,14 @@ def check(dist: object, what: str = "distribution") -> dict[str, float]:
     return out
 
 
+#: A weight as typed: a plain decimal (``0.5``, ``.5``, ``5e-1``); Python's ``1_0`` or ``0x1`` are not.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
 def parse_weight(name: str, text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise BadInput(f"weight of {name!r} is not a number: {text!r}") from None
+    if not _NUMBER.fullmatch(text):
+        raise BadInput(f"weight of {name!r} is not a number: {text[:40]!r}")
+    v = float(text)
     if not math.isfinite(v):
         raise BadInput(f"weight of {name!r} is not finite")
     if v < 0:

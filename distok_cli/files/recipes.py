@@ -45,6 +45,7 @@ Scheduler = Literal["", "ddim", "ddpm", "euler", "dpm"]
 #: number that would overflow a tensor shape or hang a loop.
 MAX_COUNT = 10**9
 MAX_SEED = 2**63 - 1
+MAX_RECIPE_BYTES = 1 << 20
 Unit = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 Real = Annotated[float, Field(ge=-1e12, le=1e12)]
@@ -146,7 +147,7 @@ class TrainConfig(_Section):
 
 
 class Recipe(_Section):
-    name: str
+    name: Annotated[str, Field(min_length=1)]
     description: str = ""
     classes: list[str] = Field(default_factory=lambda: list(ANIMALS_60))
     text_encoder: str = ""  # "" = the prior's (kandinsky21) or the SD pipeline's (sd15) text encoder
@@ -230,7 +231,7 @@ def available() -> list[str]:
 def find(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        if not p.is_file():
+        if not p.exists():
             raise BadInput(f"recipe file {name_or_path} does not exist")
         return p
     for d in recipe_dirs():
@@ -250,6 +251,8 @@ def _yaml_loader() -> Any:
             seen = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)) and key is not None:
+                    raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
                 seen.add(key)
@@ -295,7 +298,13 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> Recip
 def placement(recipe: Recipe, device: str, dtype: str) -> tuple[str, str]:
     """The device and dtype to load with: the flag (or its environment variable) unless it is ``auto``,
     else the recipe's ``device``/``dtype`` (themselves ``auto`` by default)."""
-    return (device if device != "auto" else recipe.device), (dtype if dtype != "auto" else recipe.dtype)
+    device = device if device != "auto" else recipe.device
+    dtype = dtype if dtype != "auto" else recipe.dtype
+    if not re.fullmatch(r"auto|cpu|mps|cuda(?::\d+)?", device):
+        raise BadInput(f"--device must be auto, cpu, mps, cuda or cuda:N, got {device!r}")
+    if dtype not in DTYPES:
+        raise BadInput(f"--dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}, got {dtype!r}")
+    return device, dtype
 
 
 def for_tokens(given: str | None, tokens: list[Any]) -> str:
@@ -314,11 +323,13 @@ def for_tokens(given: str | None, tokens: list[Any]) -> str:
 
 def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     """Load a recipe by name or path and apply ``section.key=value`` overrides."""
+    from distok_cli.files.frame import read_regular
+
     path = find(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read recipe {path}: {exc}") from None
+        text = read_regular(path, MAX_RECIPE_BYTES, "recipe").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"cannot read recipe {path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     recipe = parse(text, str(path), path.stem)
     return override(recipe, overrides or [])
 

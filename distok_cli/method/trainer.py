@@ -18,6 +18,7 @@ All sampling uses one CPU ``torch.Generator`` whose state, with the optimizer's,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -353,10 +354,24 @@ def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto") 
     return Trainer(recipe, run, est.text, est, dev)
 
 
-def prepare_run(run: Path, recipe: Recipe, resume: bool) -> None:
+def prepare_run(run: Path, recipe: Recipe, resume: bool) -> bool:
+    """Start a run folder (its recipe.yaml); returns whether this call created the folder."""
     if resume:  # the command has checked recipe.yaml; a run killed before its first checkpoint restarts at 0
-        return
+        return False
     if run.exists() and any(run.iterdir()):
         raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
+    created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     atomic_write(run / "recipe.yaml", recipes_mod.dump(recipe).encode())
+    return created
+
+
+def discard_run(run: Path, created: bool) -> None:
+    """Undo :func:`prepare_run` when a fresh run fails before its first checkpoint (a model that is not
+    cached, say): no half-made run folder is left behind."""
+    if (run / "model.safetensors").exists():
+        return
+    (run / "recipe.yaml").unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            run.rmdir()

@@ -43,6 +43,10 @@ def estimate(
     from distok_cli.jobs import estimation
 
     check_estimator(estimator)
+    if plot is not None:
+        from distok_cli.files.tokenfile import check_target
+
+        check_target(plot, what="--plot")
     out = Output(quiet)
     paths = expand_paths(files)
     if recipe is None:

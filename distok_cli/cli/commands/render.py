@@ -87,6 +87,7 @@ def render(
 
     from distok_cli.backends.diffusion import Settings
 
+    where = recipes.placement(cfg, device, dtype)
     settings = Settings.from_config(
         cfg.render, steps=steps, prior_steps=prior_steps, guidance=guidance, size=size, batch_size=batch_size
     )
@@ -107,7 +108,7 @@ def render(
     from distok_cli.backends.diffusion import make_renderer
 
     out.notice(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
-    renderer = make_renderer(cfg.render, *recipes.placement(cfg, device, dtype), offload, compile=compile_)
+    renderer = make_renderer(cfg.render, *where, offload, compile=compile_)
     if compile_:
         out.notice("compiling the UNet with torch.compile: the first batch is slow, the rest faster (pays on long CUDA runs)")
     for t in token_list:

@@ -38,8 +38,14 @@ def train(
         if seed is not None:
             overrides.append(f"seed={seed}")
         cfg = recipes.load(recipe, overrides)
-    trainer.prepare_run(output, cfg, resume)
-    t = trainer.build(cfg, output, *recipes.placement(cfg, device, dtype))
+    where = recipes.placement(cfg, device, dtype)
+    created = trainer.prepare_run(output, cfg, resume)
+    try:
+        t = trainer.build(cfg, output, *where)
+    except BaseException:
+        if not resume:
+            trainer.discard_run(output, created)
+        raise
     if resume:
         t.load_state()
         out.notice(f"resuming {output} at step {t.step}")
