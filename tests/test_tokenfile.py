@@ -256,3 +256,32 @@ def test_pipes_and_devices_are_refused_before_any_read(tmp_path):
     assert_one_line_error(run_cli(["inspect", str(fifo)]), 2, f"{fifo}: not a regular file (a pipe or a device is not a token file)")
     assert_one_line_error(run_cli(["encode", "cat:1", "-m", str(fifo)]), 2, "not a regular file (a pipe or a device is not a distok checkpoint)")
     assert_one_line_error(run_cli(["encode", "cat:1", "-m", "/dev/zero"]), 2, "/dev/zero: not a regular file")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_estimate_write_keeps_the_token_files_mode(tmp_path, umask, kandinsky):
+    """`estimate --write` replaces a token file: it keeps the file's own mode (0o640 here), whatever the umask;
+    a file distok creates meanwhile gets 0o666 & ~umask."""
+    import os
+    import stat
+
+    from distok_cli.files import tokenfile as tf
+
+    from .conftest import make_token, run_cli
+
+    p = tmp_path / "t.distok"
+    tokenfile.save(make_token(kandinsky.text.space, np.ones(768) * 0.01, model={"hash": "sha256:" + "0" * 64, "recipe": "tiny"}), p)
+    os.chmod(p, 0o640)
+    old = os.umask(umask)
+    try:
+        tf._UMASK = None
+        r = run_cli(["estimate", str(p), "--write", "--estimator", "text", "-r", "tiny", "-q"])
+        assert r.code == 0, r.err
+        assert tokenfile.load(p).estimate is not None
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640
+        fresh = tmp_path / "fresh.distok"
+        tokenfile.save(tokenfile.load(p), fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+    finally:
+        os.umask(old)
+        tf._UMASK = None

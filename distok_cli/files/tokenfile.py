@@ -16,6 +16,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -221,12 +222,23 @@ def _file_mode() -> int:
     return 0o666 & ~_UMASK
 
 
+def _replaced_mode(path: Path) -> int:
+    """The mode of the file ``path`` names, kept when it is replaced (``estimate --write`` must not
+    change who can read a token); a new file's mode when there is none."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return _file_mode()
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else _file_mode()
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = True) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then move it in.
 
     With ``overwrite`` the move is ``os.replace``. Without it the move is a hard link, which fails if
     ``path`` exists, so of two writers racing for one name exactly one wins and the other gets
-    :class:`BadInput` (no check-then-replace window). The file gets the mode ``open()`` would give it.
+    :class:`BadInput` (no check-then-replace window). A new file gets the mode ``open()`` would give it;
+    a replaced file keeps its mode.
     """
     path = Path(path)
     try:
@@ -236,7 +248,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = Tr
         raise write_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), _file_mode())
+            os.fchmod(fh.fileno(), _replaced_mode(path) if overwrite else _file_mode())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
