@@ -231,6 +231,7 @@ def cases() -> list[Case]:
         lambda p: ["render", p, "a <>", "-o", "r"], lambda p: ["estimate", p, "--estimator", "text"],
         lambda p: ["encode", f"{p}:0.5,{tok}:0.5", "-m", "IN/model.safetensors", "-o", "o.distok"],
         lambda p: ["estimate", "--write", p, "--estimator", "text"],
+        lambda p: ["export", p, "--to", "comfyui", "-o", "x"],
     ]
     for i, (name, data) in enumerate(bad_token_files()):
         for j in (0, 1):
@@ -323,18 +324,37 @@ def cases() -> list[Case]:
         out.append(Case("png: " + name, ["render", "--from", "IN/p.png", "-o", "r"], {"p.png": png}))
         if name in ("not a PNG", "empty file", "text"):  # estimate reads any image; a record is optional there
             out.append(Case("png: " + name, ["estimate", "IN/p.png", "-r", "tiny"], {"p.png": png}))
-    # 8. Output paths that cannot be written.
+    # 8. Exports that would mean nothing or collide.
+    export_bad = [["--to", "sdxl"], ["--to", ""], ["--dtype", "bfloat16"], ["--name", "cat"], ["--name", "{nope}"], ["--name", "{"],
+                  ["--name", "a"], ["--name", "x" * 300], ["--name", "../../cat"], ["--name", "pig-{nonexistent}"]]
+    for flags in export_bad:
+        out.append(Case("export flags: " + " ".join(flags)[:40], ["export", tok, "-o", "x", *([] if "--to" in flags else ["--to", "a1111"]), *flags]))
+    for name, data in [("plain file", (EXAMPLES / "plain-textual-inversion.safetensors").read_bytes())] + [
+        (f"{label} token", _token_in(space, dim)) for label, space, dim in
+        [("minilm", "minilm:all-MiniLM-L6-v2", 384), ("twin", "twin:kandinsky21-prior", 768), ("bert", "bert-base-uncased", 768)]
+    ]:
+        for target in ("comfyui", "a1111", "invokeai", "diffusers"):
+            out.append(Case("export: " + name, ["export", tok, "IN/t.distok", "--to", target, "-o", "x"], {"t.distok": data}))
+    out.append(Case("export: same name twice", ["export", tok, str(EXAMPLES / "composition.distok"), "--to", "a1111", "--name", "same-1", "-o", "x"]))
+    # 9. Output paths that cannot be written.
     hostile_outputs = ["IN/afile", "IN/afile/sub", "IN/afile/x.distok", "x" * 300, "d/" + "y" * 256, "nul\x00", ".", "IN"]
     for o in hostile_outputs:
         for args in (["encode", "cat:1", *m, "-o", o], ["sample", "--n", "2", *m, "-o", o], ["train", "-o", o, "--steps", "1"],
                      ["render", tok, "-o", o], ["eval", "IN/model.safetensors", "--estimator", "text", "-o", o], ["demo", "-o", o],
-                     ["estimate", tok, "--plot", o]):
-            if o in (".", "IN") and args[0] != "encode":
+                     ["estimate", tok, "--plot", o], ["export", tok, "--to", "comfyui", "-o", o]):
+            if o in (".", "IN") and args[0] not in ("encode",):
                 continue  # an existing folder is a fine output folder
             if o == "IN/afile" and args[0] == "estimate":
                 continue  # --plot may replace an existing file
             out.append(Case(f"output {o[:20]!r}", args, {"model.safetensors": good_ckpt, "afile": b"x"}))
     return out
+
+
+def _token_in(encoder: str, dim: int) -> bytes:
+    from distok_cli.files.tokenfile import Token, TokenSpace, to_bytes
+
+    space = TokenSpace(encoder, dim, "fp16-sha256:" + "8" * 64)
+    return to_bytes(Token(np.full(dim, 0.01, np.float32), space, {"kind": "distribution", "distribution": {"cat": 1.0}}))
 
 
 def bad_pngs() -> list[tuple[str, bytes]]:

@@ -13,7 +13,7 @@ def seed_option(help: str) -> Any:
     return typer.Option("--seed", min=0, max=2**63 - 1, help=help)
 
 
-def output_option(help: str, folder: bool = True) -> Any:
+def output_option(help: str, folder: bool = True, *aliases: str) -> Any:
     """``-o/--output``: what is written there differs by command, so each command says. The path is checked
     as it is parsed, before any model loads: no NUL, no name over 255 bytes, no file where a folder must be."""
 
@@ -24,7 +24,7 @@ def output_option(help: str, folder: bool = True) -> Any:
             check_target(value, folder=folder)
         return value
 
-    return typer.Option("--output", "-o", help=help, callback=check)
+    return typer.Option("--output", "-o", *aliases, help=help, callback=check)
 DeviceOpt = Annotated[
     str, typer.Option("--device", envvar="DISTOK_DEVICE", help="Torch device: auto, cpu, cuda, cuda:N, mps.")
 ]

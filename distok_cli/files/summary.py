@@ -36,6 +36,7 @@ def describe(token: Token) -> dict[str, Any]:
         "source": token.source,
         "estimate": token.estimate,
         "model": token.model,
+        "export": token.export,
         "tool_version": token.tool_version or None,
     }
 

@@ -46,8 +46,9 @@ K_SOURCE = "distok.source"
 K_ESTIMATE = "distok.estimate"
 K_MODEL = "distok.model"
 K_TOOL = "distok.tool_version"
-JSON_KEYS = (K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL)
-KNOWN_KEYS = {K_FORMAT, K_VERSION, K_CONTENT, K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL, K_TOOL}
+K_EXPORT = "distok.export"
+JSON_KEYS = (K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL, K_EXPORT)
+KNOWN_KEYS = {K_FORMAT, K_VERSION, K_CONTENT, K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL, K_TOOL, K_EXPORT}
 
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no spaces, ASCII, NaN refused: the one JSON spelling distok writes."""
@@ -121,6 +122,7 @@ class Token:
     extra: dict[str, str] = field(default_factory=dict)
     plain: bool = False
     path: str | None = None
+    export: dict[str, Any] | None = None  # set on files written by `distok export` (§10 of the spec)
 
     @property
     def dim(self) -> int:
@@ -157,6 +159,8 @@ def metadata_for(token: Token) -> dict[str, str]:
         _check_estimate(token.estimate)
     if token.model is not None:
         schema.validate(token.model, "model", SCHEMA, "model")
+    if token.export is not None:
+        schema.validate(token.export, "export", SCHEMA, "export")
     meta = {
         K_FORMAT: FORMAT_NAME,
         K_VERSION: FORMAT_VERSION,
@@ -175,6 +179,8 @@ def metadata_for(token: Token) -> dict[str, str]:
         meta[K_ESTIMATE] = canonical_json(token.estimate)
     if token.model is not None:
         meta[K_MODEL] = canonical_json(token.model)
+    if token.export is not None:
+        meta[K_EXPORT] = canonical_json(token.export)
     for k, v in token.extra.items():
         if k in meta or not isinstance(v, str):
             continue
@@ -207,7 +213,10 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str], 
 def to_bytes(token: Token) -> bytes:
     """Serialise ``token`` to the exact bytes of a v1 token file (deterministic)."""
     meta = metadata_for(token)
-    return safetensors_bytes({TENSOR_KEY: np.asarray(token.vector, dtype=np.float32).reshape(1, -1)}, meta)
+    arr = np.asarray(token.vector, dtype=np.float32).reshape(1, -1)
+    if token.export is not None and token.export["dtype"] == "float16":
+        return safetensors_bytes({TENSOR_KEY: arr.astype(np.float16)}, meta, keep_dtype=True)
+    return safetensors_bytes({TENSOR_KEY: arr}, meta)
 
 
 _UMASK: int | None = None
@@ -343,7 +352,7 @@ _bad = frame.bad
 
 SCHEMA = "distok-token-v1"
 #: decoded metadata key → its definition in the token schema
-_DEFS = {K_SPACE: "token_space", K_SOURCE: "source", K_ESTIMATE: "estimate", K_MODEL: "model"}
+_DEFS = {K_SPACE: "token_space", K_SOURCE: "source", K_ESTIMATE: "estimate", K_MODEL: "model", K_EXPORT: "export"}
 
 
 def _json_value(path: str, meta: dict[str, str], key: str) -> Any:
@@ -394,8 +403,10 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
             raise _bad(path, f"unsupported format version {version[:40]!r} (this distok reads 1.x)")
         if name != TENSOR_KEY:
             raise _bad(path, f"tensor is named {name[:40]!r}, expected {TENSOR_KEY}")
-        if fr.dtypes[name] != "F32":
-            raise _bad(path, f"tensor has dtype {fr.dtypes[name]}, expected F32")
+        export = _json_value(path, meta, K_EXPORT)
+        want = "F16" if export is not None and export["dtype"] == "float16" else "F32"
+        if fr.dtypes[name] != want:
+            raise _bad(path, f"tensor has dtype {fr.dtypes[name]}, expected {want}")
         if arr.ndim != 2 or arr.shape[0] != 1 or arr.shape[1] == 0:
             raise _bad(path, f"tensor has shape {list(arr.shape)}, expected [1, d]")
         arr = arr[0]
@@ -431,6 +442,7 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], path: str) -> Token:
         source=values[K_SOURCE],
         estimate=values[K_ESTIMATE],
         model=values[K_MODEL],
+        export=values[K_EXPORT],
         title=meta.get("modelspec.title"),
         tool_version=meta.get(K_TOOL, ""),
         extra=extra,

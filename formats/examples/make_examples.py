@@ -86,7 +86,12 @@ def examples() -> dict[str, bytes | Token]:
     )
     # A community textual-inversion file: one tensor, any key, shape [768], no distok metadata.
     plain = _plain_ti("<cat-toy>", vector(29, 1))
+    # What `distok export pig-sheep-snake.distok --to comfyui --dtype float16` writes (§10 of the spec).
+    from distok_cli.files import export
+
+    exported = export.exported(pig, export.TARGETS["comfyui"], export.name_for(pig, export.DEFAULT_TEMPLATE, 0), "float16")
     return {
+        "pig55-sheep25-snake20-447da2.safetensors": exported,
         "pig-sheep-snake.distok": pig,
         "sampled-cauchy.distok": sampled,
         "composition.distok": composed,

@@ -1,0 +1,42 @@
+"""`distok export`: tokens → textual-inversion files that ComfyUI, AUTOMATIC1111, InvokeAI and diffusers load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distok_cli.cli.options import OverwriteOpt, QuietOpt, output_option
+
+
+def export(
+    tokens: Annotated[list[str], typer.Argument(metavar="TOKEN...", help="Token files ('-': paths from stdin).")],
+    to: Annotated[str, typer.Option("--to", help="comfyui, a1111, invokeai or diffusers.")],
+    output: Annotated[
+        Path, output_option("Folder to write into, e.g. the tool's embeddings folder.", True, "--dest")
+    ] = Path("."),
+    name: Annotated[
+        str, typer.Option("--name", help="Trigger-word template: {title}, {id}, {id6}, {stem}, {i}.")
+    ] = "{title}-{id6}",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16.")] = "float32",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write tokens as NAME.safetensors embeddings for an SD 1.x tool; print the paths, and how to use each."""
+    from distok_cli.cli.output import Output, expand_paths
+    from distok_cli.errors import BadInput
+    from distok_cli.files import export as exp
+    from distok_cli.files import tokenfile
+
+    if to not in exp.TARGETS:
+        raise BadInput(f"--to must be {', '.join(list(exp.TARGETS)[:-1])} or {list(exp.TARGETS)[-1]}, got {to!r}")
+    if dtype not in exp.DTYPES:
+        raise BadInput(f"--dtype must be float32 or float16, got {dtype!r}")
+    out = Output(quiet)
+    target = exp.TARGETS[to]
+    loaded = [tokenfile.load(p) for p in expand_paths(tokens)]
+    jobs = exp.plan(loaded, target, output, name, dtype, overwrite)
+    for (tok, _, _), path in zip(jobs, exp.write(jobs, overwrite)):
+        out.data(path)
+        out.notice(target.usage(path, tok.export["name"]))

@@ -1,0 +1,178 @@
+"""Export tokens as textual-inversion embeddings that ComfyUI, AUTOMATIC1111, InvokeAI and diffusers load.
+
+What these tools need (read from their loaders; ``formats/distok-token-v1.md`` §10 cites them):
+
+- the suffix ``.safetensors``: ComfyUI reads a file as safetensors only by that suffix (else it tries a
+  pickle and drops the token silently), A1111 skips other suffixes, InvokeAI refuses them;
+- one tensor ``emb_params`` of shape ``[1, 768]``: InvokeAI probes that key and picks SD 1.x from the
+  width (a ``[768]`` tensor fails there); the others take the one tensor as it is;
+- a name that is the trigger word: A1111 uses the file stem, ComfyUI ``embedding:STEM``, InvokeAI the model
+  name (the stem by default), diffusers whatever ``token=`` says.
+
+An exported file is still a distok token file (the same metadata, plus ``distok.export``), so distok reads
+it back with its whole provenance. Only numpy is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from distok_cli.errors import BadInput
+from distok_cli.files import tokenfile
+from distok_cli.files.tokenfile import Token
+
+#: Text encoders whose token-embedding space is CLIP ViT-L/14's (the SD 1.x text encoder), by Hub id.
+CLIP_L_REPOS = (
+    "openai/clip-vit-large-patch14",
+    "kandinsky-community/kandinsky-2-1-prior",
+    "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "runwayml/stable-diffusion-v1-5",
+    "CompVis/stable-diffusion-v1-4",
+    "CompVis/stable-diffusion-v1-3",
+    "CompVis/stable-diffusion-v1-2",
+    "CompVis/stable-diffusion-v1-1",
+)
+CLIP_L_DIM = 768
+DTYPES = ("float32", "float16")
+SUFFIX = ".safetensors"
+#: A trigger word: lowercase letters, digits, '-' and '_', 3 to 64 characters, starting with a letter or
+#: digit, and not letters only (so it can never be an everyday word that a prompt uses for itself).
+NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{2,63}")
+DEFAULT_TEMPLATE = "{title}-{id6}"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    label: str
+    folder: str  # where the tool looks, relative to its install
+
+    def usage(self, path: str, name: str) -> str:
+        if self.name == "comfyui":
+            return f"ComfyUI: put {path} in {self.folder}/ and write embedding:{name} in a prompt"
+        if self.name == "a1111":
+            return f"AUTOMATIC1111: put {path} in {self.folder}/ and write {name} in a prompt"
+        if self.name == "invokeai":
+            return f"InvokeAI: install {path} by path (Models > Add Model) and write <{name}> in a prompt"
+        return f'diffusers: pipe.load_textual_inversion("{path}", token="{name}"), then write {name} in a prompt'
+
+
+TARGETS = {
+    "comfyui": Target("comfyui", "ComfyUI", "ComfyUI/models/embeddings"),
+    "a1111": Target("a1111", "AUTOMATIC1111", "stable-diffusion-webui/embeddings"),
+    "invokeai": Target("invokeai", "InvokeAI", ""),
+    "diffusers": Target("diffusers", "diffusers", ""),
+}
+
+
+def in_clip_l_space(token: Token) -> bool:
+    """Whether the token's recorded encoder is CLIP ViT-L/14's text encoder (a Hub id above, or a local
+    copy whose folder is named after one, e.g. ``…/kandinsky-2-1-prior`` or a Hub cache snapshot)."""
+    if token.space is None:
+        return token.dim == CLIP_L_DIM  # a plain file: its width is all there is to go on
+    if token.dim != CLIP_L_DIM:
+        return False
+    ref = token.space.encoder
+    if ref in CLIP_L_REPOS:
+        return True
+    parts = Path(ref).parts
+    for repo in CLIP_L_REPOS:
+        cache_name = "models--" + repo.replace("/", "--")
+        if cache_name in parts or (len(parts) >= 1 and parts[-1] == repo.split("/")[1]):
+            return True
+    return False
+
+
+def check_exportable(token: Token, target: Target) -> None:
+    what = token.path or token.short_id
+    if token.plain:
+        raise BadInput(
+            f"{what} is a plain textual-inversion file (no distok provenance): it loads in {target.label} as it "
+            f"is, under a .safetensors name"
+        )
+    if token.space is not None and token.space.encoder.startswith("twin:"):
+        raise BadInput(
+            f"{what} was made with a random-weight twin ({token.space.encoder}): it means nothing in "
+            f"{target.label}; export tokens from a model trained on the real Kandinsky 2.1 or SD 1.x text encoder"
+        )
+    if not in_clip_l_space(token):
+        encoder = token.space.encoder if token.space is not None else "an unknown encoder"
+        raise BadInput(
+            f"{what} is a {token.dim}-d token of {encoder}; {target.label} loads SD 1.x embeddings, which live "
+            f"in CLIP ViT-L/14's 768-d space (encoders: {', '.join(CLIP_L_REPOS[:3])}, …)"
+        )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
+
+
+def name_for(token: Token, template: str, index: int) -> str:
+    """The trigger word for ``token``: ``template`` with ``{title}``, ``{id}`` (12 hex digits of the content
+    id), ``{id6}``, ``{stem}`` (the input file's stem) and ``{i}`` (its position) filled in, then lowercased
+    with every other character made ``-``."""
+    fields = {
+        "title": _slug(token.title or "") or "token",
+        "id": token.short_id,
+        "id6": token.short_id[:6],
+        "stem": _slug(Path(token.path).stem) if token.path else "token",
+        "i": str(index),
+    }
+    try:
+        raw = template.format(**fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise BadInput(f"--name {template!r}: use {{title}}, {{id}}, {{id6}}, {{stem}} or {{i}} ({exc})") from None
+    name = _slug(raw)[:64].strip("-_")
+    if not NAME_RULE.fullmatch(name) or name.isalpha():
+        raise BadInput(
+            f"--name gives {name or raw!r}: a trigger word needs 3 to 64 of a-z, 0-9, '-', '_' and at least one "
+            "character that is not a letter, so it never stands for an ordinary word"
+        )
+    return name
+
+
+def exported(token: Token, target: Target, name: str, dtype: str) -> Token:
+    """``token`` as it is written for ``target``: float16 values when asked (its content id then names
+    those values), and a ``distok.export`` record naming the target, the trigger word and the source id."""
+    if dtype not in DTYPES:
+        raise BadInput(f"--dtype must be float32 or float16, got {dtype!r}")
+    vec = np.asarray(token.vector, np.float32)
+    if dtype == "float16":
+        if not np.isfinite(vec.astype(np.float16)).all():
+            raise BadInput(f"{token.path or token.short_id}: values beyond float16's range (use --dtype float32)")
+        vec = vec.astype(np.float16).astype(np.float32)
+    record = {"target": target.name, "name": name, "dtype": dtype, "source_id": token.id}
+    return replace(token, vector=vec, export=record, title=token.title or name)
+
+
+def plan(tokens: list[Token], target: Target, dest: Path, template: str, dtype: str,
+         overwrite: bool) -> list[tuple[Token, Path, bytes]]:
+    """Every token checked, named, placed and serialised before anything is written: a refusal writes nothing."""
+    out: list[tuple[Token, Path, bytes]] = []
+    seen: dict[str, str] = {}
+    for i, tok in enumerate(tokens):
+        check_exportable(tok, target)
+        name = name_for(tok, template, i)
+        what = tok.path or tok.short_id
+        if name in seen:
+            raise BadInput(f"{what} and {seen[name]} would both be named {name!r} (use --name with {{id}} or {{i}})")
+        seen[name] = what
+        path = dest / f"{name}{SUFFIX}"
+        if path.exists() and not overwrite:
+            raise BadInput(f"{path} exists (use --overwrite to replace it)")
+        tok = exported(tok, target, name, dtype)
+        out.append((tok, path, tokenfile.to_bytes(tok)))
+    return out
+
+
+def write(jobs: list[tuple[Token, Path, bytes]], overwrite: bool) -> list[str]:
+    """Write planned exports (atomically; without ``overwrite`` a name taken meanwhile is refused)."""
+    written = []
+    for _, path, data in jobs:
+        tokenfile.atomic_write(path, data, overwrite)
+        written.append(str(path))
+    return written
