@@ -1,94 +1,128 @@
-"""Small PNG plots drawn with Pillow (no plotting dependency): loss curves and distribution bars."""
+"""PNG plots with matplotlib (Agg backend), imported only by the commands that draw.
+
+- :func:`loss_png`: ``loss.png`` of a run, one panel per task (fusion L_mix, estimation L_reg,
+  consistency L_cst) with the raw values faint and a moving average bold, and the concept pool's size.
+- :func:`bar_pairs_png`: per item, two distributions side by side (source and estimate, or input and
+  estimate) as horizontal bars, classes sorted by weight, with their names.
+
+Every function returns PNG bytes (callers write them atomically); fonts and sizes are fixed and metadata
+is stripped, so the same data gives the same bytes.
+"""
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+A_COLOR, B_COLOR = "#4c72b0", "#dd8452"
+TASKS = (  # (log field, title, which rows) — the three DisTok tasks as the trainer logs them
+    ("l_mix", "concept fusion  $L_{mix}$", "mix"),
+    ("l_reg", "estimation: latent regularisation  $L_{reg}$", None),
+    ("l_cst", "distribution consistency  $L_{cst}$", "cst"),
+)
 
 
-def _font(size: int = 13) -> Any:
-    from PIL import ImageFont
+def _pyplot() -> Any:
+    import matplotlib
 
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
 
-
-def line_plot(series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, w: int = 720, h: int = 360) -> bytes:
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    f = _font()
-    left, right, top, bottom = 60, 20, 30, 40
-    pts = [p for s in series.values() for p in s if math.isfinite(p[1])]
-    d.text((left, 8), title, fill="black", font=f)
-    if not pts:
-        return _png(img)
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:
-        y1 = y0 + 1
-    pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
-
-    def X(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (w - left - right)
-
-    def Y(y: float) -> float:
-        return h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)
-
-    d.rectangle([left, top, w - right, h - bottom], outline="#888")
-    for k in range(5):
-        yv = y0 + (y1 - y0) * k / 4
-        d.text((4, Y(yv) - 7), f"{yv:.3g}", fill="#444", font=f)
-        d.line([left, Y(yv), w - right, Y(yv)], fill="#eee")
-    d.text((left, h - bottom + 6), f"{x0:g}", fill="#444", font=f)
-    d.text((w - right - 50, h - bottom + 6), f"{x1:g}", fill="#444", font=f)
-    d.text(((w - left) // 2, h - bottom + 20), xlabel, fill="#444", font=f)
-    for i, (name, s) in enumerate(series.items()):
-        color = COLORS[i % len(COLORS)]
-        s = [p for p in s if math.isfinite(p[1])]
-        if len(s) > 1:
-            d.line([(X(x), Y(y)) for x, y in s], fill=color, width=2)
-        elif s:
-            d.ellipse([X(s[0][0]) - 2, Y(s[0][1]) - 2, X(s[0][0]) + 2, Y(s[0][1]) + 2], fill=color)
-        d.text((w - right - 110, top + 6 + 16 * i), f"- {name}", fill=color, font=f)
-    return _png(img)
+    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+                         "svg.hashsalt": "distok", "figure.dpi": 100})
+    return plt
 
 
-def bar_pairs(panels: list[tuple[str, dict[str, float], dict[str, float]]], labels: tuple[str, str], w: int = 900) -> bytes:
-    """One panel per (title, p, q): grouped bars of p and q per class (e.g. input vs estimate)."""
-    from PIL import Image, ImageDraw
-
-    f = _font(12)
-    ph = 170
-    img = Image.new("RGB", (w, 30 + ph * len(panels)), "white")
-    d = ImageDraw.Draw(img)
-    d.text((10, 8), f"{labels[0]} (blue) vs {labels[1]} (red)", fill="black", font=f)
-    for n, (title, p, q) in enumerate(panels):
-        oy = 30 + n * ph
-        classes = sorted(set(p) | set(q), key=lambda c: -(p.get(c, 0) + q.get(c, 0)))[:12]
-        d.text((10, oy), title[:100], fill="black", font=f)
-        base, height = oy + ph - 28, ph - 50
-        bw = (w - 40) / max(len(classes), 1)
-        for i, c in enumerate(classes):
-            x = 20 + i * bw
-            for j, (dist, color) in enumerate(((p, COLORS[0]), (q, COLORS[1]))):
-                v = dist.get(c, 0.0)
-                bx = x + 4 + j * (bw - 8) / 2
-                d.rectangle([bx, base - v * height, bx + (bw - 8) / 2 - 2, base], fill=color)
-            d.text((x + 2, base + 4), c[:10], fill="#333", font=f)
-    return _png(img)
-
-
-def _png(img: Any) -> bytes:
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    fig.savefig(buf, format="png", metadata={"Software": None}, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
     return buf.getvalue()
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` values (fewer at the start): the bold line of a panel."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def loss_png(rows: list[dict[str, Any]], title: str) -> bytes:
+    """``loss.png`` from ``log.jsonl`` rows (``step``, ``task``, ``l_mix``, ``l_reg``, ``l_cst``, ``pool``)."""
+    return _png(loss_figure(rows, title))
+
+
+def loss_figure(rows: list[dict[str, Any]], title: str) -> Any:
+    plt = _pyplot()
+    fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True, constrained_layout=True)
+    fig.suptitle(title)
+    for ax, (key, label, task) in zip(axes, TASKS):
+        pts = [(r["step"], r[key]) for r in rows
+               if (task is None or r.get("task") == task) and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        ax.set_title(label, loc="left")
+        ax.set_ylabel("loss")
+        if not pts:
+            ax.text(0.5, 0.5, "no steps of this task logged", transform=ax.transAxes, ha="center", color="0.5")
+            continue
+        xs, ys = zip(*pts)
+        window = max(1, min(25, len(ys) // 5))
+        ax.plot(xs, ys, color=A_COLOR, alpha=0.25, linewidth=0.8, label="logged value")
+        ax.plot(xs, moving_average(ys, window), color=A_COLOR, linewidth=2, label=f"moving average ({window} logged steps)")
+        if key == "l_reg" and min(ys) > 0 and max(ys) / min(ys) > 100:
+            ax.set_yscale("log")
+        ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none")
+        ax.grid(alpha=0.3)
+    ax = axes[-1]
+    steps = [r["step"] for r in rows]
+    ax.step(steps, [r.get("pool", 0) for r in rows], where="post", color=B_COLOR, linewidth=2)
+    ax.set_title("concept pool (tokens admitted by the estimation task)", loc="left")
+    ax.set_ylabel("concepts")
+    ax.set_xlabel("training step")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def bar_pairs_png(panels: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
+                  labels: tuple[str, str], top: int = 10, title: str = "") -> bytes:
+    """One panel per (title, a, b): the classes of a ∪ b sorted by their larger weight (the ``top`` first),
+    a's and b's bars side by side with the class names on the axis and the values printed."""
+    return _png(bar_pairs_figure(panels, labels, top, title))
+
+
+def bar_pairs_figure(panels: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
+                     labels: tuple[str, str], top: int = 10, title: str = "") -> Any:
+    plt = _pyplot()
+    n = max(len(panels), 1)
+    rows = [sorted(set(a) | set(b), key=lambda c: (-max(a.get(c, 0.0), b.get(c, 0.0)), c))[:top] for _, a, b in panels]
+    heights = [max(len(r), 1) * 0.32 + 0.9 for r in rows] or [1.5]
+    fig, axes = plt.subplots(n, 1, figsize=(7, sum(heights)), gridspec_kw={"height_ratios": heights}, squeeze=False,
+                             constrained_layout=True)
+    if title:
+        fig.suptitle(title)
+    for ax, (name, a, b), classes in zip(axes[:, 0], panels, rows):
+        ax.set_title(name, loc="left")
+        if not classes:
+            ax.text(0.5, 0.5, "nothing to show", transform=ax.transAxes, ha="center", color="0.5")
+            ax.set_yticks([])
+            continue
+        ys = range(len(classes))
+        h = 0.4
+        for offset, dist, color, label in ((-h / 2, a, A_COLOR, labels[0]), (h / 2, b, B_COLOR, labels[1])):
+            vals = [dist.get(c, 0.0) for c in classes]
+            bars = ax.barh([y + offset for y in ys], vals, height=h, color=color, label=label if dist else f"{label} (none)")
+            ax.bar_label(bars, labels=[f"{v:.2f}" if v >= 0.005 else "" for v in vals], padding=2, fontsize=7)
+        ax.set_yticks(list(ys), classes)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.08)
+        ax.set_xlabel("probability")
+        ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none")
+        ax.grid(axis="x", alpha=0.3)
+    return fig

@@ -30,10 +30,11 @@ def test_help_lists_every_command():
 
 def test_light_commands_do_not_import_heavy_libraries():
     code = (
-        "import sys; from distok_cli.cli.app import main; "
-        f"rc = [main(['--help']), main(['inspect', {PIG!r}, '--json']), main(['diff', {PIG!r}, {CAUCHY!r}])]; "
-        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'accelerate') if m in sys.modules]; "
-        "print(rc, heavy, file=sys.stderr); sys.exit(1 if heavy or rc != [0, 0, 0] else 0)"
+        "import sys, tempfile; from distok_cli.cli.app import main; "
+        f"rc = [main(['--help']), main(['inspect', {PIG!r}, '--json']), main(['diff', {PIG!r}, {CAUCHY!r}]), "
+        f"main(['export', {PIG!r}, '--to', 'comfyui', '-q', '-o', tempfile.mkdtemp()])]; "
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'accelerate', 'matplotlib') if m in sys.modules]; "
+        "print(rc, heavy, file=sys.stderr); sys.exit(1 if heavy or rc != [0, 0, 0, 0] else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-500:]

@@ -127,7 +127,7 @@ def _parse(data: bytes, path: str, dtypes: tuple[str, ...]) -> Frame:
         arr = arr.reshape(info["shape"])
         if info["dtype"] == "BF16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
-        tensors[name] = arr.astype(np.float32, copy=info["dtype"] != "F32")
+        tensors[name] = arr.astype(np.float32)  # a writable copy (torch warns on read-only buffers)
         found[name] = info["dtype"]
     return Frame(tensors, found, meta, path)
 

@@ -142,11 +142,11 @@ def estimate_paths(
 def write_plot(results: list[dict[str, Any]], path: Path) -> str:
     """Bars of each estimate beside its token's source distribution (when it has one)."""
     from distok_cli.files.tokenfile import atomic_write
-    from distok_cli.plots import bar_pairs
+    from distok_cli.plots import bar_pairs_png
 
     panels = []
     for r in results:
         title = f"{Path(r['path']).name}" + (f": KL {r['kl']:.3f}" if r.get("kl") is not None else "")
         panels.append((title, r.get("source") or {}, r["distribution"]))
-    atomic_write(path, bar_pairs(panels, ("source", "estimate")))
+    atomic_write(path, bar_pairs_png(panels, ("source", "estimate")))
     return str(path)

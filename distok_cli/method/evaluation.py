@@ -325,13 +325,16 @@ def markdown(report: dict[str, Any], title: str) -> str:
 
 def write_report(report: dict[str, Any], out_dir: Path, title: str) -> list[str]:
     from distok_cli.files.tokenfile import atomic_write
-    from distok_cli.plots import bar_pairs
+    from distok_cli.plots import bar_pairs_png
 
-    panels = [(f"#{i}: KL {r['kl']:.3f}", r["input"], r["estimate"]) for i, r in enumerate(report["items"][:4])]
+    worst = sorted(range(len(report["items"])), key=lambda i: -report["items"][i]["kl"])
+    picked = sorted(set(range(min(3, len(worst)))) | set(worst[:3]))  # the first three and the three worst
+    panels = [(f"#{i}: KL(input ‖ estimate) {report['items'][i]['kl']:.3f}", report["items"][i]["input"],
+               report["items"][i]["estimate"]) for i in picked]
     files = {
         "eval.json": json.dumps(report, sort_keys=True, indent=1).encode(),
         "eval.md": markdown(report, title).encode(),
-        "eval.png": bar_pairs(panels, ("input", "estimate")),
+        "eval.png": bar_pairs_png(panels, ("input", "estimate"), title=f"{title}: input vs estimate (first three, worst three)"),
     }
     written = []
     for name, data in files.items():

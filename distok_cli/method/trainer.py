@@ -326,21 +326,16 @@ class Trainer:
                 atomic_write(path, "".join(x + "\n" for x in keep).encode())
 
     def plot(self) -> None:
-        """loss.png: total, L_mix and L_cst against steps (drawn with Pillow: no plotting dependency)."""
+        """loss.png: one panel per task (raw values faint, moving average bold) and the pool's size."""
         path = self.run / "log.jsonl"
         if not path.is_file():
             return
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
         if len(rows) < 2:
             return
-        from distok_cli.plots import line_plot
+        from distok_cli.plots import loss_png
 
-        series = {
-            "loss": [(r["step"], r["loss"]) for r in rows if r["task"] != "none"],
-            "L_mix": [(r["step"], r["l_mix"]) for r in rows if r.get("l_mix") is not None],
-            "L_cst": [(r["step"], r["l_cst"]) for r in rows if r.get("l_cst") is not None],
-        }
-        png = line_plot(series, f"{self.recipe.name}: training losses (pool {rows[-1]['pool']})", "step")
+        png = loss_png(rows, f"{self.recipe.name}: DisTok training, {rows[-1]['step']} steps, pool {rows[-1]['pool']}")
         atomic_write(self.run / "loss.png", png)
 
 
