@@ -232,6 +232,7 @@ def cases() -> list[Case]:
         lambda p: ["encode", f"{p}:0.5,{tok}:0.5", "-m", "IN/model.safetensors", "-o", "o.distok"],
         lambda p: ["estimate", "--write", p, "--estimator", "text"],
         lambda p: ["export", p, "--to", "comfyui", "-o", "x"],
+        lambda p: ["gallery", p, "-o", "g.html"],
     ]
     for i, (name, data) in enumerate(bad_token_files()):
         for j in (0, 1):
@@ -336,13 +337,19 @@ def cases() -> list[Case]:
         for target in ("comfyui", "a1111", "invokeai", "diffusers"):
             out.append(Case("export: " + name, ["export", tok, "IN/t.distok", "--to", target, "-o", "x"], {"t.distok": data}))
     out.append(Case("export: same name twice", ["export", tok, str(EXAMPLES / "composition.distok"), "--to", "a1111", "--name", "same-1", "-o", "x"]))
+    for flags in (["--thumb", "8"], ["--thumb", "x"], ["-o", "g.txt"], ["-m", "IN/afile"], ["-m", "IN/missing"]):
+        out.append(Case("gallery flags: " + " ".join(flags), ["gallery", tok, *flags] + ([] if "-o" in flags else ["-o", "g.html"]),
+                        {"afile": b"x"}))
+    for name, png in bad_pngs()[:3]:
+        out.append(Case("gallery png: " + name, ["gallery", "IN/p.png", "-o", "g.html"], {"p.png": png}))
+    out.append(Case("gallery: an empty folder", ["gallery", "IN/empty", "-o", "g.html"], {"empty": FOLDER}))
     # 9. Output paths that cannot be written.
     hostile_outputs = ["IN/afile", "IN/afile/sub", "IN/afile/x.distok", "x" * 300, "d/" + "y" * 256, "nul\x00", ".", "IN"]
     for o in hostile_outputs:
         for args in (["encode", "cat:1", *m, "-o", o], ["sample", "--n", "2", *m, "-o", o], ["train", "-o", o, "--steps", "1"],
                      ["render", tok, "-o", o], ["eval", "IN/model.safetensors", "--estimator", "text", "-o", o], ["demo", "-o", o],
-                     ["estimate", tok, "--plot", o], ["export", tok, "--to", "comfyui", "-o", o]):
-            if o in (".", "IN") and args[0] not in ("encode",):
+                     ["estimate", tok, "--plot", o], ["export", tok, "--to", "comfyui", "-o", o], ["gallery", tok, "-o", o]):
+            if o in (".", "IN") and args[0] not in ("encode", "gallery"):
                 continue  # an existing folder is a fine output folder
             if o == "IN/afile" and args[0] == "estimate":
                 continue  # --plot may replace an existing file

@@ -158,7 +158,7 @@ def test_the_fuzz_script_reaches_3000_cases_across_all_commands():
     fuzz = _fuzz_module()
     cases = fuzz.cases()
     assert len(cases) >= 3000
-    assert {c.command for c in cases} >= {"train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model"}
+    assert {c.command for c in cases} >= {"train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model", "export", "gallery"}
 
 
 def test_a_slice_of_the_fuzz_cases_all_exit_2_and_leave_nothing():

@@ -547,6 +547,9 @@ def test_demo_on_the_tiny_recipe(tmp_path, kandinsky):
     assert tokens == ["cauchy-s0-0000.distok", "cauchy-s0-0001.distok", "gaussian-s0-0000.distok",
                       "gaussian-s0-0001.distok", "owl-cat.distok", "pig-sheep-snake.distok"]
     assert tokenfile.load(out / "tokens" / "owl-cat.distok").estimate["kl"] >= 0
+    page = (out / "gallery.html").read_text()
+    assert 'data-tokens="6" data-images="12"' in page  # every token, rendered with 2 prompts
+    assert "gallery.html         every token" in r.err
     assert_one_line_error(run_cli(["demo", "-o", out, "--recipe", "tiny"]), 2, "exists and is not empty")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("x")

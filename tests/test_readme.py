@@ -28,6 +28,7 @@ def test_readme_command_lines_work_as_typed_after_the_demo(tmp_path, kandinsky):
         "distok sample --n 50 --prior cauchy",
         'distok render distok-demo/run-tiny/tokens/pig-sheep-snake.distok "a watercolor of a <>"',
         'distok sample --n 8 | distok render - "a plush toy of a <>"',
+        "distok gallery tokens renders -o gallery.html",
     ]
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("DISTOK_MODEL", None)
@@ -48,3 +49,6 @@ def test_readme_command_lines_work_as_typed_after_the_demo(tmp_path, kandinsky):
     r = sh(lines[3])
     assert r.stdout.split() == [f"renders/gaussian-s0-{i:04d}_a-plush-toy-of-a-tok_0.png" for i in range(8)]
     assert all((tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in r.stdout.split())
+    r = sh(lines[4])
+    assert r.stdout == "gallery.html\n" and "59 tokens, 9 renders" in r.stderr
+    assert (tmp_path / "gallery.html").read_text().count('<img src="data:image/jpeg;base64,') == 9

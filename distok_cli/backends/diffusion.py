@@ -97,10 +97,10 @@ class KandinskyRenderer:
         """Load ``cfg.prior``/``cfg.decoder`` with from_pretrained, or use ``pipelines`` already built
         (the GPU benchmark builds full-size random-weight pipelines in memory). ``compile``: see
         :func:`compile_unet`."""
+        self.device, self.dtype = placement(device, dtype)  # quietens the libraries before they import
         from diffusers import KandinskyPipeline, KandinskyPriorPipeline
 
         self.cfg = cfg
-        self.device, self.dtype = placement(device, dtype)
         if pipelines is None:
             self.prior = from_pretrained(KandinskyPriorPipeline, cfg.prior, dtype=self.dtype)
             self.decoder = from_pretrained(KandinskyPipeline, cfg.decoder, dtype=self.dtype)
@@ -184,10 +184,10 @@ class SDRenderer:
 
     def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
                  compile: bool = False) -> None:
+        self.device, self.dtype = placement(device, dtype)  # quietens the libraries before they import
         from diffusers import StableDiffusionPipeline
 
         self.cfg = cfg
-        self.device, self.dtype = placement(device, dtype)
         self.pipe = from_pretrained(
             StableDiffusionPipeline, cfg.sd, dtype=self.dtype, safety_checker=None, requires_safety_checker=False
         )
@@ -250,29 +250,6 @@ def a1111_parameters(prompt: str, seed: int, s: Settings, models: dict[str, str]
         f"Prior CFG scale: {s.prior_guidance}, Seed: {seed}, Size: {s.size}x{s.size}, Model: {model}, "
         f'TI hashes: "<>: {token_id.split(":", 1)[1][:10]}", Version: distok'
     )
-
-
-MAX_PNG_BYTES = 256 << 20
-
-
-def read_png_meta(path: str) -> dict[str, Any]:
-    """The ``distok`` record of a rendered PNG, read from a regular file under a size cap and checked
-    against ``distok-png-record-v1.schema.json`` before any field is used."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    from distok_cli.files import frame, schema
-
-    data = frame.read_regular(path, MAX_PNG_BYTES, "PNG image")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            text = im.text.get("distok") if hasattr(im, "text") else None
-    except (OSError, UnidentifiedImageError, ValueError):
-        raise BadInput(f"{path}: not a readable image") from None
-    if not text:
-        raise BadInput(f"{path}: has no distok metadata (was it rendered by distok render?)")
-    return schema.decode(text, "", "distok-png-record-v1", f"{path}: distok metadata")
 
 
 def contact_sheet(images: list[list[Any]], row_labels: list[str], col_labels: list[str], cell: int = 160) -> Any:

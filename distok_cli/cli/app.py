@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from distok_cli.cli.commands import demo, diff, encode, estimate, export, inspect, model, render, sample, train
+from distok_cli.cli.commands import demo, diff, encode, estimate, export, gallery, inspect, model, render, sample, train
 from distok_cli.cli.commands import eval as eval_cmd
 from distok_cli.errors import DistokError
 
@@ -43,6 +43,7 @@ app.command("estimate")(estimate.estimate)
 app.command("inspect")(inspect.inspect)
 app.command("diff")(diff.diff)
 app.command("export")(export.export)
+app.command("gallery")(gallery.gallery)
 app.command("eval")(eval_cmd.eval_)
 app.command("demo")(demo.demo)
 app.command("model")(model.model)

@@ -119,6 +119,11 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
     jobs = rendering.plan(toks, prompts, [0], output / "renders", overwrite=False)
     rendering.run(jobs, renderer, settings, "tiny")
     rendering.write_grid(jobs, output / "contact-sheet.png")
+    from distok_cli.jobs import gallery
+
+    page, _, _ = gallery.build([str(output / "tokens"), str(output / "renders")] + ([str(render_run / "tokens")] if main != "tiny" else []),
+                               output / "gallery.html", ckpt)
+    tokenfile.atomic_write(output / "gallery.html", page.encode("utf-8"))
 
     out.notice("5/5 done")
     took = time.perf_counter() - start
@@ -128,6 +133,7 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
         f"  tokens/              {len(made)} tokens (2 encoded, 4 sampled)",
         *lines,
         "  contact-sheet.png    tokens x prompts rendered on the tiny twins",
+        "  gallery.html         every token: renders, source vs estimate, lineage, commands (open it in a browser)",
         "",
         "The tiny twins have random weights: their images are noise; they only show the render path works.",
         ("MiniLM is a real pretrained text encoder, so the encoded tokens, estimates and neighbours mean something."

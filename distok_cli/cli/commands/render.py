@@ -58,9 +58,9 @@ def render(
     if from_ is not None:
         if items:
             raise BadInput("--from re-renders one image: give no tokens or prompts with it")
-        from distok_cli.backends.diffusion import read_png_meta
+        from distok_cli.files import pngrecord
 
-        meta = read_png_meta(str(from_))  # checked against the PNG record schema: every key below is there
+        meta = pngrecord.read(str(from_))  # checked against the PNG record schema: every key below is there
         token_path, prompt, seed_list = meta["token"]["path"], meta["prompt"], [int(meta["seed"])]
         render_cfg = dict(meta["render"])
         s = meta["settings"]

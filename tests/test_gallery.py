@@ -1,0 +1,151 @@
+"""`distok gallery`: one self-contained page, checked as HTML and in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distok_cli.files import checkpoint, tokenfile
+
+from .conftest import ROOT, assert_one_line_error, make_token, run_cli
+
+PROMPTS = ["a photo of a <>", "a watercolor of a <>"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, kandinsky):
+    """tokens/ (a distribution token with an estimate, a cauchy and a gaussian latent token), renders/ of
+    the first two (2 prompts × 2 seeds on the tiny twins), and a model whose class `pig` is the first token."""
+    root = tmp_path_factory.mktemp("site")
+    space = kandinsky.text.space
+    rng = np.random.default_rng(3)
+    vecs = [(0.02 * rng.standard_normal(768)).astype(np.float32) for _ in range(3)]
+    est = {"estimator": "text:twin", "distribution": {"pig": 0.5, "sheep": 0.3, "cat": 0.2}, "kl": 0.125, "js": 0.03}
+    toks = {
+        "pig.distok": make_token(space, vecs[0], source={"kind": "distribution", "distribution": {"pig": 0.7, "sheep": 0.3}},
+                                 estimate=est, title="pig70-sheep30", model={"hash": "sha256:" + "1" * 64, "recipe": "tiny", "step": 5}),
+        "c.distok": make_token(space, vecs[1], source={"kind": "latent", "prior": "cauchy", "scale": 1.0, "seed": 0, "index": 0,
+                                                       "z": [0.5, -1.0]}, title="cauchy-s0-i0"),
+        "g.distok": make_token(space, vecs[2], source={"kind": "latent", "prior": "gaussian", "seed": 0, "index": 1, "z": [0.1, 0.2]},
+                               title="gaussian-s0-i1"),
+    }
+    for name, tok in toks.items():
+        tokenfile.save(tok, root / "tokens" / name)
+    r = run_cli(["render", root / "tokens" / "pig.distok", root / "tokens" / "c.distok", *PROMPTS, "--seeds", "0-1",
+                 "-r", "tiny", "-o", root / "renders", "-q"])
+    assert r.code == 0, r.err
+    classes = ["pig", "sheep", "cat"]
+    emb = np.stack([vecs[0], 0.02 * rng.standard_normal(768), 0.02 * rng.standard_normal(768)]).astype(np.float32)
+    d, h, w = 768, 4, 2
+    tensors = {k: np.zeros(s, np.float32) for k, s in {
+        "E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
+        "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,)}.items()}
+    tensors["class_embeddings"] = emb
+    config = {"classes": classes, "dim": d, "hidden": h, "latent_dim": w, "token_space": space.to_json()}
+    checkpoint.Checkpoint(tensors, config).save(root / "model.safetensors")
+    page = root / "gallery.html"
+    r = run_cli(["gallery", root / "tokens", root / "renders", "-m", root / "model.safetensors", "-o", page])
+    assert r.code == 0, r.err
+    assert r.out == f"{page}\n"
+    assert r.err.splitlines()[-1] == "distok: 3 tokens, 8 renders"
+    return root, page
+
+
+def test_the_page_holds_everything_and_needs_nothing_else(site):
+    root, page = site
+    text = page.read_text()
+    # Self-contained: no network, no other file needed to display it (full images are links).
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text) and "@import" not in text and "<link" not in text
+    assert len(re.findall(r'<img src="data:image/jpeg;base64,', text)) == 8
+    assert text.count('<a href="renders/') == 8
+    # Per token: renders by prompt and seed, bars, KL/JS, nearest classes, lineage, commands.
+    assert text.count("<figcaption>seed 0</figcaption>") == 4 and text.count('<div class="ptext">a watercolor of a &lt;&gt;</div>') == 2
+    assert 'style="width:70.0%"' in text and 'style="width:50.0%"' in text  # source pig 0.7, estimate pig 0.5
+    assert "KL 0.125 · JS 0.030" in text
+    assert 'pig <span class="muted">1.000</span>' in text  # the model's class `pig` is the first token itself
+    assert "latent z (2 dims) from a cauchy prior, scale 1, seed 0, index 0" in text
+    assert "model <code>sha256:111111111111</code>, recipe tiny, step 5" in text
+    assert ("distok render tokens/pig.distok &#x27;a photo of a &lt;&gt;&#x27; &#x27;a watercolor of a &lt;&gt;&#x27; "
+            "--seeds 0,1 -r tiny") in text
+    assert "distok export tokens/c.distok --to comfyui" in text
+    assert 'data-prior="cauchy"' in text and 'data-classes="pig sheep"' in text
+
+
+def test_gallery_refuses_bad_targets_and_inputs(site, tmp_path):
+    root, page = site
+    assert_one_line_error(run_cli(["gallery", root / "tokens", "-o", page]), 2, f"{page} exists (use --overwrite to replace it)")
+    assert_one_line_error(run_cli(["gallery", root / "tokens", "-o", tmp_path / "g.txt"]), 2, "a gallery is an .html file")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli(["gallery", tmp_path / "empty", "-o", tmp_path / "g.html"]), 2, "no token files or rendered PNGs found")
+    (tmp_path / "bad.distok").write_bytes(b"nope")
+    assert_one_line_error(run_cli(["gallery", tmp_path / "bad.distok", "-o", tmp_path / "g.html"]), 2, "bad.distok")
+    assert_one_line_error(run_cli(["gallery", root / "tokens", "--thumb", "8", "-o", tmp_path / "g.html"]), 2, "--thumb must be between 32")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.distok", "empty"]
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (.ci/run installs Debian's chromium package)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return exe
+
+
+def _browse(url: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
+         "--v=0", "--virtual-time-budget=5000", *extra, url],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def _body(dom: str) -> dict[str, str]:
+    tag = re.search(r"<body([^>]*)>", dom).group(1)
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', tag))
+
+
+def test_the_page_in_headless_chromium(site, tmp_path):
+    """Chromium loads the page from disk: every image decodes, no script error or console message, the
+    filters work, and a screenshot is taken (kept in .pytest_cache/distok/ for a person to look at)."""
+    root, page = site
+    r = _browse(page.as_uri(), "--dump-dom")
+    assert r.returncode == 0, r.stderr[-500:]
+    body = _body(r.stdout)
+    assert body["tokens"] == "3" and body["images"] == "8"
+    assert body["images-loaded"] == "8" and body["images-broken"] == "0" and body["errors"] == ""
+    assert ":CONSOLE" not in r.stderr, r.stderr
+    assert body["shown"] == "pig70-sheep30,cauchy-s0-i0,gaussian-s0-i1"  # KL low first; no KL last
+    assert _body(_browse(page.as_uri() + "#prior=cauchy", "--dump-dom").stdout)["shown"] == "cauchy-s0-i0"
+    assert _body(_browse(page.as_uri() + "#cls=sheep", "--dump-dom").stdout)["shown"] == "pig70-sheep30"
+    assert _body(_browse(page.as_uri() + "#sort=title", "--dump-dom").stdout)["shown"] == "cauchy-s0-i0,gaussian-s0-i1,pig70-sheep30"
+    shot = tmp_path / "gallery.png"
+    r = _browse(page.as_uri(), f"--screenshot={shot}", "--window-size=1400,1600")
+    assert r.returncode == 0 and shot.read_bytes().startswith(b"\x89PNG")
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size == (1400, 1600)
+        assert len(set(im.convert("RGB").resize((64, 64)).getdata())) > 50  # not a blank page
+    keep = ROOT / ".pytest_cache" / "distok"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, keep / "gallery-screenshot.png")
+
+
+def test_the_browser_check_sees_a_script_error(tmp_path):
+    """The harness itself: a page whose script throws is caught by the same checks."""
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!doctype html><html><body data-x=1><script>nope();</script></body></html>")
+    r = _browse(bad.as_uri(), "--dump-dom")
+    assert ":CONSOLE" in r.stderr and "nope is not defined" in r.stderr
+
+
+def test_the_demo_gallery_is_listed_in_the_readme():
+    assert "gallery.html" in (ROOT / "README.md").read_text()
+    assert Path(ROOT / "docs" / "cli.md").read_text().count("## `distok gallery`") == 1
