@@ -286,3 +286,21 @@ def test_estimate_write_keeps_the_token_files_mode(tmp_path, umask, kandinsky):
     finally:
         os.umask(old)
         tf._UMASK = None
+
+
+def test_no_overwrite_still_works_where_hard_links_do_not(tmp_path, monkeypatch):
+    """On exFAT or a share without hard links, the name is claimed with O_EXCL: a new name is written
+    whole, an existing one is refused and kept."""
+    import errno
+    import os
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    p = tmp_path / "t.distok"
+    tokenfile.atomic_write(p, b"first", overwrite=False)
+    assert p.read_bytes() == b"first"
+    with pytest.raises(BadInput, match="exists"):
+        tokenfile.atomic_write(p, b"second", overwrite=False)
+    assert p.read_bytes() == b"first" and sorted(x.name for x in tmp_path.iterdir()) == ["t.distok"]

@@ -50,6 +50,7 @@ K_EXPORT = "distok.export"
 JSON_KEYS = (K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL, K_EXPORT)
 KNOWN_KEYS = {K_FORMAT, K_VERSION, K_CONTENT, K_SPACE, K_SOURCE, K_ESTIMATE, K_MODEL, K_TOOL, K_EXPORT}
 
+
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no spaces, ASCII, NaN refused: the one JSON spelling distok writes."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
@@ -264,18 +265,35 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = Tr
         if overwrite:
             os.replace(tmp, path)
         else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise BadInput(f"{path} exists (use --overwrite to replace)") from None
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            _move_exclusive(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _move_exclusive(tmp: str, path: Path) -> None:
+    """Move ``tmp`` to ``path`` only if no file has that name, atomically: a hard link fails if the name
+    exists. Where hard links are not supported (exFAT, some network shares), the name is claimed with
+    ``O_EXCL`` first and then replaced by the finished file."""
+    try:
+        try:
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            raise BadInput(f"{path} exists (use --overwrite to replace)") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                raise
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise BadInput(f"{path} exists (use --overwrite to replace)") from None
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def safe_name(text: str, limit: int = 120) -> str:
