@@ -31,14 +31,7 @@ def check(dist: object, what: str = "distribution") -> dict[str, float]:
     for name, value in dist.items():
         if not isinstance(name, str) or not name.strip():
             raise BadInput(f"{what} has an empty or non-string class name")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInput(f"{what}: weight of {name!r} is not a number")
-        v = float(value)
-        if not math.isfinite(v):
-            raise BadInput(f"{what}: weight of {name!r} is not finite")
-        if v < 0:
-            raise BadInput(f"{what}: weight of {name!r} is negative ({v:g})")
-        out[name] = v
+        out[name] = weight(name, value, f"{what}: ")
     total = sum(out.values())
     if abs(total - 1.0) > SUM_TOLERANCE:
         raise BadInput(f"{what} sums to {total:.9g}, not 1 (tolerance {SUM_TOLERANCE:g})")
@@ -49,15 +42,26 @@ def check(dist: object, what: str = "distribution") -> dict[str, float]:
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
 
+def weight(name: str, value: object, prefix: str = "") -> float:
+    """``value`` as a weight: a number (not a bool), finite as a float and not negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"{prefix}weight of {name!r} is not a number")
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond a double
+        v = math.inf
+    if not math.isfinite(v):
+        raise BadInput(f"{prefix}weight of {name!r} is not finite")
+    if v < 0:
+        raise BadInput(f"{prefix}weight of {name!r} is negative ({v:g})")
+    return v
+
+
 def parse_weight(name: str, text: str) -> float:
+    """A weight as typed on the command line (see :data:`_NUMBER`)."""
     if not _NUMBER.fullmatch(text):
         raise BadInput(f"weight of {name!r} is not a number: {text[:40]!r}")
-    v = float(text)
-    if not math.isfinite(v):
-        raise BadInput(f"weight of {name!r} is not finite")
-    if v < 0:
-        raise BadInput(f"weight of {name!r} is negative ({v:g})")
-    return v
+    return weight(name, float(text))
 
 
 def parse_spec(text: str) -> dict[str, float]:

@@ -155,13 +155,12 @@ def metadata_for(token: Token) -> dict[str, str]:
         raise BadInput(f"vector has {vec.shape[0]} values but the token space has dim {token.space.dim}")
     if not np.isfinite(vec).all():
         raise BadInput("vector has NaN or Inf values")
-    _check_source(token.source)
-    if token.estimate is not None:
-        _check_estimate(token.estimate)
-    if token.model is not None:
-        schema.validate(token.model, "model", SCHEMA, "model")
-    if token.export is not None:
-        schema.validate(token.export, "export", SCHEMA, "export")
+    # The reader's rules, so that whatever is written reads back: the schema, then the sums.
+    for value, definition in ((token.source, "source"), (token.estimate, "estimate"), (token.model, "model"),
+                              (token.export, "export")):
+        if value is not None:
+            schema.validate(value, definition, SCHEMA, definition)
+    _check_sums(token.source, token.estimate)
     meta = {
         K_FORMAT: FORMAT_NAME,
         K_VERSION: FORMAT_VERSION,
@@ -383,16 +382,12 @@ def _json_value(path: str, meta: dict[str, str], key: str) -> Any:
         raise _bad(path, str(exc)) from None
 
 
-def _check_source(src: Any) -> None:
-    """What a source must be beyond the schema (the writer runs the schema too: one set of rules)."""
-    schema.validate(src, "source", SCHEMA, "source")
-    if "distribution" in src:
-        dists.check(src["distribution"], "source distribution")
-
-
-def _check_estimate(est: Any) -> None:
-    schema.validate(est, "estimate", SCHEMA, "estimate")
-    dists.check(est["distribution"], "estimate distribution")
+def _check_sums(source: dict[str, Any], estimate: dict[str, Any] | None) -> None:
+    """What the schema cannot say: each distribution sums to 1 (and its weights are finite)."""
+    if "distribution" in source:
+        dists.check(source["distribution"], "source distribution")
+    if estimate is not None:
+        dists.check(estimate["distribution"], "estimate distribution")
 
 
 def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
@@ -421,7 +416,8 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
             raise _bad(path, f"unsupported format version {version[:40]!r} (this distok reads 1.x)")
         if name != TENSOR_KEY:
             raise _bad(path, f"tensor is named {name[:40]!r}, expected {TENSOR_KEY}")
-        export = _json_value(path, meta, K_EXPORT)
+        values = {k: _json_value(path, meta, k) for k in JSON_KEYS}
+        export = values[K_EXPORT]
         want = "F16" if export is not None and export["dtype"] == "float16" else "F32"
         if fr.dtypes[name] != want:
             raise _bad(path, f"tensor has dtype {fr.dtypes[name]}, expected {want}")
@@ -432,25 +428,22 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
         raise _bad(path, "tensor has NaN or Inf values")
     if plain:
         return Token(vector=arr, plain=True, path=path, title=name, tool_version="", extra=dict(meta))
-    return _token_from_meta(arr, meta, path)
+    return _token_from_meta(arr, meta, values, path)
 
 
-def _token_from_meta(arr: np.ndarray, meta: dict[str, str], path: str) -> Token:
+def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, Any], path: str) -> Token:
+    """A distok token from its vector, metadata and the metadata's decoded (schema-checked) JSON values."""
     try:
         schema.validate(meta, "", SCHEMA, "metadata")
     except BadInput as exc:
         raise _bad(path, str(exc)) from None
     if meta[K_CONTENT] != content_id(arr):
         raise _bad(path, "content id does not match the tensor (file altered or corrupt)")
-    values = {k: _json_value(path, meta, k) for k in JSON_KEYS}
     space = values[K_SPACE]
     if space["dim"] != arr.shape[0]:
         raise _bad(path, f"token space dim {space['dim']} does not match the tensor ({arr.shape[0]})")
     try:
-        if "distribution" in values[K_SOURCE]:
-            dists.check(values[K_SOURCE]["distribution"], "source distribution")
-        if values[K_ESTIMATE] is not None:
-            dists.check(values[K_ESTIMATE]["distribution"], "estimate distribution")
+        _check_sums(values[K_SOURCE], values[K_ESTIMATE])
     except BadInput as exc:
         raise _bad(path, str(exc)) from None
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS and not k.startswith("modelspec.")}

@@ -108,21 +108,25 @@ def cards_for(tokens: list[Token], pngs: list[tuple[str, dict[str, Any]]], model
         else:
             log.warning("distok: %s: its token (%s) is neither given nor at %s; left out", path, tid[:19], meta["token"]["path"])
     cards = list(by_id.values())
+    unit = _unit_rows(model.class_embeddings) if model is not None else None
     for card in cards:
         card.renders.sort(key=lambda r: (r.prompt, r.seed, r.path))
-        card.neighbours = nearest_classes(card.token, model) if model is not None else None
+        card.neighbours = nearest_classes(card.token, model, unit) if model is not None else None
     return cards
 
 
-def nearest_classes(token: Token, model: Checkpoint, k: int = 5) -> list[tuple[str, float]] | None:
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+
+def nearest_classes(token: Token, model: Checkpoint, unit: np.ndarray | None = None, k: int = 5) -> list[tuple[str, float]] | None:
     """The ``k`` classes of ``model`` whose embeddings t_i have the highest cosine with the token (None when
-    the token is not in the model's token space)."""
+    the token is not in the model's token space). ``unit``: the class embeddings already normalised."""
     if token.space is not None and not token.space.compatible(model.space):
         return None
     if token.dim != model.space.dim:
         return None
-    m = model.class_embeddings
-    m = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+    m = _unit_rows(model.class_embeddings) if unit is None else unit
     v = token.vector / max(float(np.linalg.norm(token.vector)), 1e-12)
     sims = m @ v
     order = np.argsort(-sims, kind="stable")[:k]

@@ -86,10 +86,6 @@ def check_renderable(tokens: list[Token]) -> None:
             )
 
 
-def check_output_folder(folder: Path) -> None:
-    check_target(folder, folder=True)
-
-
 def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:
     """Every prompt keeps its token inside the renderer's text context (77 for CLIP), checked with the
     tokenizer alone, before any model weights load."""
@@ -151,7 +147,7 @@ def plan(tokens: list[Token], prompts: list[str], seeds: list[int], out_dir: Pat
     if len(tokens) * len(prompts) * len(seeds) > MAX_IMAGES:
         raise BadInput(f"{len(tokens)} tokens × {len(prompts)} prompts × {len(seeds)} seeds is more than {MAX_IMAGES} images: "
                        "split the work into several commands")
-    check_output_folder(out_dir)
+    check_target(out_dir, folder=True)
     jobs: list[Job] = []
     for t, name in zip(tokens, token_names(tokens)):
         for p in prompts:

@@ -76,9 +76,7 @@ def _structured(text: str, where: str, json_first: bool = False) -> dict[str, fl
         name = str(k).strip()
         if not name:
             raise BadInput(f"{where}: empty class name")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise BadInput(f"{where}: weight of {name!r} is not a number")
-        out[name] = dists.parse_weight(name, repr(v) if isinstance(v, float) else str(v))
+        out[name] = dists.weight(name, v, f"{where}: ")
     return out
 
 

@@ -31,8 +31,6 @@ def export(
 
     if to not in exp.TARGETS:
         raise BadInput(f"--to must be {', '.join(list(exp.TARGETS)[:-1])} or {list(exp.TARGETS)[-1]}, got {to!r}")
-    if dtype not in exp.DTYPES:
-        raise BadInput(f"--dtype must be float32 or float16, got {dtype!r}")
     out = Output(quiet)
     target = exp.TARGETS[to]
     loaded = [tokenfile.load(p) for p in expand_paths(tokens)]
