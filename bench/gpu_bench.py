@@ -6,15 +6,18 @@ CUDA synchronisation, in this order (most needed first; each part is skipped whe
 would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-off run keeps what it got):
 
 1. eager baselines (the issue's figures): KandinskyRenderer.render (prior 25 + decoder 50 steps, 512 px,
-   guidance 4) per concept at batch 1, 4, 8, 16, 32 with peak VRAM of the render models alone; the
+   guidance 4) per concept at batch 1, 8, 16, 32 with peak VRAM of the render models alone; where a
+   render's time goes at batch 1 and 16 (prior text encoder, prior steps, UNet steps, MoVQ decode, the
+   rest; bench/stages.py hooks the renderer's modules and synchronises at each boundary); the
    prior alone; BlipItmEstimator on 60 classes; Trainer.train_step (text side) at n = 8 and 64, and at
    n = 8 padded to 77 positions (what TextSide did before it trimmed after the last EOS);
 2. speed-up attempts, each checked against the eager output of the same inputs (max |Δ| in 0-255 pixels,
-   or in embedding units): UNet in channels-last memory format; ``--compile`` (distok's compile_unet:
-   torch.compile of the UNet, static shapes) at batch 1 with its compile time; the prior in CUDA graphs
-   (torch.compile mode="reduce-overhead"); the training step with the text encoder compiled behind a
-   branch-free injection hook; the compiled UNet at batch 16; the training step in CUDA graphs
-   (reduce-overhead).
+   or in embedding units), in the order bench/results/physical-limits.md argues for: the UNet in CUDA
+   graphs (torch.compile mode="reduce-overhead") at batch 1 with its compile time; the prior in CUDA
+   graphs too, then a batch-1 render with both and where its time goes; the training step in CUDA graphs
+   (the text encoder behind a branch-free injection hook); distok's ``--compile`` (compile_unet: default
+   mode, static shapes) at batch 16, then at batch 1; the training step compiled in default mode; the
+   UNet in channels-last memory format.
 
 Usage on the GPU machine (see bench/run_gpu.sh):   python bench/gpu_bench.py --out $OUT
 Smoke test on a CPU (tiny twins, same code, ~1 min):  python bench/gpu_bench.py --smoke --out /tmp/x
@@ -132,7 +135,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="tiny twins on the CPU: checks the script, times nothing real")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
-    ap.add_argument("--batches", default="4,8,16,32")
+    ap.add_argument("--batches", default="8,16,32")
     ap.add_argument("--budget-s", type=float, default=390.0, help="skip parts that would end after this many seconds")
     args = ap.parse_args()
     t0 = time.monotonic()
@@ -190,6 +193,33 @@ def main() -> None:
             log("render_s_per_concept_b1", bench(render(1), 1, reps))
             log("render_peak_vram_GiB_b1", peak_gib())
             eager[1] = render(1)()
+    def stage_times(b: int, prefix: str = "") -> None:
+        """One render with every stage's calls timed (synchronised at each boundary): where the time goes."""
+        import stages
+
+        spent: dict[str, float] = {}
+        calls: dict[str, int] = {}
+        began: dict[str, float] = {}
+
+        def enter(name: str) -> None:
+            sync()
+            began[name] = time.perf_counter()
+
+        def leave(name: str) -> None:
+            sync()
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - began.pop(name)
+            calls[name] = calls.get(name, 0) + 1
+
+        render(b)()  # warm
+        with stages.hooked(renderer, enter, leave):
+            total = first_call_s(render(b))
+        log(f"{prefix}stages_ms_b{b}", {name: {"calls": calls[name], "total_ms": round(spent[name] * 1e3, 2),
+                                       "per_call_ms": round(spent[name] * 1e3 / calls[name], 3)} for name in spent}
+            | {"other_ms": round((total - sum(spent.values())) * 1e3, 2), "render_ms": round(total * 1e3, 2)})
+
+    with part("stages_b1", 8 * scale) as ok:
+        if ok:
+            stage_times(1)
     best = None
     for b in batches:
         with part(f"render_b{b}", (3 + 0.45 * b) * 3 * scale) as ok:
@@ -204,6 +234,9 @@ def main() -> None:
                 log(f"render_s_per_concept_b{b}", per)
                 log(f"render_peak_vram_GiB_b{b}", peak_gib())
                 best = (per, b) if best is None or per < best[0] else best
+    with part(f"stages_b{batches[-1] if args.smoke else 16}", 30 * scale) as ok:
+        if ok:
+            stage_times(batches[-1] if args.smoke else 16)
     if best:
         log("render_s_per_concept_best", {"seconds": round(best[0], 4), "batch": best[1]})
     with part("prior_b8", 10 * scale) as ok:
@@ -244,34 +277,33 @@ def main() -> None:
         log("train_20k_steps_min_n8", RESULTS["train_step_ms_n8"] * 20000 / 60000)
 
     # ------------------------------------------------------------------ 2. speed-up attempts
+    # Most telling first (bench/results/physical-limits.md): eager, a render of one concept is 58,281
+    # kernels at ~35 µs each, 20x its compute floor, so batch 1 and the training step are launch-bound
+    # (CUDA graphs are the lever), while at batch 16 the UNet is compute-bound (compilation's fusion).
     unet = renderer.decoder.unet
-    with part("channels_last", 25 * scale) as ok:
-        if ok and 1 in eager:
-            unet.to(memory_format=torch.channels_last)
-            log("cl_render_s_per_concept_b1", bench(render(1), 1, reps))
-            log("cl_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
-            unet.to(memory_format=torch.contiguous_format)
 
-    with part("compile_unet", 100 * scale) as ok:
-        if ok and 1 in eager:
-            if args.smoke:
-                render_mod.COMPILE["backend"] = "aot_eager"
-            render_mod.compile_unet(renderer.decoder)
-            log("compile_first_render_b1_s", first_call_s(render(1)))
-            log("compile_render_s_per_concept_b1", bench(render(1), 1, reps))
-            log("compile_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
-    compiled = renderer.decoder.unet._compiled_call_impl is not None
+    with part("unet_graphs_b1", 120 * scale) as ok:
+        if ok and 1 in eager and not args.smoke:  # CUDA graphs need CUDA
+            unet.compile(mode="reduce-overhead", dynamic=False)
+            log("unet_graphs_first_render_b1_s", first_call_s(render(1)))
+            log("unet_graphs_render_s_per_concept_b1", bench(render(1), 1, reps))
+            log("unet_graphs_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
 
     with part("prior_cudagraphs", 90 * scale) as ok:
         if ok and not args.smoke:  # CUDA graphs need CUDA
+            unet_graphs = unet._compiled_call_impl is not None
             ref = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
             renderer.prior.prior.compile(mode="reduce-overhead", dynamic=False)
             log("prior_graphs_first_call_s", first_call_s(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)))
             log("prior_graphs_s_per_concept_b1", bench(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1), 1, reps))
             got = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
             log("prior_graphs_max_abs_diff_vs_eager", float((got - ref).abs().max()))
-            key = "prior_graphs_and_compiled_unet" if compiled else "prior_graphs_eager_unet"
+            key = "prior_and_unet_graphs" if unet_graphs else "prior_graphs_eager_unet"
             log(f"{key}_render_s_per_concept_b1", bench(render(1), 1, reps))
+            if unet_graphs:
+                with part("stages_graphs_b1", 8) as ok2:
+                    if ok2:
+                        stage_times(1, "graphs_")
 
     def train_compile(mode: str) -> None:
         emb = text.encoder.get_input_embeddings()
@@ -291,21 +323,42 @@ def main() -> None:
         finally:
             text.encoder._compiled_call_impl = None  # back to eager for the next attempt
 
+    with part("train_compile_reduce-overhead", 100 * scale) as ok:
+        if ok and not args.smoke:  # CUDA graphs need CUDA
+            train_compile("reduce-overhead")
+
+    # distok's own --compile (compile_unet: default mode, static shapes), batched first, then batch 1.
+    if args.smoke:
+        render_mod.COMPILE["backend"] = "aot_eager"
+    b16 = 16 if not args.smoke else 2
+    with part(f"compile_unet_b{b16}", 120 * scale) as ok:
+        if ok:
+            unet._compiled_call_impl = None
+            render_mod.compile_unet(renderer.decoder)
+            log(f"compile_first_render_b{b16}_s", first_call_s(render(b16)))
+            reset_peak()
+            log(f"compile_render_s_per_concept_b{b16}", bench(render(b16), 0, max(1, reps - 1)) / b16)
+            log(f"compile_render_peak_vram_GiB_b{b16}", peak_gib())
+
+    with part("compile_unet", 100 * scale) as ok:
+        if ok and 1 in eager:
+            if unet._compiled_call_impl is None:
+                render_mod.compile_unet(renderer.decoder)
+            log("compile_first_render_b1_s", first_call_s(render(1)))
+            log("compile_render_s_per_concept_b1", bench(render(1), 1, reps))
+            log("compile_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
+
     with part("train_compile_default", 100 * scale) as ok:
         if ok:
             train_compile("default")
 
-    with part("compile_unet_b16", 120 * scale) as ok:
-        if ok and compiled:
-            b = 16 if not args.smoke else 2
-            log(f"compile_first_render_b{b}_s", first_call_s(render(b)))
-            reset_peak()
-            log(f"compile_render_s_per_concept_b{b}", bench(render(b), 0, max(1, reps - 1)) / b)
-            log(f"compile_render_peak_vram_GiB_b{b}", peak_gib())
-
-    with part("train_compile_reduce-overhead", 100 * scale) as ok:
-        if ok and not args.smoke:  # CUDA graphs need CUDA
-            train_compile("reduce-overhead")
+    with part("channels_last", 25 * scale) as ok:
+        if ok and 1 in eager:
+            unet._compiled_call_impl = None
+            unet.to(memory_format=torch.channels_last)
+            log("cl_render_s_per_concept_b1", bench(render(1), 1, reps))
+            log("cl_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
+            unet.to(memory_format=torch.contiguous_format)
     log("total_s", round(time.monotonic() - t0, 1))
 
 

@@ -26,6 +26,13 @@ def test_gpu_bench_smoke_runs_every_part_and_compares_with_eager(tmp_path, kandi
                 "train_step_ms_n8_padded77", "train_20k_steps_min_n8", "cl_render_s_per_concept_b1",
                 "compile_render_s_per_concept_b1", "compile_render_s_per_concept_b2", "train_compile_default_step_ms_n8"):
         assert isinstance(res[key], float) and res[key] > 0, key
+    # Where a render's time goes: each stage hooked once per call (2 prior and 2 decoder steps in the smoke run).
+    for b in (1, 2):
+        st = res[f"stages_ms_b{b}"]
+        assert {k: st[k]["calls"] for k in ("prior_text", "prior_step", "unet_step", "movq_decode")} == {
+            "prior_text": 2, "prior_step": 2, "unet_step": 2, "movq_decode": 1}  # text: prompt, then the empty one
+        staged = sum(st[k]["total_ms"] for k in ("prior_text", "prior_step", "unet_step", "movq_decode"))
+        assert 0 < staged <= st["render_ms"] and abs(st["other_ms"] - (st["render_ms"] - staged)) < 0.1
     # Dynamo capture (aot_eager backend on the CPU) reproduces the eager pixels and embeddings exactly.
     assert res["compile_max_pixel_diff_vs_eager_b1"] == 0
     assert res["train_compile_default_max_abs_diff_vs_eager"] == 0.0
@@ -51,3 +58,60 @@ def test_reproduce_paper_kit_runs_end_to_end_on_the_tiny_twins(tmp_path, kandins
         assert (tmp_path / "paper" / arm / "model.safetensors").is_file()
     assert "  consistency: true\n" in (tmp_path / "paper" / "full" / "recipe.yaml").read_text()
     assert "  consistency: false\n" in (tmp_path / "paper" / "no-cst" / "recipe.yaml").read_text()
+
+
+def _limits():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import physical_limits
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return physical_limits
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_physical_limits_counter_counts_flops_and_kernels_as_computed_by_hand(grad):
+    """Linear 64 → 32 on 5 rows: 2·5·64·32 = 20,480 FLOPs; attention over [2, 4, 10, 16]: QKᵀ and AV,
+    2 × 2·(2·4)·10·10·16 = 51,200. With gradients the linear's backward adds the grad-weight product
+    (20,480; x needs no gradient, so there is no grad-input product) and the attention its backward
+    (2.5 × its forward, torch's formula: 128,000)."""
+    import torch
+
+    pl = _limits()
+    lin = torch.nn.Linear(64, 32)
+    x, q = torch.randn(5, 64), torch.randn(2, 4, 10, 16, requires_grad=grad)
+    c = pl.Counter()
+    with (torch.enable_grad() if grad else torch.inference_mode()), c:
+        y = torch.nn.functional.gelu(lin(x))
+        a = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        if grad:
+            (y.sum() + a.sum()).backward()
+    stats = c.stats["other"]
+    if not grad:
+        assert stats["flops"] == 20_480 + 51_200
+        assert stats["kernels"] == 3  # addmm, gelu, one fused attention: views and the weight's transpose are free
+        # fp16 bytes of every argument and result: x 320·2, bias 32·2, W 2048·2, y 160·2 twice (gelu in and out), q×3 + out
+        assert stats["eager_bytes"] == (320 + 32 + 2048 + 160) * 2 + 160 * 2 * 2 + (1280 * 4) * 2
+    else:
+        assert stats["flops"] == 2 * 20_480 + 51_200 + 128_000
+
+
+def test_physical_limits_runs_on_the_twins_and_its_floors_follow_from_its_counts(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "physical_limits.py"), "--tiny", "--out", str(tmp_path / "l")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "l.json").read_text())
+    rows = {row["stage"]: row for row in res["stages"]}
+    assert list(rows) == ["prior_text", "prior_step", "unet_step", "movq_decode", "train_step", "text_fwd_bwd",
+                         "estimate"]
+    assert [rows[s]["calls_per_render"] for s in ("prior_text", "prior_step", "unet_step", "movq_decode")] == [2, 25, 50, 1]
+    for row in rows.values():
+        assert row["flops"] > 0 and row["kernels"] >= 10 and row["weight_bytes"] > 0, row
+        assert row["compute_floor_ms"] == round(row["flops"] / 989e12 * 1e3, 4)
+        assert row["weights_floor_ms"] == round(row["weight_bytes"] / 3.35e12 * 1e3, 4)
+    assert rows["unet_step"]["anchor_us_per_kernel"] == round(38.7e3 / rows["unet_step"]["kernels"], 4)
+    assert "anchor_eager_ms" not in rows["train_step"] and rows["text_fwd_bwd"]["anchor_eager_ms"] == 20.9
+    total = res["render_per_concept_b1"]["kernels"]
+    assert total == sum(rows[s]["kernels"] * rows[s]["calls_per_render"] for s in ("prior_text", "prior_step", "unet_step", "movq_decode"))
+    table = (tmp_path / "l.md").read_text()
+    assert table == r.stdout[r.stdout.index("# Physical limits"):] and table.count("\n| ") == 1 + 7  # header and seven stages

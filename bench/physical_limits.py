@@ -1,0 +1,264 @@
+"""Counted, not timed: what each stage of distok's GPU work costs in FLOPs, kernels and bytes, and the
+floors that sets on an H100 (the bottleneck analysis of BENCHMARKS.md; no GPU needed).
+
+It runs distok's own code once on the CPU, in float32, with the full-size random-weight architectures
+(bench/fullsize.py; about 14 GiB of memory and 5 minutes on 2 cores), under a dispatch mode that sees every
+ATen operator, and attributes each to a stage by hooking the renderer's modules (bench/stages.py):
+  - a render of one concept at 512 px (KandinskyRenderer.render, 2 prior steps, 2 decoder steps: FLOPs
+    and kernels of one step do not depend on how many steps follow), classifier-free guidance on, as the
+    recipe renders;
+  - one DisTok training step (Trainer.train_step, n = 8, text side, fwd + bwd + Adam), after two warm-up
+    steps have filled its caches; and the anchor's narrower work (CLIP-L fwd + bwd into one injected row,
+    8 prompts padded to 77 positions), to compare with the anchor's time;
+  - one BLIP-ITM estimate (BlipItmEstimator.distributions, 1 image × 60 classes).
+Per stage it records:
+  - flops: matmul/conv/attention FLOPs (torch.utils.flop_counter's formulas, plus CPU flash attention);
+    elementwise work is not counted (it is bandwidth, below);
+  - kernels: ATen operators that are not views; each launches about one CUDA kernel when run eagerly
+    (a fused attention is one, a group norm one or two): the count that sets a launch-bound floor;
+  - weight_bytes: the stage's parameters in fp16, read at least once per call;
+  - eager_bytes: bytes read and written by those operators (tensor arguments + outputs), halved from the
+    fp32 run to fp16: eager traffic with no fusion and no cache reuse, an estimate, not a floor.
+Floors on one H100 SXM5 80 GB (the anchors' card, "NVIDIA H100 80GB HBM3"): 989 TFLOP/s dense fp16 tensor
+peak, 3.35 TB/s HBM3 (NVIDIA's datasheet). Where an eager anchor time is known, ``anchor_ms / kernels`` is
+the time each operator costs eagerly: far above the GPU's few µs per small kernel means the stage is
+launch-bound (host-side dispatch), which is what CUDA graphs and compilation remove.
+
+Usage:  python bench/physical_limits.py [--out bench/results/physical-limits]   (writes .json and .md)
+        python bench/physical_limits.py --tiny --out /tmp/limits   (the twins: checks the script, counts nothing real)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.utils import flop_counter as fc
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+PEAK_FLOPS = 989e12  # H100 SXM5, dense fp16/bf16 tensor cores
+HBM_BYTES_S = 3.35e12  # H100 SXM5, HBM3
+FP16_OF_FP32 = 0.5
+aten = torch.ops.aten
+NO_KERNEL = {aten._unsafe_view.default, aten.detach.default, aten.lift_fresh.default, aten.empty.memory_format,
+             aten.empty_like.default, aten.empty_strided.default, aten.new_empty.default,
+             aten.new_empty_strided.default, aten.sym_size.int, aten.sym_stride.int, aten.sym_numel.default,
+             aten.sym_storage_offset.default, aten.is_same_size.default}
+# Anchors (../shared/notes/gpu-anchors.md, one H100, fp16, eager): per call of the stage, in ms.
+ANCHOR_MS = {"prior_step": 10.4, "unet_step": 38.7, "movq_decode": 32.0, "text_fwd_bwd": 20.9, "estimate": 124.0}
+ANCHOR_COMPILED_MS = {"unet_step": 16.3}
+CALLS = {"prior_text": 2, "prior_step": 25, "unet_step": 50, "movq_decode": 1}  # per render (recipe settings; the text encoder runs for the prompt and for the empty one)
+
+
+def _cpu_flash(query, key, value, *args, out_val=None, **kwargs) -> int:
+    return fc.sdpa_flop_count(query.shape, key.shape, value.shape)
+
+
+def _cpu_flash_backward(grad_out, query, key, value, *args, out_val=None, **kwargs) -> int:
+    return fc.sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
+
+
+FLOPS = {**fc.flop_registry,
+         aten.scaled_dot_product_attention: _cpu_flash,  # one fused kernel on the GPU: not decomposed
+         aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash,
+         aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward}
+
+
+def _nbytes(tree) -> int:
+    leaves, _ = tree_flatten(tree)
+    return sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
+
+
+class Counter(TorchDispatchMode):
+    """Per stage: FLOPs, kernel-launching operators and bytes moved; ``stage`` is set by hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = ["other"]
+        self.stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def enter(self, name: str) -> None:
+        self.stack.append(name)
+        self.calls[name] += 1
+
+    def leave(self, name: str) -> None:
+        assert self.stack.pop() == name
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func._overloadpacket not in FLOPS:
+            # Under inference mode composite operators (linear, layer_norm, to, reshape…) arrive whole:
+            # count what they decompose into, as torch.utils.flop_counter does.
+            with self:
+                out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        out = func(*args, **kwargs)
+        if func.is_view or func in NO_KERNEL:
+            return out
+        s = self.stats[self.stack[-1]]
+        s["kernels"] += 1
+        s["eager_bytes"] += (_nbytes((args, kwargs)) + _nbytes(out)) * FP16_OF_FP32
+        formula = FLOPS.get(func._overloadpacket)
+        if formula is not None:
+            s["flops"] += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def params_bytes_fp16(module) -> int:
+    return sum(p.numel() for p in module.parameters()) * 2
+
+
+def per_call(counter: Counter, name: str, calls: int | None = None) -> dict[str, float]:
+    n = calls or counter.calls[name]
+    return {k: v / n for k, v in counter.stats[name].items()}
+
+
+def floors(row: dict) -> dict:
+    """The three floors of one call on the H100, in ms, and the anchors' implied cost per operator."""
+    row["compute_floor_ms"] = row["flops"] / PEAK_FLOPS * 1e3
+    row["weights_floor_ms"] = row["weight_bytes"] / HBM_BYTES_S * 1e3
+    row["eager_traffic_ms"] = row["eager_bytes"] / HBM_BYTES_S * 1e3
+    name = row["stage"]
+    if name in ANCHOR_MS:
+        row["anchor_eager_ms"] = ANCHOR_MS[name]
+        row["anchor_us_per_kernel"] = ANCHOR_MS[name] * 1e3 / row["kernels"]
+        row["anchor_share_of_compute_peak"] = row["compute_floor_ms"] / ANCHOR_MS[name]
+    if name in ANCHOR_COMPILED_MS:
+        row["anchor_compiled_ms"] = ANCHOR_COMPILED_MS[name]
+        row["anchor_compiled_share_of_compute_peak"] = row["compute_floor_ms"] / ANCHOR_COMPILED_MS[name]
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "physical-limits"))
+    ap.add_argument("--tiny", action="store_true", help="the offline twins at 64 px: checks the script in seconds")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_grad_enabled(True)
+    import fullsize
+    import numpy as np
+    import stages
+    from PIL import Image
+
+    from distok_cli.backends.blip import BlipItmEstimator
+    from distok_cli.backends.diffusion import KandinskyRenderer, Settings
+    from distok_cli.backends.textside import TextSide
+    from distok_cli.backends.token_estimators import TextEstimator
+    from distok_cli.files import recipes
+    from distok_cli.method.trainer import Trainer
+
+    t0 = time.monotonic()
+    cfg = recipes.load("kandinsky21-animals")
+    if args.tiny:
+        from distok_cli.backends import twins
+
+        cfg = recipes.override(cfg, ["render.size=64"])
+        pipes = (twins.build_prior(), twins.build_decoder())
+    else:
+        pipes = fullsize.kandinsky_pipelines("cpu", list(cfg.classes))
+    renderer = KandinskyRenderer(cfg.render, "cpu", "float32", pipelines=pipes)
+    s = Settings.from_config(cfg.render, batch_size=1)
+    s1 = Settings.from_config(recipes.override(cfg, ["render.steps=2", "render.prior_steps=2"]).render, batch_size=1)
+    vec = torch.randn(1, renderer.text.dim) * 0.02
+    rows: list[dict] = []
+
+    counter = Counter()
+    with stages.hooked(renderer, counter.enter, counter.leave), counter:
+        renderer.render(vec, ["a photo of a <>"], [0], s1)
+    mods = stages.render_modules(renderer)
+    for name in ("prior_text", "prior_step", "unet_step", "movq_decode"):
+        movq = renderer.decoder.movq  # decode runs post_quant_conv and the decoder (force_not_quantize)
+        weights = params_bytes_fp16(mods[name]) if name in mods else (
+            params_bytes_fp16(movq.decoder) + params_bytes_fp16(movq.post_quant_conv))
+        rows.append(floors({"stage": name, "calls_per_render": CALLS[name], **per_call(counter, name),
+                            "weight_bytes": weights}))
+    other = dict(counter.stats["other"])
+    print(json.dumps(rows, indent=1), flush=True)
+
+    # One training step (n = 8), the text side as train runs it; eight classes keep the start-up caches
+    # small (the step's work does not depend on the number of classes).
+    small = ",".join(recipes.load("tiny").classes)
+    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={small}"])
+    text = renderer.text
+    est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
+    trainer = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-limits-")) / "run", text, est, "cpu")
+    trainer.train_step()
+    trainer.train_step()
+    counter = Counter()
+    with counter:
+        counter.enter("train_step")
+        trainer.train_step()
+        counter.leave("train_step")
+    rows.append(floors({"stage": "train_step", **per_call(counter, "train_step"),
+                        "weight_bytes": 2 * params_bytes_fp16(text.encoder)}))  # read forward and backward
+    # The anchor's own work (20.9 ms): CLIP-L forward and backward into one injected row, 8 prompts × 77
+    # positions. Only this row matches the anchor; the whole step above does more (MLPs, losses, Adam).
+    v = (torch.randn(8, text.dim) * 0.02).requires_grad_()
+    counter = Counter()
+    with fullsize.padded_to_77(text), counter:
+        counter.enter("text_fwd_bwd")
+        text.encode([TextSide.fill("a photo of a <>")] * 8, v).float().sum().backward()
+        counter.leave("text_fwd_bwd")
+    rows.append(floors({"stage": "text_fwd_bwd", **per_call(counter, "text_fwd_bwd"),
+                        "weight_bytes": 2 * params_bytes_fp16(text.encoder)}))
+
+    model, proc = twins.build_blip() if args.tiny else fullsize.blip_itm("cpu")
+    blip = BlipItmEstimator(cfg.estimator, "cpu", "float32", built=(model, proc))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8))
+    counter = Counter()
+    with torch.no_grad(), counter:
+        counter.enter("estimate")
+        blip.distributions([image], list(cfg.classes))
+        counter.leave("estimate")
+    rows.append(floors({"stage": "estimate", **per_call(counter, "estimate"), "weight_bytes": params_bytes_fp16(model)}))
+
+    render_total = {k: sum(r[k] * r["calls_per_render"] for r in rows if "calls_per_render" in r)
+                    for k in ("flops", "kernels", "compute_floor_ms", "weights_floor_ms", "eager_traffic_ms")}
+    result = {"what": "counted on the CPU (fp32 run, bytes given as fp16); floors for one H100 SXM5",
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "peak_flops": PEAK_FLOPS,
+              "hbm_bytes_s": HBM_BYTES_S, "render": {"size": s.size, "prior_steps": s.prior_steps, "steps": s.steps,
+                                                     "guidance": s.guidance, "prior_guidance": s.prior_guidance},
+              "stages": rows, "render_per_concept_b1": {k: round(v, 4) for k, v in render_total.items()},
+              "render_other": {k: round(v, 1) for k, v in other.items()}, "wall_s": round(time.monotonic() - t0, 1)}
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(table(result))
+    print(table(result), end="")
+
+
+def table(res: dict) -> str:
+    lines = [f"# Physical limits (counted, not timed; {res['date']}, torch {res['torch']})", "",
+             "`python bench/physical_limits.py`: distok's own code run once on the CPU with the full-size random-weight",
+             "architectures; FLOPs, kernels (non-view ATen operators) and bytes per call of each stage; floors on one",
+             "H100 SXM5 (989 TFLOP/s fp16, 3.35 TB/s). Anchors: ../shared/notes/gpu-anchors.md (eager, fp16, one H100).", "",
+             "| stage (per call) | calls / render | GFLOP | kernels | fp16 weights MB | eager traffic MB | compute floor ms | weights floor ms | eager traffic ms | anchor eager ms | µs per kernel at anchor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["stages"]:
+        lines.append("| {} | {} | {:,.1f} | {:,.0f} | {:,.0f} | {:,.0f} | {:.3f} | {:.3f} | {:.3f} | {} | {} |".format(
+            r["stage"], r.get("calls_per_render", "—"), r["flops"] / 1e9, r["kernels"], r["weight_bytes"] / 1e6,
+            r["eager_bytes"] / 1e6, r["compute_floor_ms"], r["weights_floor_ms"], r["eager_traffic_ms"],
+            r.get("anchor_eager_ms", "—"), f"{r['anchor_us_per_kernel']:.1f}" if "anchor_us_per_kernel" in r else "—"))
+    t = res["render_per_concept_b1"]
+    lines += ["", f"One render, one concept (prior {res['render']['prior_steps']} + decoder {res['render']['steps']} steps, "
+              f"{res['render']['size']} px): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
+              f"compute floor {t['compute_floor_ms']:.0f} ms, weights floor {t['weights_floor_ms']:.0f} ms, "
+              f"eager traffic {t['eager_traffic_ms']:.0f} ms.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
