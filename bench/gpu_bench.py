@@ -15,7 +15,7 @@ would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-o
    or in embedding units), in the order bench/results/physical-limits.md argues for: the UNet in CUDA
    graphs (torch.compile mode="reduce-overhead") at batch 1 with its compile time; the prior in CUDA
    graphs too, then a batch-1 render with both and where its time goes; the training step in CUDA graphs
-   (the text encoder behind a branch-free injection hook); distok's ``--compile`` (compile_unet: default
+   (the text encoder compiled, with TextSide's own injection hook); distok's ``--compile`` (compile_unet: default
    mode, static shapes) at batch 16, then at batch 1; the training step compiled in default mode; the
    UNet in channels-last memory format.
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import statistics
@@ -119,16 +118,6 @@ def pixel_diff(a: list, b: list) -> int:
     import numpy as np
 
     return max(int(np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)).max()) for x, y in zip(a, b))
-
-
-def static_hook(text, module, inputs, output):
-    """TextSide's injection without the data-dependent skip (``bool(mask.any())`` syncs and breaks graphs)."""
-    if text._vectors is None or not inputs:
-        return output
-    ids = inputs[0]
-    for p, pid in enumerate(text.ids[: text._vectors.shape[1]]):
-        output = torch.where((ids == pid)[..., None], text._vectors[:, p, None, :].to(output.dtype), output)
-    return output
 
 
 def main() -> None:
@@ -306,9 +295,7 @@ def main() -> None:
                         stage_times(1, "graphs_")
 
     def train_compile(mode: str) -> None:
-        emb = text.encoder.get_input_embeddings()
-        text._handle.remove()
-        text._handle = emb.register_forward_hook(functools.partial(static_hook, text))
+        # TextSide's injection has no data-dependent branch on the token's own batch: nothing to swap.
         tr = trainer_for(8, f"compile-{mode}")
         v = (torch.randn(8, text.dim, generator=g) * 0.02).to(device)
         with torch.no_grad():

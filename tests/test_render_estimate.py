@@ -97,6 +97,43 @@ def test_injected_vector_equals_a_real_embedding_row(kandinsky):
     assert (other - via_hook).abs().max() > 1e-3
 
 
+def test_injection_into_the_tokens_own_batch_never_syncs_and_other_batches_are_checked(kandinsky):
+    """On the token's own batch the hook has no data-dependent branch (a `bool(tensor)` is a host-device
+    sync on a GPU and breaks CUDA graphs): no ATen scalar read happens while the encoder runs. A batch of
+    another size (the pipelines' unconditional prompts) passes untouched, unless it holds a placeholder."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from distok_cli.errors import BadInput
+
+    class Reads(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += func is torch.ops.aten._local_scalar_dense.default
+            return func(*args, **(kwargs or {}))
+
+    text = kandinsky.text
+    prompts = [TextSide.fill("a photo of a <>"), "a photo of a cat"]
+    vec = torch.randn(2, 768, generator=torch.Generator().manual_seed(4)) * 0.05
+    ids, _ = text._inputs(prompts)  # tokenized and cached first (the tokenizer's trim reads scalars)
+    reads = Reads()
+    with text.inject(vec), reads:
+        text.encoder(input_ids=ids)
+    assert reads.n == 0
+    with torch.no_grad():
+        got = text.encode(prompts, vec)
+        plain = text.encode(prompts)
+    assert (got[0] - plain[0]).abs().max() > 1e-3  # the token's row changed,
+    torch.testing.assert_close(got[1], plain[1], rtol=0, atol=0)  # the row without a placeholder did not
+    with torch.no_grad(), text.inject(vec):
+        other = text.encoder(input_ids=text._inputs(["", "", ""])[0]).text_embeds
+        torch.testing.assert_close(other, text.encode(["", "", ""]), rtol=0, atol=0)
+        with pytest.raises(BadInput, match=r"^3 prompts with a token but 2 token vectors$"):
+            text.encoder(input_ids=text._inputs([TextSide.fill("a photo of a <>")] * 3)[0])
+
+
 def test_encode_tokenizes_a_repeated_prompt_batch_once(kandinsky, monkeypatch):
     """Training encodes q_a × n every step: its token ids come from a cache, not the tokenizer."""
     text = kandinsky.text

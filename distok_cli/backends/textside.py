@@ -85,14 +85,17 @@ class TextSide:
         if self._vectors is None or not inputs:
             return output
         ids = inputs[0]
-        for p, pid in enumerate(self.ids[: self._vectors.shape[1]]):
-            mask = ids == pid
-            if not bool(mask.any()):
-                continue
-            if ids.shape[0] != self._vectors.shape[0]:
+        placeholders = self.ids[: self._vectors.shape[1]]
+        if ids.shape[0] != self._vectors.shape[0]:
+            # Another batch than the token's (the pipelines' unconditional prompts): it must hold no
+            # placeholder. Looking is a host-device sync, so it is done only here.
+            if any(bool((ids == pid).any()) for pid in placeholders):
                 raise BadInput(f"{ids.shape[0]} prompts with a token but {self._vectors.shape[0]} token vectors")
-            vec = self._vectors[:, p, None, :].to(output.dtype)
-            output = torch.where(mask[..., None], vec, output)
+            return output
+        # The token's own batch: no data-dependent branch, so no sync and nothing to break a CUDA graph or
+        # a compiled graph; rows without the placeholder keep their embedding.
+        for p, pid in enumerate(placeholders):
+            output = torch.where((ids == pid)[..., None], self._vectors[:, p, None, :].to(output.dtype), output)
         return output
 
     @contextmanager
