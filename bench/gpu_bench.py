@@ -6,18 +6,18 @@ CUDA synchronisation, in this order (most needed first; each part is skipped whe
 would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-off run keeps what it got):
 
 1. eager baselines (the issue's figures): KandinskyRenderer.render (prior 25 + decoder 50 steps, 512 px,
-   guidance 4) per concept at batch 1, 8, 16, 32 with peak VRAM of the render models alone; where a
+   guidance 4) per concept at batch 1, 8, 16 with peak VRAM of the render models alone; where a
    render's time goes at batch 1 and 16 (prior text encoder, prior steps, UNet steps, MoVQ decode, the
    rest; bench/stages.py hooks the renderer's modules and synchronises at each boundary); the
    prior alone; BlipItmEstimator on 60 classes; Trainer.train_step (text side) at n = 8 and 64, and at
    n = 8 padded to 77 positions (what TextSide did before it trimmed after the last EOS);
 2. speed-up attempts, each checked against the eager output of the same inputs (max |Δ| in 0-255 pixels,
    or in embedding units), in the order bench/results/physical-limits.md argues for: the UNet in CUDA
-   graphs (torch.compile mode="reduce-overhead") at batch 1 with its compile time; the prior in CUDA
-   graphs too, then a batch-1 render with both and where its time goes; the training step in CUDA graphs
-   (the text encoder compiled, with TextSide's own injection hook); distok's ``--compile`` (compile_unet: default
-   mode, static shapes) at batch 16, then at batch 1; the training step compiled in default mode; the
-   UNet in channels-last memory format.
+   graphs (torch.compile mode="reduce-overhead") at batch 1 with its compile time (the single-concept
+   target); the training step in CUDA graphs (the text encoder compiled, with TextSide's own injection
+   hook; the 20K-step target); the prior in CUDA graphs too, then a batch-1 render with both and where its
+   time goes; distok's ``--compile`` (compile_unet: default mode, static shapes) at batch 16, then at
+   batch 1; the training step compiled in default mode; the UNet in channels-last memory format.
 
 Usage on the GPU machine (see bench/run_gpu.sh):   python bench/gpu_bench.py --out $OUT
 Smoke test on a CPU (tiny twins, same code, ~1 min):  python bench/gpu_bench.py --smoke --out /tmp/x
@@ -124,7 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="tiny twins on the CPU: checks the script, times nothing real")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
-    ap.add_argument("--batches", default="8,16,32")
+    ap.add_argument("--batches", default="8,16")
     ap.add_argument("--budget-s", type=float, default=390.0, help="skip parts that would end after this many seconds")
     args = ap.parse_args()
     t0 = time.monotonic()
@@ -278,22 +278,6 @@ def main() -> None:
             log("unet_graphs_render_s_per_concept_b1", bench(render(1), 1, reps))
             log("unet_graphs_max_pixel_diff_vs_eager_b1", pixel_diff(render(1)(), eager[1]))
 
-    with part("prior_cudagraphs", 90 * scale) as ok:
-        if ok and not args.smoke:  # CUDA graphs need CUDA
-            unet_graphs = unet._compiled_call_impl is not None
-            ref = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
-            renderer.prior.prior.compile(mode="reduce-overhead", dynamic=False)
-            log("prior_graphs_first_call_s", first_call_s(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)))
-            log("prior_graphs_s_per_concept_b1", bench(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1), 1, reps))
-            got = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
-            log("prior_graphs_max_abs_diff_vs_eager", float((got - ref).abs().max()))
-            key = "prior_and_unet_graphs" if unet_graphs else "prior_graphs_eager_unet"
-            log(f"{key}_render_s_per_concept_b1", bench(render(1), 1, reps))
-            if unet_graphs:
-                with part("stages_graphs_b1", 8) as ok2:
-                    if ok2:
-                        stage_times(1, "graphs_")
-
     def train_compile(mode: str) -> None:
         # TextSide's injection has no data-dependent branch on the token's own batch: nothing to swap.
         tr = trainer_for(8, f"compile-{mode}")
@@ -313,6 +297,22 @@ def main() -> None:
     with part("train_compile_reduce-overhead", 100 * scale) as ok:
         if ok and not args.smoke:  # CUDA graphs need CUDA
             train_compile("reduce-overhead")
+
+    with part("prior_cudagraphs", 90 * scale) as ok:
+        if ok and not args.smoke:  # CUDA graphs need CUDA
+            unet_graphs = unet._compiled_call_impl is not None
+            ref = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
+            renderer.prior.prior.compile(mode="reduce-overhead", dynamic=False)
+            log("prior_graphs_first_call_s", first_call_s(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)))
+            log("prior_graphs_s_per_concept_b1", bench(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1), 1, reps))
+            got = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
+            log("prior_graphs_max_abs_diff_vs_eager", float((got - ref).abs().max()))
+            key = "prior_and_unet_graphs" if unet_graphs else "prior_graphs_eager_unet"
+            log(f"{key}_render_s_per_concept_b1", bench(render(1), 1, reps))
+            if unet_graphs:
+                with part("stages_graphs_b1", 8) as ok2:
+                    if ok2:
+                        stage_times(1, "graphs_")
 
     # distok's own --compile (compile_unet: default mode, static shapes), batched first, then batch 1.
     if args.smoke:
