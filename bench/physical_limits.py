@@ -35,6 +35,7 @@ import json
 import sys
 import tempfile
 import time
+import traceback
 from collections import defaultdict
 from pathlib import Path
 
@@ -75,6 +76,15 @@ FLOPS = {**fc.flop_registry,
          aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward}
 
 
+def _caller() -> str:
+    """The innermost line of distok, diffusers, transformers or torch.optim that asked for the value."""
+    for frame in reversed(traceback.extract_stack()):
+        for pkg in ("distok_cli/", "diffusers/", "transformers/", "torch/optim/"):
+            if pkg in frame.filename:
+                return f"{pkg}{frame.filename.rsplit(pkg, 1)[1]}:{frame.lineno}"
+    return "?"
+
+
 def _nbytes(tree) -> int:
     leaves, _ = tree_flatten(tree)
     return sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
@@ -88,6 +98,7 @@ class Counter(TorchDispatchMode):
         self.stack: list[str] = ["other"]
         self.stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.calls: dict[str, int] = defaultdict(int)
+        self.reads: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # stage → code line → n
 
     def enter(self, name: str) -> None:
         self.stack.append(name)
@@ -108,6 +119,8 @@ class Counter(TorchDispatchMode):
         out = func(*args, **kwargs)
         if func.is_view or func in NO_KERNEL:
             return out
+        if func is aten._local_scalar_dense.default:
+            self.reads[self.stack[-1]][_caller()] += 1
         s = self.stats[self.stack[-1]]
         s["kernels"] += 1
         s["eager_bytes"] += (_nbytes((args, kwargs)) + _nbytes(out)) * FP16_OF_FP32
@@ -121,9 +134,12 @@ def params_bytes_fp16(module) -> int:
     return sum(p.numel() for p in module.parameters()) * 2
 
 
-def per_call(counter: Counter, name: str, calls: int | None = None) -> dict[str, float]:
-    n = calls or counter.calls[name]
-    return {k: v / n for k, v in counter.stats[name].items()}
+def per_call(counter: Counter, name: str) -> dict:
+    """A stage's counts per call, and where it read tensor values back to Python (``.item()``, ``float``,
+    ``bool``): on a GPU a sync wherever the tensor lives there."""
+    n = counter.calls[name]
+    reads = {where: k / n for where, k in sorted(counter.reads[name].items())}
+    return {**{k: v / n for k, v in counter.stats[name].items()}, "host_reads": reads}
 
 
 def floors(row: dict) -> dict:
@@ -186,7 +202,7 @@ def main() -> None:
             params_bytes_fp16(movq.decoder) + params_bytes_fp16(movq.post_quant_conv))
         rows.append(floors({"stage": name, "calls_per_render": CALLS[name], **per_call(counter, name),
                             "weight_bytes": weights}))
-    other = dict(counter.stats["other"])
+    other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
     print(json.dumps(rows, indent=1), flush=True)
 
     # One training step (n = 8), the text side as train runs it; eight classes keep the start-up caches
@@ -232,8 +248,9 @@ def main() -> None:
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "peak_flops": PEAK_FLOPS,
               "hbm_bytes_s": HBM_BYTES_S, "render": {"size": s.size, "prior_steps": s.prior_steps, "steps": s.steps,
                                                      "guidance": s.guidance, "prior_guidance": s.prior_guidance},
+              "counted_render": {"prior_steps": s1.prior_steps, "steps": s1.steps},
               "stages": rows, "render_per_concept_b1": {k: round(v, 4) for k, v in render_total.items()},
-              "render_other": {k: round(v, 1) for k, v in other.items()}, "wall_s": round(time.monotonic() - t0, 1)}
+              "render_other": other, "wall_s": round(time.monotonic() - t0, 1)}
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(table(result))
@@ -252,6 +269,13 @@ def table(res: dict) -> str:
             r["stage"], r.get("calls_per_render", "—"), r["flops"] / 1e9, r["kernels"], r["weight_bytes"] / 1e6,
             r["eager_bytes"] / 1e6, r["compute_floor_ms"], r["weights_floor_ms"], r["eager_traffic_ms"],
             r.get("anchor_eager_ms", "—"), f"{r['anchor_us_per_kernel']:.1f}" if "anchor_us_per_kernel" in r else "—"))
+    lines += ["", "Values read back to the host per call, by code line (on a GPU each read of a value that lives there is a "
+              "sync, and a CUDA graph must end before it; a CPU run cannot tell where a value would live):", ""]
+    for r in res["stages"]:
+        reads = ", ".join(f"`{where}` × {n:g}" for where, n in r["host_reads"].items()) or "none"
+        lines.append(f"- {r['stage']}: {reads}")
+    other = ", ".join(f"`{w}` × {n:g}" for w, n in res["render_other"]["host_reads"].items()) or "none"
+    lines.append(f"- rest of a render (schedulers, pipelines; the counted render of {res['counted_render']['prior_steps']} + {res['counted_render']['steps']} steps): {other}")
     t = res["render_per_concept_b1"]
     lines += ["", f"One render, one concept (prior {res['render']['prior_steps']} + decoder {res['render']['steps']} steps, "
               f"{res['render']['size']} px): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "

@@ -111,6 +111,10 @@ def test_physical_limits_runs_on_the_twins_and_its_floors_follow_from_its_counts
         assert row["weights_floor_ms"] == round(row["weight_bytes"] / 3.35e12 * 1e3, 4)
     assert rows["unet_step"]["anchor_us_per_kernel"] == round(38.7e3 / rows["unet_step"]["kernels"], 4)
     assert "anchor_eager_ms" not in rows["train_step"] and rows["text_fwd_bwd"]["anchor_eager_ms"] == 20.9
+    # The models' own forward (and the text encoder's backward, through TextSide's hook) read nothing back:
+    # nothing in them stops a CUDA graph. The training step reads its logged losses.
+    assert [s for s in ("prior_text", "prior_step", "unet_step", "movq_decode", "text_fwd_bwd") if rows[s]["host_reads"]] == []
+    assert {w.split(":")[0] for w in rows["train_step"]["host_reads"]} >= {"distok_cli/method/trainer.py"}
     total = res["render_per_concept_b1"]["kernels"]
     assert total == sum(rows[s]["kernels"] * rows[s]["calls_per_render"] for s in ("prior_text", "prior_step", "unet_step", "movq_decode"))
     table = (tmp_path / "l.md").read_text()
