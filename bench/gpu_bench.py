@@ -182,6 +182,7 @@ def main() -> None:
             log("render_s_per_concept_b1", bench(render(1), 1, reps))
             log("render_peak_vram_GiB_b1", peak_gib())
             eager[1] = render(1)()
+
     def stage_times(b: int, prefix: str = "") -> None:
         """One render with every stage's calls timed (synchronised at each boundary): where the time goes."""
         import stages
@@ -266,8 +267,8 @@ def main() -> None:
         log("train_20k_steps_min_n8", RESULTS["train_step_ms_n8"] * 20000 / 60000)
 
     # ------------------------------------------------------------------ 2. speed-up attempts
-    # Most telling first (bench/results/physical-limits.md): eager, a render of one concept is 58,281
-    # kernels at ~35 µs each, 20x its compute floor, so batch 1 and the training step are launch-bound
+    # Most telling first (bench/results/physical-limits.md): eager, a render of one concept is 58,278
+    # kernels at ~38 µs each, 23x its compute floor, so batch 1 and the training step are launch-bound
     # (CUDA graphs are the lever), while at batch 16 the UNet is compute-bound (compilation's fusion).
     unet = renderer.decoder.unet
 
@@ -314,7 +315,9 @@ def main() -> None:
                     if ok2:
                         stage_times(1, "graphs_")
 
-    # distok's own --compile (compile_unet: default mode, static shapes), batched first, then batch 1.
+    # distok's own --compile (compile_unet: default mode, static shapes), batched first, then batch 1,
+    # with the prior eager again so that the figures are --compile's alone.
+    renderer.prior.prior._compiled_call_impl = None
     if args.smoke:
         render_mod.COMPILE["backend"] = "aot_eager"
     b16 = 16 if not args.smoke else 2
