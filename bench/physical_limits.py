@@ -2,7 +2,7 @@
 floors that sets on an H100 (the bottleneck analysis of BENCHMARKS.md; no GPU needed).
 
 It runs distok's own code once on the CPU, in float32, with the full-size random-weight architectures
-(bench/fullsize.py; about 14 GiB of memory and 5 minutes on 2 cores), under a dispatch mode that sees every
+(bench/fullsize.py; about 14 GiB of memory and 2 minutes on 2 cores), under a dispatch mode that sees every
 ATen operator, and attributes each to a stage by hooking the renderer's modules (bench/stages.py):
   - a render of one concept at 512 px (KandinskyRenderer.render, 2 prior steps, 2 decoder steps: FLOPs
     and kernels of one step do not depend on how many steps follow), classifier-free guidance on, as the
@@ -18,7 +18,9 @@ Per stage it records:
     (a fused attention is one, a group norm one or two): the count that sets a launch-bound floor;
   - weight_bytes: the stage's parameters in fp16, read at least once per call;
   - eager_bytes: bytes read and written by those operators (tensor arguments + outputs), halved from the
-    fp32 run to fp16: eager traffic with no fusion and no cache reuse, an estimate, not a floor.
+    fp32 run to fp16: eager traffic with no fusion and no cache reuse, an estimate, not a floor;
+  - host_reads: where (code line) a tensor's value was read back to Python (.item(), float, bool): on a
+    GPU a sync when the tensor lives there, and the end of any CUDA graph around it.
 Floors on one H100 SXM5 80 GB (the anchors' card, "NVIDIA H100 80GB HBM3"): 989 TFLOP/s dense fp16 tensor
 peak, 3.35 TB/s HBM3 (NVIDIA's datasheet). Where an eager anchor time is known, ``anchor_ms / kernels`` is
 the time each operator costs eagerly: far above the GPU's few µs per small kernel means the stage is
