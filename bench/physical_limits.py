@@ -61,7 +61,6 @@ NO_KERNEL = {aten._unsafe_view.default, aten.detach.default, aten.lift_fresh.def
 # Anchors (../shared/notes/gpu-anchors.md, one H100, fp16, eager): per call of the stage, in ms.
 ANCHOR_MS = {"prior_step": 10.4, "unet_step": 38.7, "movq_decode": 32.0, "text_fwd_bwd": 20.9, "estimate": 124.0}
 ANCHOR_COMPILED_MS = {"unet_step": 16.3}
-CALLS = {"prior_text": 2, "prior_step": 25, "unet_step": 50, "movq_decode": 1}  # per render (recipe settings; the text encoder runs for the prompt and for the empty one)
 
 
 def _cpu_flash(query, key, value, *args, out_val=None, **kwargs) -> int:
@@ -198,11 +197,15 @@ def main() -> None:
     with stages.hooked(renderer, counter.enter, counter.leave), counter:
         renderer.render(vec, ["a photo of a <>"], [0], s1)
     mods = stages.render_modules(renderer)
+    # Calls in a render at the recipe's settings: the step stages scale with the steps, the others (the text
+    # encoder for the prompt and the empty one, the decode) are called as often as in the counted render.
+    assert (counter.calls["prior_step"], counter.calls["unet_step"]) == (s1.prior_steps, s1.steps)
+    calls = {**counter.calls, "prior_step": s.prior_steps, "unet_step": s.steps}
     for name in ("prior_text", "prior_step", "unet_step", "movq_decode"):
         movq = renderer.decoder.movq  # decode runs post_quant_conv and the decoder (force_not_quantize)
         weights = params_bytes_fp16(mods[name]) if name in mods else (
             params_bytes_fp16(movq.decoder) + params_bytes_fp16(movq.post_quant_conv))
-        rows.append(floors({"stage": name, "calls_per_render": CALLS[name], **per_call(counter, name),
+        rows.append(floors({"stage": name, "calls_per_render": calls[name], **per_call(counter, name),
                             "weight_bytes": weights}))
     other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
     print(json.dumps(rows, indent=1), flush=True)
