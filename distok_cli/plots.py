@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 A_COLOR, B_COLOR = "#4c72b0", "#dd8452"
-TASKS = (  # (log field, title, which rows) — the three DisTok tasks as the trainer logs them
+TASKS = (  # (log field, title, which rows) — the DisTok tasks as the trainer logs them
+    ("l_match", "distribution matching  KL(p ‖ estimate)  $L_{match}$", "match"),
     ("l_mix", "concept fusion  $L_{mix}$", "mix"),
     ("l_reg", "estimation: latent regularisation  $L_{reg}$", None),
     ("l_cst", "distribution consistency  $L_{cst}$", "cst"),
@@ -62,9 +63,11 @@ def loss_png(rows: list[dict[str, Any]], title: str) -> bytes:
 
 def loss_figure(rows: list[dict[str, Any]], title: str) -> Any:
     plt = _pyplot()
-    fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True, constrained_layout=True)
+    # distok's matching panel only for runs that have it (a run of the paper's objective logs none)
+    tasks = [t for t in TASKS if t[0] != "l_match" or any(r.get("task") == "match" for r in rows)]
+    fig, axes = plt.subplots(len(tasks) + 1, 1, figsize=(8, 2.25 * (len(tasks) + 1)), sharex=True, constrained_layout=True)
     fig.suptitle(title)
-    for ax, (key, label, task) in zip(axes, TASKS):
+    for ax, (key, label, task) in zip(axes, tasks):
         pts = [(r["step"], r[key]) for r in rows
                if (task is None or r.get("task") == task) and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
         ax.set_title(label, loc="left")
@@ -126,3 +129,23 @@ def bar_pairs_figure(panels: Sequence[tuple[str, Mapping[str, float], Mapping[st
         ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none")
         ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def grouped_bars_png(groups: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str, title: str) -> bytes:
+    """Vertical bars: one group per label in ``groups``, one bar per series (e.g. KL per style and arm),
+    each bar labelled with its value."""
+    plt = _pyplot()
+    colors = (A_COLOR, B_COLOR, "#55a868", "#8172b3", "#c44e52")
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(groups) + 2), 4.2), constrained_layout=True)
+    for j, (name, values) in enumerate(series.items()):
+        xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        bars = ax.bar(xs, values, width, label=name, color=colors[j % len(colors)])
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=1)
+    ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.25 * max((v for vs in series.values() for v in vs), default=1.0))  # room for the legend
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(loc="upper center", ncol=len(series), frameon=True, framealpha=0.85, edgecolor="none")
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)

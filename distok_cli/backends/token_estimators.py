@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -26,6 +27,13 @@ class RenderingEstimator:
 
     def describe(self) -> dict[str, Any]:
         return {**self.blip.describe(), "prompts": [self.prompt]}
+
+    def restyled(self, style: str) -> RenderingEstimator:
+        """Render with "S <>" and, for BLIP-ITM, match the captions "S {class}"."""
+        blip = copy.copy(self.blip)
+        blip.cfg = self.blip.cfg.model_copy(update={"template": f"{style} {{}}"})
+        blip._text_cache = {}
+        return RenderingEstimator(self.renderer, blip, self.settings, f"{style} <>", self.classes)
 
     def __call__(self, vectors: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, list[Any] | None]:
         images: list[Any] = []
@@ -58,6 +66,10 @@ class TextEstimator:
     def describe(self) -> dict[str, Any]:
         return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt]}
 
+    def restyled(self, style: str) -> TextEstimator:
+        """The same estimator with the token in "S <>" and the classes in "S {class}"."""
+        return TextEstimator(self.text, self.classes, f"{style} {{}}", f"{style} <>", self.temperature, self.name.removeprefix("text:"))
+
     def cosines(self, vectors: torch.Tensor) -> torch.Tensor:
         """cos(E(prompt with the token), E(template(c))), [N, K]; differentiable in ``vectors``."""
         e = self.text.encode([TextSide.fill(self.prompt)] * vectors.shape[0], vectors)
@@ -87,6 +99,9 @@ class PriorEstimator:
 
     def describe(self) -> dict[str, Any]:
         return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt]}
+
+    def restyled(self, style: str) -> PriorEstimator:
+        return PriorEstimator(self.renderer, self.settings, self.classes, f"{style} {{}}", f"{style} <>", self.temperature)
 
     def logits(self, vectors: torch.Tensor, seeds: list[list[int]]) -> torch.Tensor:
         """Cosines of the prior's image embedding (one per seed in ``seeds[i]``) with the class prompts, [N, I, K]."""

@@ -89,9 +89,27 @@ class Checkpoint:
         """E_dis: token-space inputs [N, d] (e.g. Σ p_i t_i) → latents [N, ω]."""
         return self._layer("E_dis.2", gelu_tanh(self._layer("E_dis.0", inputs.astype(np.float32))))
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        """D_tok: latents [N, ω] → tokens [N, d]."""
+    @property
+    def residual(self) -> bool:
+        """distok's residual decoder (a ``skip`` layer beside D_tok; see ``distok_cli.method.model``)."""
+        return bool(self.config.get("residual", False))
+
+    def _correction(self, z: np.ndarray) -> np.ndarray:
         return self._layer("D_tok.2", gelu_tanh(self._layer("D_tok.0", z.astype(np.float32))))
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """A latent's token (``sample``): latents [N, ω] → tokens [N, d]; ``D_tok(z)``, plus ``skip(z)``
+        for a residual model."""
+        out = self._correction(z)
+        return out + self._layer("skip", z.astype(np.float32)) if self.residual else out
+
+    def tokens(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(latents, tokens) of input mixes [N, d] (``encode``): a residual model's token is
+        ``mix + D_tok(E_dis(mix))``, the paper's ``D_tok(E_dis(mix))``."""
+        z = self.encode_inputs(inputs)
+        if self.residual:
+            return z, inputs.astype(np.float32) + self._correction(z)
+        return z, self.decode(z)
 
     def standardise(self, eps: np.ndarray) -> np.ndarray:
         """A prior draw ε [N, ω] in the latents' trained scale: ``latent_mean + latent_std · ε``
@@ -170,6 +188,8 @@ def _validate(ckpt: Checkpoint) -> None:
     }
     if "latent_mean" in t or "latent_std" in t:  # optional (0.3): the latents' running mean and std
         want.update({"latent_mean": [w], "latent_std": [w]})
+    if c.get("residual", False):  # 0.4: distok's residual decoder
+        want.update({"skip.weight": [d, w], "skip.bias": [d]})
     if set(t) != set(want):
         raise _bad(where, f"checkpoint tensors are {sorted(t)}, expected {sorted(want)}")
     for name, shape in want.items():

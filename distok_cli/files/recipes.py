@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distok_cli.errors import BadInput
 from distok_cli.progress import log
@@ -109,12 +109,37 @@ class EvalConfig(_Section):
     calibrate_to: Annotated[float, Field(gt=0, lt=1)] = 0.9  # the own-class probability the calibrated T gives
 
 
+#: The styles distok's objective trains in (each style S gives the prompt "S <>" and the class prompts
+#: "S {}"). None of them is in ``recipes/eval/styles-v1.json``'s tuning or held-out styles.
+TRAINING_STYLES = (
+    "a photo of a", "a sketch of a", "a painting of a", "a cartoon of a", "a 3d render of a",
+    "a close-up photo of a", "a black and white photo of a", "an illustration of a",
+)
+#: The paper's method as it was before distok's objective (the "paper" arm of bench/ablation.py and
+#: bench/fidelity.py): ``--set`` each of these.
+PAPER_METHOD = ("train.objective=paper", "train.residual=false", "train.fusion_input=sum")
+Style = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _style(value: str) -> str:
+    if "<>" in value or "{" in value or "}" in value or value != value.strip():
+        raise ValueError("must be a prompt prefix such as 'a watercolor of a' (no '<>', braces or outer spaces)")
+    return value
+
+
 class TrainConfig(_Section):
     """DisTok training; names follow the paper (ε1, ε2, τ, α, β, γ). README, "Choices", says what each does."""
 
+    objective: Literal["distok", "paper"] = "distok"
+    residual: bool = True
+    styles: Annotated[list[Annotated[Style, AfterValidator(_style)]], Field(max_length=1000)] = Field(
+        default_factory=lambda: list(TRAINING_STYLES))
+    p_match: Unit = 0.75
+    match_temperature: Annotated[float, Field(ge=0)] = 0.0
     steps: Positive = 20000
     n: Positive = 8
     lr: Annotated[float, Field(gt=0)] = 1e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     grad_clip: Annotated[float, Field(ge=0)] = 1.0
     hidden: Positive = 768
@@ -130,7 +155,7 @@ class TrainConfig(_Section):
     reg_anchor: bool = True
     latent_sampling: Literal["stats", "unit"] = "stats"
     latent_momentum: Unit = 0.99
-    fusion_input: Literal["sum", "mean"] = "sum"
+    fusion_input: Literal["sum", "mean"] = "mean"
     p_consistency: Unit = 0.5
     p_recursive: Unit = 0.25
     estimate_every: Positive = 50
@@ -144,6 +169,14 @@ class TrainConfig(_Section):
     checkpoint_every: Positive = 1000
     log_every: Positive = 10
     keep_images: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.residual and self.fusion_input == "sum":
+            raise ValueError("train.residual needs train.fusion_input: mean (the token starts at its input, whose weights sum to 1)")
+        if self.objective == "distok" and not self.styles:
+            raise ValueError("train.objective distok needs at least one style in train.styles")
+        return self
 
 
 class Recipe(_Section):
@@ -203,7 +236,10 @@ def _message(err: dict[str, Any], model: type[BaseModel]) -> str:
         return f"recipe key {loc} must be {expected}, got {type(value).__name__} {value!r}"
     if kind == "missing":
         return f"recipe key {loc} is missing"
-    return f"recipe key {loc} {err['msg'].removeprefix('Value error, ')}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if msg.startswith(f"{loc}."):  # a check across keys of one section names its keys itself
+        return f"recipe key {msg}"
+    return f"recipe key {loc} {msg}"
 
 
 def _validate(data: Any, source: str) -> Recipe:

@@ -49,21 +49,69 @@ MAX_SET_BYTES, MAX_SET_ITEMS = 4 << 20, 10_000
 
 
 
-def make_eval_set(classes: list[str], n: int = 30, seed: int = 0) -> list[dict[str, float]]:
-    """Algorithm v1: per item, k ∈ {2, 3, 4} classes without replacement, Dirichlet(1) weights sorted
-    descending, rounded to 2 decimals with at least 0.05 each, the rounding error given to the largest."""
-    if len(classes) < 4:
+def make_eval_set(classes: list[str], n: int = 30, seed: int = 0, arities: tuple[int, ...] = (2, 3, 4)) -> list[dict[str, float]]:
+    """Algorithm v1: per item, k classes without replacement (k uniform over ``arities``; v1's sets use 2, 3
+    and 4, the protocol's sets 1 to 4), Dirichlet(1) weights sorted descending, rounded to 2 decimals with at
+    least 0.05 each, the rounding error given to the largest."""
+    if len(classes) < max(4, *arities):
         raise BadInput("an evaluation set needs at least 4 classes")
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        k = int(rng.integers(2, 5))
+        k = arities[int(rng.integers(0, len(arities)))]
         names = [classes[i] for i in rng.choice(len(classes), size=k, replace=False)]
         w = np.sort(rng.dirichlet(np.ones(k)))[::-1]
         w = np.maximum(np.round(w, 2), 0.05)
         w[0] += 1.0 - w.sum()
         out.append({c: round(float(x), 2) for c, x in zip(names, w)})
     return out
+
+
+#: The protocol (BENCHMARKS.md, "Method fidelity"): method decisions are taken on the tuning set, figures are
+#: reported on the test set, whose seed was never used for tuning; both have 1 to 4 classes.
+TUNING_SEED, TEST_SEED, PROTOCOL_ARITIES = 1, 2, (1, 2, 3, 4)
+STYLES_FILE = "styles-v1.json"
+MAX_STYLES = 100
+
+
+def protocol_set(classes: list[str], which: str, n: int = 40) -> list[dict[str, float]]:
+    """The protocol's ``tuning`` or ``test`` distributions."""
+    seed = {"tuning": TUNING_SEED, "test": TEST_SEED}[which]
+    return make_eval_set(classes, n, seed, PROTOCOL_ARITIES)
+
+
+def default_styles(which: str = "held_out") -> list[str]:
+    """The committed styles (``recipes/eval/styles-v1.json``): ``held_out`` (reported) or ``tuning``."""
+    from distok_cli.files.recipes import recipe_dirs
+
+    for d in recipe_dirs():
+        p = d / "eval" / STYLES_FILE
+        if p.is_file():
+            return list(json.loads(p.read_text(encoding="utf-8"))[which])
+    raise BadInput(f"the styles file eval/{STYLES_FILE} is missing from the recipes folder")
+
+
+def read_styles(path: Path) -> list[str]:
+    """A JSON list of style prefixes, or an object whose ``held_out`` is one (``recipes/eval/styles-v1.json``)."""
+    try:
+        if not path.is_file():
+            raise BadInput(f"{path}: no such file")
+        if path.stat().st_size > MAX_SET_BYTES:
+            raise BadInput(f"{path}: larger than {MAX_SET_BYTES >> 20} MiB")
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadInput(f"{path}: not a JSON list of styles ({type(exc).__name__})") from None
+    if isinstance(data, dict) and "held_out" in data:
+        data = data["held_out"]
+    if not isinstance(data, list) or not data or len(data) > MAX_STYLES:
+        raise BadInput(f"{path}: expected a JSON list of 1 to {MAX_STYLES} styles such as \"a watercolor of a\"")
+    for i, style in enumerate(data):
+        if not isinstance(style, str) or not style.strip() or style != style.strip() or len(style) > 200 or any(ch in style for ch in "<>{}"):
+            raise BadInput(f"{path}: style {i} must be a prompt prefix such as \"a watercolor of a\" "
+                           "(1 to 200 characters, no '<>', braces or outer spaces)")
+    if len(set(data)) != len(data):
+        raise BadInput(f"{path}: a style is listed twice")
+    return list(data)
 
 
 def eval_set_for(classes: list[str]) -> tuple[str, list[dict[str, float]]]:
@@ -221,25 +269,66 @@ def free_tokens(estimator: Any, inputs: list[dict[str, float]], classes: list[st
     return v.detach().cpu().numpy()
 
 
-def work(n_items: int, n_classes: int, free_token: bool, calibrate: bool = True) -> int:
+def work(n_items: int, n_classes: int, free_token: bool, calibrate: bool = True, styles: int = 0, refine: int = 0) -> int:
     """Units of progress :func:`evaluate` reports (for a progress bar's total)."""
-    return (n_classes if calibrate else 0) + 2 * n_items + (FREE_TOKEN_STEPS + n_items if free_token else 0)
+    arms = 2 + (1 if free_token else 0) + (1 if refine else 0)
+    per_style = (n_classes if calibrate else 0) + arms * n_items
+    return per_style * (1 + styles) + (FREE_TOKEN_STEPS if free_token else 0) + refine
+
+
+def style_of(prompt: str) -> str | None:
+    """The style prefix of a prompt "S <>" (None when the token is not at its end)."""
+    return prompt[:-3] if prompt.endswith(" <>") and prompt.count("<>") == 1 else None
+
+
+def _score_arms(estimator: Any, arms: dict[str, np.ndarray], inputs: list[dict[str, float]], classes: list[str],
+                temperature: float | None, calibrate_to: float, images: int, batch: int,
+                progress: Progress | None) -> tuple[float, str, dict[str, Any]]:
+    """Every arm's tokens read by one estimator (one style) at one T: (T, rule, {arm: score})."""
+    rule = "fixed (eval.temperature)"
+    if temperature is None:
+        pure = _logits(estimator, arms["class_tokens"], 1_000_000, images, batch, progress)
+        temperature = calibrate_temperature(pure, calibrate_to)
+        rule = f"calibrated: class tokens give their own class a mean probability of {calibrate_to:g}"
+    scores = {name: score(inputs, probabilities(_logits(estimator, v, 0, images, batch, progress), temperature), classes)
+              for name, v in arms.items() if name != "class_tokens"}
+    return temperature, rule, scores
+
+
+def _brief(part: dict[str, Any]) -> dict[str, Any]:
+    """A score without its per-item rows."""
+    return {k: v for k, v in part.items() if k != "items"}
+
+
+def _mean_over(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean of per-style figures (overall and by arity) over styles."""
+    keys = ("kl", "js", "top1", "top_share_error")
+    out: dict[str, Any] = {k: float(np.mean([p[k] for p in parts])) for k in keys}
+    out["by_arity"] = {a: (float(np.mean([p["by_arity"][a]["kl"] for p in parts])) if parts[0]["by_arity"][a]["n"] else None)
+                       for a in ARITIES}
+    return out
 
 
 def evaluate(
     ckpt: Any, estimator: Any, items: list[dict[str, float]] | None = None, set_name: str | None = None,
     temperature: float | None = None, calibrate_to: float = 0.9, images: int = 1, free_token: bool = False,
-    progress: Progress | None = None, batch: int = 8,
+    progress: Progress | None = None, batch: int = 8, styles: list[str] | None = None, refine: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint and the baselines with one estimator (see the module docstring).
 
     Args:
         ckpt: a :class:`~distok_cli.files.checkpoint.Checkpoint`.
-        estimator: has ``name`` and ``logits(vectors [N, d], seeds [[int]]) -> [N, I, K]``.
+        estimator: has ``name``, ``prompt``, ``restyled(style)`` and
+            ``logits(vectors [N, d], seeds [[int]]) -> [N, I, K]``.
         items: the distributions (default: the run's class set's versioned set).
-        temperature: a fixed T; ``None`` calibrates it by the rule above.
+        temperature: a fixed T; ``None`` calibrates it by the rule above (per style).
         images: renders per token (the rendering estimators average their distributions).
-        free_token: also run the optimised-token floor (text estimator only; slower).
+        free_token: also run the optimised-token floor (text estimator only; slower). It is optimised in
+            the estimator's own prompt (the training style) and scored in every style.
+        styles: also score every arm with the token in "S <>" and the classes in "S {}" for each style S
+            (``by_style``; ``held_out`` is their mean).
+        refine: also score the model's tokens after this many steps of test-time refinement
+            (``baselines.refined``; the model's training styles, see :mod:`distok_cli.method.matching`).
         progress: called with the number of work units done (:func:`work` gives the total).
     """
     from distok_cli.method.generate import encode
@@ -250,30 +339,57 @@ def evaluate(
     inputs = [normalise(p) for p in items]
     T = ckpt.class_embeddings.astype(np.float64)
     Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
-    rule = "fixed (eval.temperature)"
-    if temperature is None:
-        pure = _logits(estimator, ckpt.class_embeddings.astype(np.float32), 1_000_000, images, batch, progress)
-        temperature = calibrate_temperature(pure, calibrate_to)
-        rule = f"calibrated: class tokens give their own class a mean probability of {calibrate_to:g}"
     vectors = np.stack([encode(ckpt, p).vector for p in inputs])
-    report = score(inputs, probabilities(_logits(estimator, vectors, 0, images, batch, progress), temperature), classes)
+    mixes = np.stack([raw_mix(ckpt, p) for p in inputs])
+    arms: dict[str, np.ndarray] = {"class_tokens": ckpt.class_embeddings.astype(np.float32), "distok": vectors, "raw_mix": mixes}
+    if free_token:
+        arms["free_token"] = free_tokens(estimator, inputs, classes, mixes, temperature or _calibrated(estimator, ckpt, calibrate_to),
+                                         progress)
+    refine_seconds = None
+    if refine:
+        from distok_cli.method.matching import refine as refine_tokens
+        from distok_cli.method.matching import scorer_for
+
+        P = np.array([[p.get(c, 0.0) for c in classes] for p in inputs], np.float32)
+        arms["refined"], refine_seconds = refine_tokens(scorer_for(ckpt, estimator.text), vectors, P, refine, progress=progress)
+    used_T, rule, scores = _score_arms(estimator, arms, inputs, classes, temperature, calibrate_to, images, batch, progress)
+    report = scores.pop("distok")
     for r, v in zip(report["items"], vectors.astype(np.float64)):
         cos = Tn @ (v / np.linalg.norm(v))
         r["nearest_class"], r["nearest_cosine"] = classes[int(cos.argmax())], float(cos.max())
     report["nearest_cosine"] = float(np.mean([r["nearest_cosine"] for r in report["items"]]))
-    mixes = np.stack([raw_mix(ckpt, p) for p in inputs])
-    baselines = {"raw_mix": score(inputs, probabilities(_logits(estimator, mixes, 0, images, batch, progress), temperature), classes)}
-    if free_token:
-        free = free_tokens(estimator, inputs, classes, mixes, temperature, progress)
-        baselines["free_token"] = score(inputs, probabilities(_logits(estimator, free, 0, images, batch, progress), temperature), classes)
     head = {
         "eval_set": set_name or "custom", "estimator": estimator.name, "model": ckpt.model_ref(),
-        "temperature": temperature, "temperature_rule": rule, "images": images,
+        "temperature": used_T, "temperature_rule": rule, "images": images,
+        "training_style": style_of(getattr(estimator, "prompt", "")) or getattr(estimator, "prompt", ""),
     }
-    report = {**head, **report, "baselines": baselines}
-    kl_b = baselines["raw_mix"]["kl"]
+    report = {**head, **report, "baselines": scores}
+    if refine:
+        report["refine"] = {"steps": refine, "lr": _refine_lr(), "seconds_per_token": refine_seconds}
+    kl_b = scores["raw_mix"]["kl"]
     report["vs_raw_mix"] = {"kl_reduction": 1 - report["kl"] / kl_b if kl_b else None}
+    if styles:
+        by_style: dict[str, Any] = {}
+        for style in styles:
+            t_s, _, sc = _score_arms(estimator.restyled(style), arms, inputs, classes, temperature, calibrate_to, images,
+                                     batch, progress)
+            by_style[style] = {"temperature": t_s, **{name: _brief(part) for name, part in sc.items()}}
+        report["by_style"] = by_style
+        held = {name: _mean_over([by_style[s][name] for s in styles]) for name in by_style[styles[0]] if name != "temperature"}
+        d, r = held["distok"]["kl"], held["raw_mix"]["kl"]
+        report["held_out"] = {"styles": list(styles), **held, "kl_reduction": 1 - d / r if r else None}
     return report
+
+
+def _refine_lr() -> float:
+    from distok_cli.method.matching import REFINE_LR
+
+    return REFINE_LR
+
+
+def _calibrated(estimator: Any, ckpt: Any, calibrate_to: float) -> float:
+    pure = _logits(estimator, ckpt.class_embeddings.astype(np.float32), 1_000_000, 1, 64, None)
+    return calibrate_temperature(pure, calibrate_to)
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -281,6 +397,9 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in report.items() if k not in ("items", "baselines")}
     out["baselines"] = {k: {kk: vv for kk, vv in b.items() if kk != "items"} for k, b in report["baselines"].items()}
     return out
+
+
+ARM_NAMES = {"distok": "DisTok", "raw_mix": "raw mix", "free_token": "free token", "refined": "refined"}
 
 
 def _fmt(x: Any, spec: str) -> str:
@@ -309,6 +428,35 @@ def markdown(report: dict[str, Any], title: str) -> str:
                 f"{_fmt(part['kl_inside'], '.3f')} | {_fmt(part['js'], '.4f')} | {_fmt(part['top1'], '.3f')} | "
                 f"{_fmt(part['top_share_error'], '.3f')} |"
             )
+    if report.get("by_style"):
+        names = [n for n in ("distok", "raw_mix", "free_token", "refined") if n in report["held_out"]]
+        lines += [
+            "",
+            f"## By style (training style `{report['training_style']}` first; the others were never trained on)",
+            "",
+            "| style | T | " + " | ".join(f"{ARM_NAMES[n]} KL" for n in names) + " | DisTok top-1 | raw-mix top-1 |",
+            "|---|---|" + "---|" * (len(names) + 2),
+        ]
+        rows = [(f"{report['training_style']} (training)", report["temperature"], {"distok": report, **report["baselines"]})]
+        rows += [(s, v["temperature"], v) for s, v in report["by_style"].items()]
+        for style, t_s, parts in rows:
+            lines.append(f"| {style} | {t_s:.4g} | " + " | ".join(_fmt(parts[n]["kl"], ".4f") for n in names)
+                         + f" | {_fmt(parts['distok']['top1'], '.3f')} | {_fmt(parts['raw_mix']['top1'], '.3f')} |")
+        h = report["held_out"]
+        lines.append(f"| **mean, {len(h['styles'])} held-out styles** | | " + " | ".join(f"**{h[n]['kl']:.4f}**" for n in names)
+                     + f" | {h['distok']['top1']:.3f} | {h['raw_mix']['top1']:.3f} |")
+        lines += [
+            "",
+            "Held-out styles, mean KL by arity: " + "; ".join(
+                f"{a}: DisTok {_fmt(h['distok']['by_arity'][a], '.3f')} vs raw mix {_fmt(h['raw_mix']['by_arity'][a], '.3f')}"
+                for a in ARITIES if h["distok"]["by_arity"][a] is not None),
+        ]
+        if h.get("kl_reduction") is not None:
+            lines.append(f"DisTok vs the raw mix in the held-out styles: KL {100 * -h['kl_reduction']:+.0f} %.")
+    if report.get("refine"):
+        r = report["refine"]
+        lines += ["", f"Refined: {r['steps']} Adam steps (lr {r['lr']:g}) per token in the model's training styles, "
+                      f"{r['seconds_per_token']:.3f} s per token."]
     lines += [
         "",
         f"cosine(token, nearest class t_i), mean: {report['nearest_cosine']:.4f}",
@@ -331,11 +479,24 @@ def write_report(report: dict[str, Any], out_dir: Path, title: str) -> list[str]
     picked = sorted(set(range(min(3, len(worst)))) | set(worst[:3]))  # the first three and the three worst
     panels = [(f"#{i}: KL(input ‖ estimate) {report['items'][i]['kl']:.3f}", report["items"][i]["input"],
                report["items"][i]["estimate"]) for i in picked]
+    items_png = bar_pairs_png(panels, ("input", "estimate"), title=f"{title}: input vs estimate (first three, worst three)")
     files = {
         "eval.json": json.dumps(report, sort_keys=True, indent=1).encode(),
         "eval.md": markdown(report, title).encode(),
-        "eval.png": bar_pairs_png(panels, ("input", "estimate"), title=f"{title}: input vs estimate (first three, worst three)"),
     }
+    if report.get("by_style"):  # eval.png: KL per style and arm; the item panels move to eval-items.png
+        from distok_cli.plots import grouped_bars_png
+
+        names = [n for n in ("distok", "raw_mix", "free_token", "refined") if n in report["held_out"]]
+        styles = [f"{report['training_style']}\n(training)", *report["by_style"], "mean of the\nheld-out styles"]
+        series = {ARM_NAMES[n]: [report["kl"] if n == "distok" else report["baselines"][n]["kl"],
+                                 *(v[n]["kl"] for v in report["by_style"].values()), report["held_out"][n]["kl"]]
+                  for n in names}
+        files["eval.png"] = grouped_bars_png(styles, series, "KL(input ‖ estimate), lower is better",
+                                             f"{title}: {report['n']} distributions, by prompt style")
+        files["eval-items.png"] = items_png
+    else:
+        files["eval.png"] = items_png
     written = []
     for name, data in files.items():
         atomic_write(out_dir / name, data)

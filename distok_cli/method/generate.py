@@ -108,8 +108,8 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
         log.info(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
         parts = [(n, w / total, t) for n, w, t in parts]
     mix = weighted_sum([(n, w, t.vector if t is not None else ckpt.class_embeddings[index[n]]) for n, w, t in parts])
-    z = ckpt.encode_inputs(mix[None])
-    vector = ckpt.decode(z)[0].astype(np.float32)
+    z, vectors = ckpt.tokens(mix[None])
+    vector = vectors[0].astype(np.float32)
     effective = _effective_distribution(parts)
     if all(t is None for _, _, t in parts) and effective is not None:
         source: dict[str, Any] = {"kind": "distribution", "distribution": effective}

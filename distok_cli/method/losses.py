@@ -47,3 +47,9 @@ def l_reg(z: torch.Tensor, axis: str = "batch", anchored: bool = False) -> torch
         ratio = (mu**2).mean() / (var + REG_EPS)
         return ratio + (var + REG_EPS).log() ** 2 if anchored else ratio
     raise ValueError(f"unknown L_reg axis {axis!r}")
+
+
+def l_rec(reconstruction: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Residual models: how well the latent holds its input mix, ``mean ‖skip(z) − mix‖² / mean ‖mix‖²``
+    (a scalar; scale-free, so it weighs the same in every token space)."""
+    return ((reconstruction - inputs) ** 2).sum(-1).mean() / (inputs.detach() ** 2).sum(-1).mean().clamp_min(1e-12)

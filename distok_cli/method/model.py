@@ -1,8 +1,15 @@
-"""DisTok's two MLPs in torch: ``E_dis`` (d → H → ω) and ``D_tok`` (ω → H → d).
+"""DisTok's two MLPs in torch: ``E_dis`` (d → H → ω) and ``D_tok`` (ω → H → d), plus distok's residual path.
 
 Parameter names match the checkpoint tensors (``E_dis.0.weight`` ...), so a trained model becomes a
 numpy :class:`~distok_cli.files.checkpoint.Checkpoint` without renaming, and ``encode``/``sample`` run it
 without torch.
+
+**Residual** (``train.residual``, distok's default; the paper's model has none): a linear ``skip`` ω → d
+beside ``D_tok``, trained to reconstruct the input mix from its latent, and ``D_tok``'s last layer starts
+at zero. A distribution's token is ``mix + D_tok(z)`` (z = E_dis(mix)): it *starts* at the raw mix
+Σ p_i t_i, so training only has to learn a correction, and the part of the mix a 20-d latent cannot hold
+passes through. A latent alone (``sample``) decodes to ``skip(z) + D_tok(z)``: the mix the latent stands
+for, plus the same correction. Without the residual path both are ``D_tok(z)``, as in the paper.
 """
 
 from __future__ import annotations
@@ -23,11 +30,16 @@ def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
 
 
 class DisTok(nn.Module):
-    def __init__(self, dim: int, hidden: int = 768, latent_dim: int = 20) -> None:
+    def __init__(self, dim: int, hidden: int = 768, latent_dim: int = 20, residual: bool = False) -> None:
         super().__init__()
-        self.dim, self.hidden, self.latent_dim = dim, hidden, latent_dim
+        self.dim, self.hidden, self.latent_dim, self.residual = dim, hidden, latent_dim, residual
         self.E_dis = mlp(dim, hidden, latent_dim)
         self.D_tok = mlp(latent_dim, hidden, dim)
+        if residual:
+            self.skip = nn.Linear(latent_dim, dim)
+            with torch.no_grad():  # the correction starts at zero: a token starts at its input mix
+                self.D_tok[2].weight.zero_()
+                self.D_tok[2].bias.zero_()
         # Where E_dis puts its inputs: running mean and std per latent dimension (see Trainer.track_latents).
         # Random latents are drawn as latent_mean + latent_std · ε, so sampled tokens sit on the trained manifold.
         self.register_buffer("latent_mean", torch.zeros(latent_dim))
@@ -37,15 +49,22 @@ class DisTok(nn.Module):
         return self.E_dis(inputs)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.D_tok(z)
+        """A latent's token (``sample``'s path): ``D_tok(z)``, plus ``skip(z)`` for a residual model."""
+        out = self.D_tok(z)
+        return out + self.skip(z) if self.residual else out
+
+    def reconstruct(self, z: torch.Tensor) -> torch.Tensor:
+        """The input mix as the latent holds it (residual models): ``skip(z)``."""
+        return self.skip(z)
 
     def standardised(self, eps: torch.Tensor) -> torch.Tensor:
         """A prior draw ε in the latents' own scale: ``latent_mean + latent_std · ε``."""
         return self.latent_mean + self.latent_std * eps
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, token) for input mixes: ``inputs + D_tok(z)`` for a residual model, else ``D_tok(z)``."""
         z = self.encode(inputs)
-        return z, self.decode(z)
+        return z, (inputs + self.D_tok(z)) if self.residual else self.D_tok(z)
 
     def to_checkpoint(self, class_embeddings: torch.Tensor, config: dict[str, Any]) -> Checkpoint:
         tensors = {k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in self.state_dict().items()}
@@ -57,6 +76,7 @@ class DisTok(nn.Module):
             "latent_dim": self.latent_dim,
             "activation": "gelu_tanh",
             "class_embedding": CLASS_EMBEDDING_RULE,
+            **({"residual": True} if self.residual else {}),
             **config,
         }
         return Checkpoint(tensors, cfg)
@@ -64,7 +84,7 @@ class DisTok(nn.Module):
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint) -> DisTok:
         c = ckpt.config
-        model = cls(c["dim"], c["hidden"], c["latent_dim"])
+        model = cls(c["dim"], c["hidden"], c["latent_dim"], residual=bool(c.get("residual", False)))
         state = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.tensors.items() if k != "class_embeddings"}
         model.load_state_dict(state, strict=False)  # checkpoints before 0.3 have no latent statistics
         return model

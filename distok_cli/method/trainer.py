@@ -1,7 +1,13 @@
-"""DisTok training: one task per step (fusion or consistency), estimation every few steps, L_reg always.
+"""DisTok training: one task per step (matching, fusion or consistency), estimation every few steps, L_reg always.
 
 Per step, on n samples at once (batched: on a GPU a batch of 64 costs what a batch of 8 does):
 
+* **matching** (distok's objective, ``train.objective: distok``; chosen with probability ``p_match``): n
+  user-like distributions p (1–4 classes, Dirichlet(1) weights), each in a style S drawn from
+  ``train.styles``; token = model(Σ p_i t_i); loss KL(p ‖ q) with q = softmax_c(cos(E("S <token>"),
+  E("S {c}")) / T), the text-side estimator (differentiable; on Kandinsky/SD the CLIP text side, never a
+  render). T is ``match_temperature``, or calibrated like ``distok eval``'s (the class tokens give their own
+  class ``eval.calibrate_to`` in the first style);
 * **fusion** (I_mix = 1): pairs (c1, c2) from the pool (c2 a discovered concept with probability
   ``p_recursive`` once there are some), z = E_dis(t1 + t2), t_crt = D_tok(z), loss L_mix between
   E(q_a with t_crt) and the cached E(q_r), E(q_s);
@@ -9,7 +15,10 @@ Per step, on n samples at once (batched: on a GPU a batch of 64 costs what a bat
   concepts): z = E_dis(Σ_i p_nvl(i) t_i), loss L_cst between E(q_a with t_crt) and the cached E(q_a with t_nvl);
 * **estimation** (every ``estimate_every`` steps, no gradient): z ~ N(0, I) → tokens → estimator; tokens
   whose largest class probability is below τ join the pool with their distribution and renders;
-* ``L = mean_n(α I_mix L_mix + β I_cst L_cst) + γ L_reg(z)`` on the step's latents.
+* ``L = mean_n(I_match L_match + α I_mix L_mix + β I_cst L_cst) + γ L_reg(z)`` on the step's latents, plus
+  for a residual model (``train.residual``) ``L_rec = ‖skip(z) − mix‖² / ‖mix‖²``, which teaches the
+  latent to hold its mix (what ``sample`` decodes). With ``lr_schedule: cosine`` the learning rate follows
+  a cosine from ``lr`` to 0 over the run's target steps (a function of the step: resume stays exact).
 
 Only q_a passes through the text encoder with gradients; every fixed prompt embedding is computed once.
 All sampling uses one CPU ``torch.Generator`` whose state, with the optimizer's, is saved in
@@ -25,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import math
+
 import torch
 
 from distok_cli.backends.textside import TextSide
@@ -33,6 +44,7 @@ from distok_cli.files import recipes as recipes_mod
 from distok_cli.files.recipes import Recipe
 from distok_cli.files.tokenfile import atomic_write, safetensors_bytes
 from distok_cli.method import losses
+from distok_cli.method.matching import StyleScorer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import Pool, admit
 from distok_cli.progress import Progress
@@ -50,6 +62,8 @@ class StepResult:
     l_reg: float
     pool: int
     admitted: int
+    l_match: float | None = None
+    l_rec: float | None = None
 
 
 class Trainer:
@@ -60,7 +74,7 @@ class Trainer:
         self.gen = torch.Generator("cpu").manual_seed(recipe.seed)
         self.classes = list(recipe.classes)
         self.T = text.class_embeddings(self.classes).to(device)  # [K, d]
-        self.model = DisTok(text.dim, t.hidden, t.latent_dim).to(device)
+        self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual).to(device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.pool = Pool(run / "pool", t.pool_max)
         self.step = 0
@@ -84,6 +98,22 @@ class Trainer:
             self.E_r = torch.zeros(K, K, flat.shape[-1], dtype=flat.dtype, device=flat.device)
             idx = torch.tensor(pairs, device=flat.device)
             self.E_r[idx[:, 0], idx[:, 1]] = flat
+        self.match_T: float | None = None
+        self.scorer: StyleScorer | None = None
+        if t.objective == "distok":  # every style's class prompts, once; the matching temperature
+            self.scorer = StyleScorer(text, self.classes, list(t.styles), t.match_temperature or 1.0)
+            self.match_T = self.scorer.temperature = t.match_temperature or self.calibrated_temperature()
+
+    def calibrated_temperature(self) -> float:
+        """``distok eval``'s rule in the first training style: the largest T at which the class tokens give
+        their own class a mean probability of ``eval.calibrate_to``."""
+        from distok_cli.method.evaluation import calibrate_temperature
+
+        assert self.scorer is not None
+        K = len(self.classes)
+        with torch.no_grad():
+            cos = torch.cat([self.scorer.cosines(self.T[i : i + 256], [0] * len(self.T[i : i + 256])) for i in range(0, K, 256)])
+        return calibrate_temperature(cos.double().cpu().numpy()[:, None, :], self.recipe.eval.calibrate_to)
 
     # ------------------------------------------------------------------------------------- state
     def config(self) -> dict[str, Any]:
@@ -93,6 +123,8 @@ class Trainer:
             "recipe": self.recipe.name,
             "step": self.step,
             "fusion_input": self.recipe.train.fusion_input,
+            "objective": self.recipe.train.objective,
+            **({"styles": list(self.recipe.train.styles), "match_temperature": self.match_T} if self.match_T else {}),
         }
 
     def checkpoint(self) -> Any:
@@ -191,6 +223,8 @@ class Trainer:
 
     def choose_task(self) -> str:
         t = self.recipe.train
+        if t.objective == "distok" and float(torch.rand((), generator=self.gen)) < t.p_match:
+            return "match"
         r = float(torch.rand((), generator=self.gen))
         has_pool = len(self.pool) > 0
         if t.consistency and has_pool and (r < t.p_consistency or not t.fusion):
@@ -219,6 +253,19 @@ class Trainer:
         scale = 0.5 if t.fusion_input == "mean" else 1.0
         return (self.T[a] + second) * scale, targets
 
+    def match_batch(self) -> tuple[torch.Tensor, list[int]]:
+        """n user-like distributions [n, K] (1 to 4 classes, uniform; Dirichlet(1) weights, drawn as
+        normalised Exp(1) variables) and a style index for each."""
+        t, K = self.recipe.train, len(self.classes)
+        arity = torch.randint(1, min(4, K) + 1, (t.n,), generator=self.gen).tolist()
+        order = torch.rand(t.n, K, generator=self.gen).argsort(1)
+        weights = -torch.rand(t.n, min(4, K), generator=self.gen).clamp_min(1e-12).log()
+        styles = self._randint(len(t.styles), t.n)
+        p = torch.zeros(t.n, K)
+        for i, k in enumerate(arity):
+            p[i, order[i, :k]] = weights[i, :k] / weights[i, :k].sum()
+        return p.to(self.T.device), styles
+
     def track_latents(self, z: torch.Tensor) -> None:
         """Running (EMA, momentum ``latent_momentum``) mean and std of E_dis's outputs per dimension."""
         m = self.recipe.train.latent_momentum
@@ -235,7 +282,10 @@ class Trainer:
         if task == "none":
             self.step = step
             return StepResult(step, task, 0.0, None, None, 0.0, len(self.pool), admitted)
-        if task == "mix":
+        if task == "match":
+            p_match, styles = self.match_batch()
+            inputs = p_match @ self.T
+        elif task == "mix":
             inputs, e_r = self.fusion_batch()
         else:
             entries = [self.pool.entries[i] for i in self._randint(len(self.pool), t.n)]
@@ -244,25 +294,39 @@ class Trainer:
             e_nvl = self._nvl_targets(entries)
         z, t_crt = self.model(inputs)
         self.track_latents(z.detach())
-        e_a = self.text.encode([self.q_a] * t.n, t_crt)
-        lmix = lcst = None
-        if task == "mix":
+        lmix = lcst = lmatch = lrec = None
+        if task == "match":
+            assert self.scorer is not None
+            lk = self.scorer.kl(p_match, t_crt, styles)
+            main = lk.mean()
+            lmatch = float(lk.mean().detach())
+        elif task == "mix":
+            e_a = self.text.encode([self.q_a] * t.n, t_crt)
             lm = losses.l_mix(e_a, e_r, self.e_s.expand_as(e_a), t.eps1, t.eps2)
             main = t.alpha * lm.mean()
             lmix = float(lm.mean().detach())
         else:
+            e_a = self.text.encode([self.q_a] * t.n, t_crt)
             lc = losses.l_cst(e_a, e_nvl)
             main = t.beta * lc.mean()
             lcst = float(lc.mean().detach())
         lreg = losses.l_reg(z, t.reg_axis, t.reg_anchor)
         loss = main + t.gamma * lreg
+        if t.residual:
+            rec = losses.l_rec(self.model.reconstruct(z), inputs)
+            loss = loss + rec
+            lrec = float(rec.detach())
+        if t.lr_schedule == "cosine":  # a function of the step alone, so --resume stays exact
+            for group in self.opt.param_groups:
+                group["lr"] = t.lr * 0.5 * (1 + math.cos(math.pi * min(self.step / max(self.target, 1), 1.0)))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if t.grad_clip > 0:  # L_reg's 1/σ² spikes when a batch repeats one input (σ → 0)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.opt.step()
         self.step = step
-        return StepResult(step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted)
+        return StepResult(step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted,
+                          lmatch, lrec)
 
     # -------------------------------------------------------------------------------------- loop
     def train(self, total: int, progress: Progress | None = None) -> list[StepResult]:

@@ -1,0 +1,82 @@
+"""distok's distribution-matching objective: the text-side estimate of a token in several prompt styles.
+
+A style S is a prompt prefix ("a watercolor of a"): the token goes into "S <>" and each class c into
+"S {c}". ``q_S(c) = softmax_c(cos(E("S <token>"), E("S c")) / T)``, with E the text encoder's sentence
+embedding (CLIP's pooled projection, MiniLM's mean pooling): the ``text`` estimator of ``distok estimate``,
+differentiable in the token. Used by the trainer's matching task, by ``encode --refine`` and by
+``distok eval``'s refined arm.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from distok_cli.backends.textside import TextSide
+from distok_cli.errors import BadInput
+from distok_cli.progress import Progress
+
+#: Test-time refinement: Adam's learning rate on the token (measured in BENCHMARKS.md).
+REFINE_LR = 0.01
+#: Largest ``--refine``: far beyond where the KL stops moving.
+MAX_REFINE = 10_000
+
+
+class StyleScorer:
+    """Class prompts of every style, encoded once; differentiable KL(p ‖ q_S) of tokens."""
+
+    def __init__(self, text: TextSide, classes: list[str], styles: list[str], temperature: float) -> None:
+        if not styles:
+            raise BadInput("no styles to score in")
+        self.text, self.classes, self.styles, self.temperature = text, classes, list(styles), temperature
+        self.prompts = [TextSide.fill(f"{s} <>") for s in styles]
+        text.check_fits(self.prompts)
+        with torch.no_grad():
+            self.class_emb = torch.stack([
+                F.normalize(text.encode([f"{s} {c}" for c in classes]), dim=-1).float() for s in styles
+            ])  # [S, K, D]
+
+    def cosines(self, tokens: torch.Tensor, styles: list[int]) -> torch.Tensor:
+        """cos(E("S_i <token_i>"), E("S_i c")) for each token i in its style, [n, K]."""
+        e = F.normalize(self.text.encode([self.prompts[s] for s in styles], tokens), dim=-1).float()
+        return torch.einsum("nd,nkd->nk", e, self.class_emb[torch.tensor(styles, device=e.device)])
+
+    def kl(self, p: torch.Tensor, tokens: torch.Tensor, styles: list[int]) -> torch.Tensor:
+        """KL(p ‖ q) per token [n]."""
+        logq = (self.cosines(tokens, styles) / self.temperature).log_softmax(-1)
+        return (p * (p.clamp_min(1e-12).log() - logq)).sum(-1)
+
+
+def refine(scorer: StyleScorer, vectors: np.ndarray, p: np.ndarray, steps: int, lr: float = REFINE_LR,
+           progress: Progress | None = None) -> tuple[np.ndarray, float]:
+    """Test-time refinement: ``steps`` Adam steps on each token (from ``vectors`` [N, d]) against the mean
+    KL(p ‖ q_S) over the scorer's styles. Returns the tokens and the seconds it took per token."""
+    if not 0 <= steps <= MAX_REFINE:
+        raise BadInput(f"--refine must be between 0 and {MAX_REFINE}")
+    started = time.perf_counter()
+    dev = scorer.class_emb.device
+    n, S = len(vectors), len(scorer.styles)
+    target = torch.as_tensor(np.asarray(p, np.float32), device=dev).repeat(S, 1)
+    styles = [s for s in range(S) for _ in range(n)]
+    v = torch.nn.Parameter(torch.as_tensor(np.asarray(vectors, np.float32), device=dev).clone())
+    opt = torch.optim.Adam([v], lr=lr)
+    for _ in range(steps):
+        loss = scorer.kl(target, v.repeat(S, 1), styles).sum() / S
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress is not None:
+            progress(1)
+    return v.detach().cpu().numpy().astype(np.float32), (time.perf_counter() - started) / max(n, 1)
+
+
+def scorer_for(ckpt: Any, text: TextSide) -> StyleScorer:
+    """The scorer a checkpoint was trained with (its styles and matching temperature)."""
+    styles, T = ckpt.config.get("styles"), ckpt.config.get("match_temperature")
+    if not styles or not T:
+        raise BadInput(f"{ckpt.path}: the model was not trained with distok's objective (no styles); --refine needs one that was")
+    return StyleScorer(text, ckpt.classes, styles, float(T))
