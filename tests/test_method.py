@@ -19,7 +19,8 @@ from distok_cli.method.pool import admit
 
 from .conftest import ROOT, assert_one_line_error, run_cli
 
-FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4"]
+# The paper's objective: these tests check its steps by hand (distok's own steps: tests/test_matching.py).
+FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4", *recipes.PAPER_METHOD]
 
 
 @pytest.fixture(scope="module")

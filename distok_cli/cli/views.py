@@ -58,6 +58,11 @@ def token_panel(token: Token, neighbors: list[tuple[str, float]] | None = None) 
         for p in src.get("parents") or []:
             who = p.get("class") or p.get("title") or p.get("id", "?")
             grid.add_row("parent", f"{p['weight']:.3f} × {who}" + (f" ({p['id'][:19]})" if p.get("id") else ""))
+        ref = src.get("refine")
+        if isinstance(ref, dict) and isinstance(ref.get("steps"), int):
+            kl = (f": KL {ref['kl_before']:.3f} -> {ref['kl_after']:.3f}"
+                  if isinstance(ref.get("kl_before"), (int, float)) and isinstance(ref.get("kl_after"), (int, float)) else "")
+            grid.add_row("refined", f"{ref['steps']} steps in {len(ref.get('styles') or [])} styles{kl}")
     est = token.estimate
     if est:
         grid.add_row("estimate", f"{est['estimator']}" + (f", {len(est.get('seeds') or [])} seeds" if est.get("seeds") else ""))

@@ -217,6 +217,12 @@ def _sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> It
             )
 
 
+def check_new_path(path: Path, overwrite: bool) -> None:
+    """Refuse an existing output before slow work (``write_tokens`` checks again, atomically)."""
+    if not overwrite and path.exists():
+        raise BadInput(f"{path} exists (use --overwrite to replace)")
+
+
 def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Progress | None = None,
                  chunk: int = 64) -> Iterator[str]:
     """Write tokens to ``paths`` as they come, yielding each path once it is durable.
@@ -226,10 +232,8 @@ def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, pr
     be overwritten); every ``chunk`` files the folders are fsynced and those paths are yielded. So after a
     crash no file is half-written, and every path yielded (printed) names a complete file.
     """
-    if not overwrite:
-        existing = next((p for p in paths if p.exists()), None)
-        if existing is not None:
-            raise BadInput(f"{existing} exists (use --overwrite to replace)")
+    for p in paths:
+        check_new_path(p, overwrite)
     done: list[str] = []
     for tok, p in zip(tokens, paths):
         done.append(tokenfile.save(tok, p, overwrite))

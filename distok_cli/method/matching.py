@@ -74,9 +74,56 @@ def refine(scorer: StyleScorer, vectors: np.ndarray, p: np.ndarray, steps: int, 
     return v.detach().cpu().numpy().astype(np.float32), (time.perf_counter() - started) / max(n, 1)
 
 
-def scorer_for(ckpt: Any, text: TextSide) -> StyleScorer:
+def scorer_for(ckpt: Any, text: TextSide | None) -> StyleScorer:
     """The scorer a checkpoint was trained with (its styles and matching temperature)."""
     styles, T = ckpt.config.get("styles"), ckpt.config.get("match_temperature")
     if not styles or not T:
         raise BadInput(f"{ckpt.path}: the model was not trained with distok's objective (no styles); --refine needs one that was")
+    assert text is not None
     return StyleScorer(text, ckpt.classes, styles, float(T))
+
+
+def model_recipe(ckpt: Any) -> Any:
+    """The recipe a checkpoint was trained with: its run folder's ``recipe.yaml``, else the recipe it names."""
+    from pathlib import Path
+
+    from distok_cli.files import recipes
+
+    if ckpt.path and (Path(ckpt.path).parent / "recipe.yaml").is_file():
+        return recipes.load(str(Path(ckpt.path).parent / "recipe.yaml"))
+    return recipes.load(ckpt.config.get("recipe") or "tiny")
+
+
+def refine_token(ckpt: Any, token: Any, steps: int, device: str = "auto", dtype: str = "auto") -> Any:
+    """``encode --refine``: the token after ``steps`` Adam steps against the text-side estimate of its source
+    distribution in the model's training styles. The source records the refinement and the mean KL over
+    those styles before and after."""
+    from dataclasses import replace
+
+    from distok_cli.backends.loading import pick_device
+    from distok_cli.backends.text_encoder import load_text_side
+    from distok_cli.files import recipes
+
+    dist = (token.source or {}).get("distribution")
+    if not dist:
+        raise BadInput("--refine needs a class distribution (a composition of tokens without one cannot be refined)")
+    if not 1 <= steps <= MAX_REFINE:
+        raise BadInput(f"--refine must be between 1 and {MAX_REFINE}")
+    if not ckpt.config.get("styles"):
+        scorer_for(ckpt, None)  # raises the one-line reason
+    recipe = model_recipe(ckpt)
+    text = load_text_side(recipe, pick_device(recipes.placement(recipe, device, dtype)[0]), recipes.placement(recipe, device, dtype)[1])
+    if not text.space.compatible(ckpt.space):
+        raise BadInput(f"the model was trained for {ckpt.space.encoder}, but its recipe loads {text.space.encoder}")
+    scorer = scorer_for(ckpt, text)
+    p = np.array([[dist.get(c, 0.0) for c in ckpt.classes]], np.float32)
+    vector, seconds = refine(scorer, token.vector[None], p, steps)
+    S = len(scorer.styles)
+    with torch.no_grad():
+        target = torch.as_tensor(p).repeat(S, 1)
+        styles = list(range(S))
+        before = float(scorer.kl(target, torch.as_tensor(token.vector[None]).repeat(S, 1), styles).mean())
+        after = float(scorer.kl(target, torch.as_tensor(vector).repeat(S, 1), styles).mean())
+    record = {"steps": steps, "lr": REFINE_LR, "styles": scorer.styles, "temperature": scorer.temperature,
+              "kl_before": before, "kl_after": after, "seconds": round(seconds, 4)}
+    return replace(token, vector=vector[0], source={**token.source, "refine": record})

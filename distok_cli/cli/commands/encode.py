@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from distok_cli.cli.options import ModelOpt, OverwriteOpt, QuietOpt, output_option
+from distok_cli.cli.options import DeviceOpt, DtypeOpt, ModelOpt, OverwriteOpt, QuietOpt, output_option
 
 
 def encode(
@@ -16,6 +16,12 @@ def encode(
     model: ModelOpt = "",
     output: Annotated[str | None, output_option("Token file to write ('-': the bytes on stdout).", folder=False)] = None,
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Use the weights as given.")] = False,
+    refine: Annotated[
+        int, typer.Option("--refine", min=0, max=10_000, metavar="N",
+                          help="Then take N gradient steps on the token against the text-side estimate of its distribution in the model's training styles (loads the text encoder: torch; 30 is plenty)."),
+    ] = 0,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -29,6 +35,14 @@ def encode(
     out = Output(quiet)
     ckpt, _ = load_model(model, out)
     token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize)
+    if refine:
+        from distok_cli.method.matching import refine_token
+
+        if output and output != "-":
+            generate.check_new_path(Path(output), overwrite)
+        token = refine_token(ckpt, token, refine, device, dtype)
+        r = token.source["refine"]
+        out.notice(f"refined {refine} steps in {len(r['styles'])} styles: KL {r['kl_before']:.3f} -> {r['kl_after']:.3f} ({r['seconds']:.2f} s)")
     if output == "-":
         if sys.stdout.isatty():
             raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")
