@@ -1,5 +1,8 @@
-"""The consistency ablation on the offline minilm recipe, honestly: several seeds, each arm at both fusion
-input scales, every figure beside the raw-mix baseline (Σ p_i t_i into the prompt, no model).
+"""The consistency ablation of the paper's objective on the offline minilm recipe, honestly: several seeds,
+each arm at both fusion input scales, every figure beside the raw-mix baseline (Σ p_i t_i into the prompt,
+no model). Both arms are the paper's objective (``recipes.PAPER_METHOD``: no matching task, no residual
+decoder), at 0.3.0's minilm settings (n = 8, 6,000 steps); distok's objective is measured by
+``bench/fidelity.py``.
 
     python bench/ablation.py                      # 2 arms, 3 seeds, 2 runs at a time
     python bench/ablation.py --seeds 0 1 2 3 4 --steps 1500 --jobs 2
@@ -26,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ARMS = {"full": [], "no-cst": ["train.consistency=false"]}
+PAPER = ["train.objective=paper", "train.residual=false", "train.n=8", "train.steps=6000"]
+ARMS = {"full": PAPER, "no-cst": [*PAPER, "train.consistency=false"]}
 SCALES = ("sum", "mean")
 ARITIES = ("2", "3", "4+")
 
@@ -107,7 +111,7 @@ def main() -> None:
             best = {a: min((r for r in runs if r["arm"] == a), key=lambda r: r["v1"]["kl"])["scale"] for a in args.arms}
             rest = [(a, best[a], seed) for a in args.arms for seed in args.seeds[1:]]
             runs += list(pool.map(lambda p: one(work, *p, args.steps, heldout), rest))
-    cfg = recipes.load("minilm-animals")
+    cfg = recipes.load("minilm-animals", PAPER)
     steps = args.steps or cfg.train.steps
     head = {"command": "python bench/ablation.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"), "best_scale": best,
             "machine": f"{os.cpu_count()}-core CPU, one torch thread per run", "steps": steps, "n": cfg.train.n}

@@ -34,7 +34,7 @@ ARMS: dict[str, tuple[list[str], str]] = {
     "paper": ([*PAPER_METHOD, "train.n=8", "train.steps=1500"], "the paper's objective as in 0.3.0's demo (1,500 steps, n = 8)"),
     "paper-6000": ([*PAPER_METHOD, "train.n=8", "train.steps=6000"], "the paper's objective at 0.3.0's default (6,000 steps)"),
     "demo": (DEMO, "distok's objective, the demo's run (250 steps, n = 32)"),
-    "default": ([], "distok's objective, the recipe's default"),
+    "default": ([], "distok's objective, the recipe's default (1,500 steps, n = 32)"),
     "no-residual": ([*DEMO, "train.residual=false"], "demo without the residual decoder"),
     "one-style": ([*DEMO, "train.styles=[a photo of a]"], "demo trained in the training style only"),
     "latent64": ([*DEMO, "train.latent_dim=64"], "demo with ω = 64"),
@@ -44,6 +44,10 @@ ARMS: dict[str, tuple[list[str], str]] = {
     "lr3e-3": ([*DEMO, "train.lr=0.003"], "demo at lr 0.003"),
     "match-only": ([*DEMO, "train.p_match=1"], "demo with matching only (no fusion, no consistency)"),
     "match-half": ([*DEMO, "train.p_match=0.5"], "demo with matching on half the steps"),
+    "long": (["train.n=32", "train.steps=1500"], "distok's objective, 1,500 steps"),
+    "first-T": ([*DEMO, "train.match_calibration=first"], "demo with one matching T for every style (the first style's)"),
+    "one-style-match-only": ([*DEMO, "train.styles=[a photo of a]", "train.p_match=1"], "one style, matching only"),
+    "three-styles": ([*DEMO, "train.styles=[a photo of a, a painting of a, a sketch of a]"], "demo in three styles"),
 }
 ARITIES = ("1", "2", "3", "4+")
 
@@ -63,7 +67,7 @@ def one(work: Path, arm: str, seed: int, dists: Path, styles: Path, refine: int)
     sh([sys.executable, "-m", "distok_cli", "train", "-r", "minilm-animals", "-o", str(run), "--seed", str(seed), "-q", *sets], env)
     took = time.perf_counter() - t0
     ev = [sys.executable, "-m", "distok_cli", "eval", str(run), "--json", "-q", "--distributions", str(dists),
-          "--styles", str(styles), "-o", str(run / "eval")]
+          "--styles", str(styles), "--free-token", "-o", str(run / "eval")]
     if refine and arm not in ("paper", "paper-6000"):
         ev += ["--refine", str(refine)]
     rep = json.loads(sh(ev, env))
@@ -108,12 +112,22 @@ def table(runs: list[dict], arms: list[str]) -> list[str]:
                 f"{byr} | {stat([e['held_out']['refined']['top1'] for e in ev])} |")
     e = runs[0]["eval"]  # the baselines have no model: the same in every run
     raw, rh = e["baselines"]["raw_mix"], e["held_out"]["raw_mix"]
+    one_class = [(s, v["raw_mix"]["by_arity"]["1"]["kl"]) for s, v in e["by_style"].items()]
     by = " / ".join(f"{rh['by_arity'][a]:.3f}" for a in ARITIES if rh["by_arity"][a] is not None)
     lines.append(f"| raw mix (no model) | — | — | — | {raw['kl']:.3f} | 1 | {rh['kl']:.3f} | 1 | {by} | {rh['top1']:.3f} |")
     if "free_token" in e["baselines"]:
         ft, fh = e["baselines"]["free_token"], e["held_out"]["free_token"]
         lines.append(f"| free token (optimised in the training style) | — | — | — | {ft['kl']:.3f} | {ft['kl'] / raw['kl']:.3f} | "
                      f"{fh['kl']:.3f} | {fh['kl'] / rh['kl']:.3f} | | {fh['top1']:.3f} |")
+    lines += ["", "One-class inputs (arity 1), KL per style: the raw mix is the class's own embedding t_c.", "",
+              "| arm | " + " | ".join(s for s, _ in one_class) + " | training style |", "|---|" + "---|" * (len(one_class) + 1)]
+    for arm in arms:
+        rs = [r["eval"] for r in runs if r["arm"] == arm]
+        if rs:
+            lines.append(f"| {arm} | " + " | ".join(f"{statistics.mean(x['by_style'][s]['distok']['by_arity']['1']['kl'] for x in rs):.3f}"
+                                                  for s, _ in one_class)
+                         + f" | {statistics.mean(x['by_arity']['1']['kl'] for x in rs):.3f} |")
+    lines.append("| raw mix (t_c) | " + " | ".join(f"{v:.3f}" for _, v in one_class) + f" | {raw['by_arity']['1']['kl']:.3f} |")
     return lines
 
 

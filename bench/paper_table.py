@@ -1,4 +1,5 @@
-"""The paper's ablation table (KL between the input distribution and BLIP's, ↓) from two `distok eval --json` lines."""
+"""The paper's ablation table (KL between the input distribution and BLIP's, ↓) from two `distok eval --json`
+lines (the paper's objective, full and without L_cst), and distok's objective as a third row when given."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def row(name: str, paper: float | None, s: dict) -> str:
             f"{b['kl']:.4f} |")
 
 
-def main(full_path: str, nocst_path: str) -> str:
+def main(full_path: str, nocst_path: str, distok_path: str | None = None) -> str:
     full = json.loads(open(full_path).read())
     nocst = json.loads(open(nocst_path).read())
     lines = [
@@ -27,8 +28,10 @@ def main(full_path: str, nocst_path: str) -> str:
         row("w/o Consistency Enforcement", PAPER["no-cst"], nocst),
         row("Full DisTok", PAPER["full"], full),
     ]
+    if distok_path:
+        lines.append(row("distok's objective (ours)", None, json.loads(open(distok_path).read())))
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    sys.stdout.write(main(sys.argv[1], sys.argv[2]))
+    sys.stdout.write(main(*sys.argv[1:4]))

@@ -49,15 +49,18 @@ def test_reproduce_paper_kit_runs_end_to_end_on_the_tiny_twins(tmp_path, kandins
     assert r.returncode == 0, r.stderr[-2000:]
     table = (tmp_path / "paper" / "table.md").read_text()
     assert r.stdout == table
-    rows = [line for line in table.splitlines() if line.startswith("| w/o") or line.startswith("| Full")]
+    rows = [line for line in table.splitlines() if line.startswith(("| w/o", "| Full", "| distok"))]
     assert rows[0].startswith("| w/o Consistency Enforcement | 0.0732 | ") and rows[1].startswith("| Full DisTok | 0.0602 | ")
-    for arm in ("full", "no-cst"):
+    assert rows[2].startswith("| distok's objective (ours) | — | ")
+    for arm in ("full", "no-cst", "distok"):
         ev = json.loads((tmp_path / "paper" / f"eval-{arm}.json").read_text())
         assert ev["estimator"] == "blip-vqa:twin:blip-vqa" and ev["n"] == 30 and ev["images"] == 1
         assert f"| {ev['kl']:.4f} |" in table and "raw_mix" in ev["baselines"]
         assert (tmp_path / "paper" / arm / "model.safetensors").is_file()
     assert "  consistency: true\n" in (tmp_path / "paper" / "full" / "recipe.yaml").read_text()
     assert "  consistency: false\n" in (tmp_path / "paper" / "no-cst" / "recipe.yaml").read_text()
+    for arm, objective in (("full", "paper"), ("no-cst", "paper"), ("distok", "distok")):
+        assert f"  objective: {objective}\n" in (tmp_path / "paper" / arm / "recipe.yaml").read_text()
 
 
 def _limits():

@@ -112,7 +112,7 @@ def test_match_batch_draws_user_like_distributions(tiny_recipe, kandinsky, tmp_p
 
 def test_match_step_loss_is_the_kl_of_the_text_estimate_by_hand(tiny_recipe, kandinsky, tmp_path):
     cfg, t = _trainer(tiny_recipe, kandinsky, tmp_path, ["train.p_match=1", "train.gamma=0"])
-    assert t.match_T == pytest.approx(t.calibrated_temperature())
+    assert t.match_T == [pytest.approx(t.calibrated_temperature(0)), pytest.approx(t.calibrated_temperature(1))]
     state = t.gen.get_state()
     t.choose_task()
     p, styles = t.match_batch()
@@ -126,7 +126,7 @@ def test_match_step_loss_is_the_kl_of_the_text_estimate_by_hand(tiny_recipe, kan
         style = cfg.train.styles[s]
         e = F.normalize(kandinsky.text.encode([f"{style} <distok>"], tok[i : i + 1]), dim=-1)
         c = F.normalize(kandinsky.text.encode([f"{style} {k}" for k in cfg.classes]), dim=-1)
-        logq = ((e @ c.T)[0].double() / t.match_T).log_softmax(-1).detach()
+        logq = ((e @ c.T)[0].double() / t.match_T[s]).log_softmax(-1).detach()
         want.append(sum(float(p[i, k]) * (np.log(float(p[i, k])) - float(logq[k])) for k in range(8) if p[i, k] > 0))
     rec = (((model.skip(model.E_dis(mix)) - mix) ** 2).sum(-1).mean() / (mix**2).sum(-1).mean()).detach()
     r = t.train_step()
@@ -170,7 +170,8 @@ def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, monkeypatch, kandin
 def test_a_run_records_its_objective_styles_and_temperature(drun):
     cfg = checkpoint.load(drun).config
     assert cfg["objective"] == "distok" and cfg["residual"] is True
-    assert cfg["styles"] == ["a photo of a", "a drawing of a"] and cfg["match_temperature"] > 0
+    assert cfg["styles"] == ["a photo of a", "a drawing of a"] and len(cfg["match_temperature"]) == 2
+    assert min(cfg["match_temperature"]) > 0
     rows = [json.loads(x) for x in (drun / "log.jsonl").read_text().splitlines()]
     assert any(r["task"] == "match" and r["l_match"] > 0 for r in rows) and all(r["l_rec"] is not None for r in rows)
 
@@ -308,3 +309,20 @@ def test_protocol_sets_differ_and_cover_arities_one_to_four():
     assert tune != test and len(test) == 40
     assert {len(p) for p in test} == {1, 2, 3, 4}
     assert all(abs(sum(p.values()) - 1) < 1e-9 for p in test)
+
+
+def test_the_demo_ends_with_its_held_out_comparison(drun, kandinsky):
+    """The demo's last line: its model against the raw mix on the protocol's test distributions in the
+    held-out styles, as evaluate computes it."""
+    import re
+
+    from distok_cli.cli import demo
+
+    ck = checkpoint.load(drun)
+    est = TextEstimator(kandinsky.text, ck.classes, "a photo of a {}", "a photo of a <>", 0.05, "tiny")
+    line = demo._held_out_eval(ck, est)
+    m = re.fullmatch(r"tokens vs no model: KL (\d+\.\d\d) vs (\d+\.\d\d) \(([+-]\d+) %\) on 20 unseen distributions x 6 unseen styles", line)
+    assert m, line
+    rep = evaluation.evaluate(ck, est, evaluation.protocol_set(ck.classes, "test", 20), styles=evaluation.default_styles())
+    h = rep["held_out"]
+    assert m.groups() == (f"{h['distok']['kl']:.2f}", f"{h['raw_mix']['kl']:.2f}", f"{100 * -h['kl_reduction']:+.0f}")

@@ -38,7 +38,8 @@ def test_readme_command_lines_work_as_typed_after_the_demo(tmp_path, kandinsky):
         assert r.returncode == 0, (line, r.stderr[-2000:])
         return r
 
-    sh(lines[0] + " --steps 20 -q")  # the demo itself, shortened: what follows is typed exactly as shown
+    r = sh(lines[0] + " --steps 20")  # the demo itself, shortened: what follows is typed exactly as shown
+    assert re.search(r"tokens vs no model: KL \d+\.\d\d vs \d+\.\d\d \([+-]\d+ %\) on 20 unseen distributions x 6 unseen styles", r.stderr)
     r = sh(lines[1])
     assert r.stdout.split() == [f"tokens/cauchy-s0-{i:04d}.distok" for i in range(50)]
     assert all((tmp_path / p).stat().st_size > 3000 for p in r.stdout.split())

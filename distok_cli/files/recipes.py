@@ -136,6 +136,7 @@ class TrainConfig(_Section):
         default_factory=lambda: list(TRAINING_STYLES))
     p_match: Unit = 0.75
     match_temperature: Annotated[float, Field(ge=0)] = 0.0
+    match_calibration: Literal["per_style", "first"] = "per_style"
     steps: Positive = 20000
     n: Positive = 8
     lr: Annotated[float, Field(gt=0)] = 1e-3

@@ -27,12 +27,14 @@ MAX_REFINE = 10_000
 
 
 class StyleScorer:
-    """Class prompts of every style, encoded once; differentiable KL(p ‖ q_S) of tokens."""
+    """Class prompts of every style, encoded once; differentiable KL(p ‖ q_S) of tokens. ``temperature`` is
+    one T for every style or one per style."""
 
-    def __init__(self, text: TextSide, classes: list[str], styles: list[str], temperature: float) -> None:
+    def __init__(self, text: TextSide, classes: list[str], styles: list[str], temperature: float | list[float]) -> None:
         if not styles:
             raise BadInput("no styles to score in")
-        self.text, self.classes, self.styles, self.temperature = text, classes, list(styles), temperature
+        self.text, self.classes, self.styles = text, classes, list(styles)
+        self.temperature = temperature
         self.prompts = [TextSide.fill(f"{s} <>") for s in styles]
         text.check_fits(self.prompts)
         with torch.no_grad():
@@ -45,9 +47,14 @@ class StyleScorer:
         e = F.normalize(self.text.encode([self.prompts[s] for s in styles], tokens), dim=-1).float()
         return torch.einsum("nd,nkd->nk", e, self.class_emb[torch.tensor(styles, device=e.device)])
 
+    def temperatures(self, styles: list[int]) -> torch.Tensor:
+        """T of each row's style, [n, 1]."""
+        t = self.temperature if isinstance(self.temperature, list) else [self.temperature] * len(self.styles)
+        return torch.tensor([t[s] for s in styles], dtype=torch.float32, device=self.class_emb.device)[:, None]
+
     def kl(self, p: torch.Tensor, tokens: torch.Tensor, styles: list[int]) -> torch.Tensor:
         """KL(p ‖ q) per token [n]."""
-        logq = (self.cosines(tokens, styles) / self.temperature).log_softmax(-1)
+        logq = (self.cosines(tokens, styles) / self.temperatures(styles)).log_softmax(-1)
         return (p * (p.clamp_min(1e-12).log() - logq)).sum(-1)
 
 
@@ -80,7 +87,7 @@ def scorer_for(ckpt: Any, text: TextSide | None) -> StyleScorer:
     if not styles or not T:
         raise BadInput(f"{ckpt.path}: the model was not trained with distok's objective (no styles); --refine needs one that was")
     assert text is not None
-    return StyleScorer(text, ckpt.classes, styles, float(T))
+    return StyleScorer(text, ckpt.classes, styles, [float(x) for x in T] if isinstance(T, list) else float(T))
 
 
 def model_recipe(ckpt: Any) -> Any:

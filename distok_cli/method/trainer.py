@@ -97,21 +97,24 @@ class Trainer:
             self.E_r = torch.zeros(K, K, flat.shape[-1], dtype=flat.dtype, device=flat.device)
             idx = torch.tensor(pairs, device=flat.device)
             self.E_r[idx[:, 0], idx[:, 1]] = flat
-        self.match_T: float | None = None
+        self.match_T: float | list[float] | None = None
         self.scorer: StyleScorer | None = None
-        if t.objective == "distok":  # every style's class prompts, once; the matching temperature
+        if t.objective == "distok":  # every style's class prompts, once; the matching temperature(s)
             self.scorer = StyleScorer(text, self.classes, list(t.styles), t.match_temperature or 1.0)
-            self.match_T = self.scorer.temperature = t.match_temperature or self.calibrated_temperature()
+            if not t.match_temperature:
+                calibrated = [self.calibrated_temperature(s) for s in range(len(t.styles))]
+                self.scorer.temperature = calibrated if t.match_calibration == "per_style" else calibrated[0]
+            self.match_T = self.scorer.temperature
 
-    def calibrated_temperature(self) -> float:
-        """``distok eval``'s rule in the first training style: the largest T at which the class tokens give
-        their own class a mean probability of ``eval.calibrate_to``."""
+    def calibrated_temperature(self, style: int = 0) -> float:
+        """``distok eval``'s rule in one training style: the largest T at which the class tokens give their own
+        class a mean probability of ``eval.calibrate_to``."""
         from distok_cli.method.evaluation import calibrate_temperature
 
         assert self.scorer is not None
         K = len(self.classes)
         with torch.no_grad():
-            cos = torch.cat([self.scorer.cosines(self.T[i : i + 256], [0] * len(self.T[i : i + 256])) for i in range(0, K, 256)])
+            cos = torch.cat([self.scorer.cosines(self.T[i : i + 256], [style] * len(self.T[i : i + 256])) for i in range(0, K, 256)])
         return calibrate_temperature(cos.double().cpu().numpy()[:, None, :], self.recipe.eval.calibrate_to)
 
     # ------------------------------------------------------------------------------------- state
