@@ -1,6 +1,7 @@
 """Typed errors. Every one carries the exit code the CLI maps it to.
 
-Exit codes (documented in the README): 0 success, 1 the operation failed, 2 bad usage or bad input.
+Exit codes (documented in the README): 0 success, 1 the operation failed, 2 bad usage or bad input;
+an interrupted training exits 128 + the signal's number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
 
 from __future__ import annotations
@@ -34,3 +35,19 @@ class InvalidTokenFile(BadInput):
 
 class ModelNotAvailable(DistokError):
     """A model is neither a local folder nor in the Hugging Face cache."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during training, handled like Ctrl-C (checkpoint, then exit 128 + signum)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StoppedBySignal(DistokError):
+    """Training stopped by a signal after saving its checkpoint: exit 128 + the signal's number."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum

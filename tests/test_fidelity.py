@@ -224,10 +224,14 @@ def test_minilm_missing_says_how_to_install(monkeypatch):
 def test_eval_works_with_the_rendering_estimators(tmp_path, kandinsky, kind):
     run = tmp_path / "run"
     assert run_cli(["train", "-o", run, "--steps", "2", "-q", "--set", "estimator.kind=text"]).code == 0
-    r = run_cli(["eval", str(run), "--estimator", kind, "--json", "-q"])
+    (tmp_path / "d.json").write_text(json.dumps([{"cat": 0.5, "dog": 0.5}, {"pig": 1}, {"owl": 0.6, "fox": 0.3, "frog": 0.1}]))
+    (tmp_path / "s.json").write_text('["a watercolor of a"]')
+    r = run_cli(["eval", str(run), "--estimator", kind, "--json", "-q", "--distributions", tmp_path / "d.json",
+                 "--styles", tmp_path / "s.json"])
     assert r.code == 0, r.err
     d = json.loads(r.out)
-    assert d["n"] == 30 and d["estimator"].startswith(f"{kind}:") and d["kl"] >= 0
+    assert d["n"] == 3 and d["estimator"].startswith(f"{kind}:") and d["kl"] >= 0
+    assert list(d["by_style"]) == ["a watercolor of a"] and d["held_out"]["distok"]["kl"] == d["by_style"]["a watercolor of a"]["distok"]["kl"]
     assert (run / f"eval-{kind}" / "eval.json").is_file()
 
 

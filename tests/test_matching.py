@@ -156,7 +156,7 @@ def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, monkeypatch, kandin
 
     sets = sum((["--set", s] for s in [*FAST, "train.lr_schedule=cosine"]), [])
     monkeypatch.setattr(trainer.Trainer, "train_step", flaky)
-    assert run_cli(["train", "-o", tmp_path / "b", "--steps", "7", "-q", *sets]).code == 1
+    assert run_cli(["train", "-o", tmp_path / "b", "--steps", "7", "-q", *sets]).code == 130
     monkeypatch.setattr(trainer.Trainer, "train_step", real)
     assert run_cli(["train", "-o", tmp_path / "b", "--resume", "-q"]).code == 0
     assert run_cli(["train", "-o", tmp_path / "a", "--steps", "7", "-q", *sets]).code == 0

@@ -271,7 +271,7 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch, kandin
     monkeypatch.setattr(trainer.Trainer, "train_step", flaky)
     sets = sum((["--set", s] for s in FAST), [])
     r = run_cli(["train", "-o", tmp_path / "r", "--steps", "10", "-q", *sets])
-    assert_one_line_error(r, 1, "interrupted at step 3; checkpoint saved (continue with --resume)")
+    assert_one_line_error(r, 130, "interrupted at step 3; checkpoint saved (continue with --resume)")
     assert checkpoint.load(tmp_path / "r").config["step"] == 3
     monkeypatch.setattr(trainer.Trainer, "train_step", real)
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0  # to the run's own 10 steps
@@ -304,7 +304,7 @@ def test_ctrl_c_inside_a_step_undoes_it_and_resumes_exactly(tmp_path, monkeypatc
 
     monkeypatch.setattr(trainer.Trainer, "fusion_batch", interrupted)
     r = run_cli(["train", "-o", tmp_path / "r", "--steps", "12", "-q", *sets])
-    assert_one_line_error(r, 1, "interrupted at step 4; checkpoint saved")
+    assert_one_line_error(r, 130, "interrupted at step 4; checkpoint saved")
     assert not list((tmp_path / "r" / "pool").glob("0000005-*"))
     monkeypatch.setattr(trainer.Trainer, "fusion_batch", real)
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0

@@ -41,6 +41,7 @@ from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files import recipes as recipes_mod
 from distok_cli.files.recipes import Recipe
+from distok_cli.files.runlock import LOCK_NAME, RunLock
 from distok_cli.files.tokenfile import atomic_write, safetensors_bytes
 from distok_cli.method import losses
 from distok_cli.method.matching import StyleScorer
@@ -415,14 +416,22 @@ def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto") 
     return Trainer(recipe, run, est.text, est, dev)
 
 
-def prepare_run(run: Path, recipe: Recipe, resume: bool) -> bool:
-    """Start a run folder (its recipe.yaml); returns whether this call created the folder."""
+def prepare_run(run: Path, recipe: Recipe, resume: bool, lock: RunLock | None = None) -> bool:
+    """Start a run folder (its recipe.yaml); returns whether this call created the folder. With ``lock``,
+    the folder's lock is taken first (a second writer is refused at once, naming the holder's pid)."""
     if resume:  # the command has checked recipe.yaml; a run killed before its first checkpoint restarts at 0
+        if lock is not None:
+            lock.acquire()
         return False
-    if run.exists() and any(run.iterdir()):
+    if run.exists() and any(p.name != LOCK_NAME for p in run.iterdir()):
         raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
+    if lock is not None:
+        lock.acquire()
+        if any(p.name != LOCK_NAME for p in run.iterdir()):  # another process got here between the check and the lock
+            lock.release()
+            raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
     atomic_write(run / "recipe.yaml", recipes_mod.dump(recipe).encode())
     return created
 
@@ -433,6 +442,7 @@ def discard_run(run: Path, created: bool) -> None:
     if (run / "model.safetensors").exists():
         return
     (run / "recipe.yaml").unlink(missing_ok=True)
+    (run / LOCK_NAME).unlink(missing_ok=True)
     if created:
         with contextlib.suppress(OSError):
             run.rmdir()

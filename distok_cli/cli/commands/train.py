@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -39,27 +43,56 @@ def train(
             overrides.append(f"seed={seed}")
         cfg = recipes.load(recipe, overrides)
     where = recipes.placement(cfg, device, dtype)
-    created = trainer.prepare_run(output, cfg, resume)
+    from distok_cli.files.runlock import RunLock
+
+    lock = RunLock(output)  # held while this command trains: one writer per run folder
+    created = trainer.prepare_run(output, cfg, resume, lock)
     try:
         t = trainer.build(cfg, output, *where)
     except BaseException:
+        lock.release()
         if not resume:
             trainer.discard_run(output, created)
         raise
-    if resume:
-        t.load_state()
-        out.notice(f"resuming {output} at step {t.step}")
-    total = steps if steps is not None else (t.target if resume else cfg.train.steps)
     try:
-        with out.progress("training", total) as task:
-            task.advance(t.step)
-            t.train(total, task.advance)
-    except KeyboardInterrupt:
-        from distok_cli.errors import DistokError
+        if resume:
+            t.load_state()
+            out.notice(f"resuming {output} at step {t.step}")
+        total = steps if steps is not None else (t.target if resume else cfg.train.steps)
+        try:
+            with out.progress("training", total) as task, _stop_signals():
+                task.advance(t.step)
+                t.train(total, task.advance)
+        except KeyboardInterrupt as exc:
+            from distok_cli.errors import StoppedBySignal
 
-        raise DistokError(f"interrupted at step {t.step}; checkpoint saved (continue with --resume)") from None
+            signum = getattr(exc, "signum", signal.SIGINT)
+            name = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped by SIGTERM", signal.SIGHUP: "stopped by SIGHUP"}[signum]
+            raise StoppedBySignal(f"{name} at step {t.step}; checkpoint saved (continue with --resume)", signum) from None
+    finally:
+        lock.release()
     from distok_cli.files import config
 
     out.notice(f"trained {cfg.name} to step {t.step}: pool {len(t.pool)}, checkpoint {output / 'model.safetensors'}")
     out.notice(f"{config.set_default_model(str(output))} is now the default model (`distok model` shows it)")
     out.data(str(output))
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM (systemd, `docker stop`, SLURM preemption) and SIGHUP (the terminal went away) stop training
+    the way Ctrl-C does: the step in flight is undone, the checkpoint saved, and --resume continues exactly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from distok_cli.errors import Interrupted
+
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    saved = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
