@@ -44,6 +44,7 @@ ARMS: dict[str, tuple[list[str], str]] = {
     "lr3e-3": ([*DEMO, "train.lr=0.003"], "demo at lr 0.003"),
     "match-only": ([*DEMO, "train.p_match=1"], "demo with matching only (no fusion, no consistency)"),
     "match-half": ([*DEMO, "train.p_match=0.5"], "demo with matching on half the steps"),
+    "match-0.9": ([*DEMO, "train.p_match=0.9"], "demo with matching on 90 % of the steps"),
     "long": (["train.n=32", "train.steps=1500"], "distok's objective, 1,500 steps"),
     "first-T": ([*DEMO, "train.match_calibration=first"], "demo with one matching T for every style (the first style's)"),
     "one-style-match-only": ([*DEMO, "train.styles=[a photo of a]", "train.p_match=1"], "one style, matching only"),

@@ -149,3 +149,60 @@ def test_the_browser_check_sees_a_script_error(tmp_path):
 def test_the_demo_gallery_is_listed_in_the_readme():
     assert "gallery.html" in (ROOT / "README.md").read_text()
     assert Path(ROOT / "docs" / "cli.md").read_text().count("## `distok gallery`") == 1
+
+
+PAYLOADS = [
+    '<script>document.title="PWNED-1";console.log("PWNED-1")</script>',
+    '"><img src=x onerror="document.title=\'PWNED-2\';console.log(\'PWNED-2\')">',
+    "';console.log('PWNED-3');'",
+    "$(touch PWNED-4)`touch PWNED-5`; touch PWNED-6 #",
+]
+
+
+def test_hostile_strings_show_as_text_and_run_nowhere(tmp_path, kandinsky):
+    """Every string field a gallery shows (class names, titles, prompts, recipe names, export names, file
+    names) holds script, markup and shell payloads: in Chromium no script runs and the payloads show as
+    text; every command line on the page, run in bash, runs none of them."""
+    import html as html_mod
+
+    space = kandinsky.text.space
+    rng = np.random.default_rng(5)
+    root = tmp_path / "site"
+    names = []
+    for i, bad in enumerate(PAYLOADS):
+        tok = make_token(space, (0.02 * rng.standard_normal(768)).astype(np.float32),
+                         source={"kind": "distribution", "distribution": {bad: 0.6, "cat": 0.4}},
+                         estimate={"estimator": bad, "distribution": {bad: 1.0}, "kl": 0.5, "js": 0.1},
+                         title=bad, model={"hash": "sha256:" + "2" * 64, "recipe": bad, "step": 1},
+                         export={"target": "comfyui", "name": f"x{i}-export", "dtype": "float32", "source_id": "sha256:" + "3" * 64})
+        name = f"{bad.replace('/', '_')}.distok"
+        tokenfile.save(tok, root / "tokens" / name)
+        names.append(name)
+    prompts = [f"{bad} of a <>" for bad in PAYLOADS[:2]]
+    r = run_cli(["render", root / "tokens" / names[0], *prompts, "-r", "tiny", "-o", root / "renders", "-q"])
+    assert r.code == 0, r.err
+    page = root / "gallery.html"
+    r = run_cli(["gallery", root / "tokens", root / "renders", "-o", page, "-q"])
+    assert r.code == 0, r.err
+    r = _browse(page.as_uri(), "--dump-dom")
+    assert r.returncode == 0, r.stderr[-500:]
+    assert "PWNED" not in r.stderr and ":CONSOLE" not in r.stderr, r.stderr[-2000:]  # no script ran, no console message
+    assert "<title>PWNED" not in r.stdout and _body(r.stdout)["errors"] == ""
+    shot = ROOT / ".pytest_cache" / "distok" / "gallery-hostile.png"  # for a person to look at
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    assert _browse(page.as_uri(), f"--screenshot={shot}", "--window-size=1400,1400").returncode == 0
+    dom_text = html_mod.unescape(re.sub(r"<[^>]+>", " ", r.stdout))
+    for bad in PAYLOADS:
+        assert bad in dom_text or bad.strip() in dom_text, bad  # shown as text
+    assert "<img src=x" not in r.stdout and "<script>document" not in r.stdout  # never markup
+    # Every command line shown, run in bash against a stub `distok` that prints its arguments.
+    lines = [html_mod.unescape(m) for m in re.findall(r'<pre class="cmd">(distok [^<]*)</pre>', page.read_text())]
+    assert len(lines) >= 3 * len(PAYLOADS)
+    work = tmp_path / "shell"
+    work.mkdir()
+    for line in lines:
+        out = subprocess.run(["bash", "-c", f"distok() {{ printf '%s\\n' \"$@\"; }}; {line}"], cwd=root, capture_output=True, text=True)
+        assert out.returncode == 0, (line, out.stderr)
+        assert not list(root.glob("PWNED*")) and not list(work.glob("PWNED*")), line
+        args = out.stdout.splitlines()
+        assert (root / args[1]).is_file(), (line, args)  # the token's own path arrives as one argument

@@ -102,3 +102,99 @@ def test_real_processes_one_writer_and_sigterm(tmp_path, kandinsky):
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert checkpoint.load(run).config["step"] == step + 2
+
+
+# ------------------------------------------------------------------------------------------ full disks
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 512 KiB tmpfs: a real file system that fills up (ENOSPC), as a full server disk does."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill(disk, leave: int = 0):
+    """Fill the disk but ``leave`` bytes (tmpfs counts whole pages)."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+    if leave:
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler
+
+
+def _no_temp_files(folder):
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+def _assert_full_disk_error(r, disk):
+    assert_one_line_error(r, 1, "No space left on device")
+    assert f"cannot write '{disk}" in r.err.splitlines()[-1]  # names the path
+    assert _no_temp_files(disk)
+
+
+def test_sample_on_a_full_disk_leaves_only_whole_files(disk, kandinsky, tmp_path):
+    from distok_cli.files import tokenfile
+
+    run = tmp_path / "r"
+    assert run_cli(["train", "-o", run, "--steps", "1", "-q", *SETS]).code == 0
+    r = run_cli(["sample", "--n", "5000", "-m", run, "-o", disk / "tokens", "-q"])
+    _assert_full_disk_error(r, disk)
+    files = sorted((disk / "tokens").glob("*.distok"))
+    assert files and all(tokenfile.load(p).vector.shape for p in files)  # every file under a final name is whole
+    assert all(os.path.isfile(p) for p in r.out.split())  # every printed path names a file that is there
+
+
+@pytest.mark.parametrize("command", ["encode", "export", "gallery", "render"])
+def test_other_writers_on_a_full_disk_exit_1_naming_the_path(disk, kandinsky, tmp_path, command):
+    from .conftest import EXAMPLES
+
+    pig = EXAMPLES / "pig-sheep-snake.distok"
+    run = tmp_path / "r"
+    assert run_cli(["train", "-o", run, "--steps", "1", "-q", *SETS]).code == 0
+    mine = tmp_path / "mine.distok"
+    assert run_cli(["encode", "cat:1", "-m", run, "-o", mine, "-q"]).code == 0
+    _fill(disk, leave=2048)
+    args = {
+        "encode": ["encode", "cat:0.5,dog:0.5", "-m", run, "-o", disk / "x.distok"],
+        "export": ["export", pig, "--to", "comfyui", "-o", disk / "exported"],
+        "gallery": ["gallery", EXAMPLES, "-o", disk / "g.html"],
+        "render": ["render", mine, "a photo of a <>", "-o", disk / "renders", "--recipe", "tiny"],
+    }[command]
+    r = run_cli([*args, "-q"])
+    _assert_full_disk_error(r, disk)
+    assert not any(p.suffix in (".distok", ".safetensors", ".html", ".png") for p in disk.rglob("*"))
+
+
+def test_a_checkpoint_that_does_not_fit_keeps_the_last_one_and_resumes_later(disk, monkeypatch, kandinsky, tmp_path):
+    run = disk / "r"
+    sets = [*SETS, "--set", "train.checkpoint_every=2", "--set", "train.hidden=64"]
+    real = trainer.Trainer.train_step
+    box = {}
+
+    def filling(self):
+        if self.step == 3 and "filler" not in box:  # the disk fills up between checkpoints 2 and 4
+            box["filler"] = _fill(disk)
+        return real(self)
+
+    monkeypatch.setattr(trainer.Trainer, "train_step", filling)
+    r = run_cli(["train", "-o", run, "--steps", "6", "-q", *sets])
+    assert_one_line_error(r, 1, "No space left on device")
+    assert f"cannot write '{run}" in r.err.splitlines()[-1]
+    assert checkpoint.load(run).config["step"] == 2 and _no_temp_files(disk)  # the previous checkpoint, intact
+    box["filler"].unlink()  # space again
+    monkeypatch.setattr(trainer.Trainer, "train_step", real)
+    r = run_cli(["train", "-o", run, "--resume", "-q"])
+    assert r.code == 0, r.err
+    assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "6", "-q", *sets]).code == 0
+    for name in ("model.safetensors", "state.safetensors"):
+        assert (run / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name

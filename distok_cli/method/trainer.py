@@ -42,7 +42,7 @@ from distok_cli.errors import BadInput
 from distok_cli.files import recipes as recipes_mod
 from distok_cli.files.recipes import Recipe
 from distok_cli.files.runlock import LOCK_NAME, RunLock
-from distok_cli.files.tokenfile import atomic_write, safetensors_bytes
+from distok_cli.files.tokenfile import atomic_write, safetensors_bytes, write_error
 from distok_cli.method import losses
 from distok_cli.method.matching import StyleScorer
 from distok_cli.method.model import DisTok
@@ -354,8 +354,11 @@ class Trainer:
                 if r.step % t.log_every == 0 or r.step == total:
                     row = dict(vars(r))
                     row["seconds"] = round(time.perf_counter() - started, 3)
-                    log.write(json.dumps(row, sort_keys=True) + "\n")
-                    log.flush()
+                    try:
+                        log.write(json.dumps(row, sort_keys=True) + "\n")
+                        log.flush()
+                    except OSError as exc:  # a full disk: the last checkpoint stays; --resume drops later rows
+                        raise write_error(self.run / "log.jsonl", exc) from None
                 if progress is not None:
                     progress(1, f"{r.task} loss {r.loss:.4f} pool {r.pool}")
                 if r.step % t.checkpoint_every == 0 or r.step == total:
@@ -369,7 +372,8 @@ class Trainer:
             self.save()
             raise
         finally:
-            log.close()
+            with contextlib.suppress(OSError):  # a full disk: the buffered rest is lost, --resume rewinds the log
+                log.close()
         return results
 
     def rewind(self) -> None:
