@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import os
 import subprocess
@@ -220,8 +222,11 @@ def test_render_cli_writes_pngs_with_metadata_and_from_reproduces(tokens, tmp_pa
     again = tmp_path / "again"
     r2 = run_cli(["render", "--from", paths[1], "-o", again, "-q"])
     assert r2.code == 0, r2.err
-    # Rendered alone instead of in a batch of 4: equal up to batch-dependent float rounding.
-    assert np.abs(_px(r2.out.strip()) - _px(paths[1])).max() <= 3
+    # The record lists the batch of 4 it was rendered in; --from renders that batch again: bit-exact.
+    assert [(i["prompt"], i["seed"]) for i in meta["batch"]["items"]] == [
+        ("a photo of a <>", 0), ("a photo of a <>", 1), ("a watercolor of a <>", 0), ("a watercolor of a <>", 1)]
+    assert meta["batch"]["index"] == 1 and r2.out.strip() == str(again / "alpha_a-photo-of-a-tok_1.png")
+    assert np.array_equal(_px(r2.out.strip()), _px(paths[1])) and sorted(os.listdir(again)) == ["alpha_a-photo-of-a-tok_1.png"]
     # Rendered alone both times: bit-exact.
     single = tmp_path / "single"
     r4 = run_cli(["render", tokens[0], "a photo of a <>", "--seed", "5", "--batch-size", "1", "-o", single, "-q"])
@@ -232,6 +237,31 @@ def test_render_cli_writes_pngs_with_metadata_and_from_reproduces(tokens, tmp_pa
     assert_one_line_error(r3, 2, "exists (use --overwrite to replace)")
     assert run_cli(["render", tokens[0], "a photo of a <>", "-o", out, "--overwrite", "-q"]).code == 0
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+
+
+def test_a_re_render_is_exact_alone_and_inside_a_batch_of_three(tokens, tmp_path):
+    """One prompt rendered alone and as one of three prompts (--batch-size 3); each re-rendered from its PNG
+    gives its own pixels exactly, whatever shared its batch."""
+    alone = run_cli(["render", tokens[0], "a photo of a <>", "--seed", "7", "-o", tmp_path / "alone", "-q"])
+    three = run_cli(["render", tokens[0], "a sketch of a <>", "a photo of a <>", "a toy of a <>", "--seed", "7",
+                     "--batch-size", "3", "-o", tmp_path / "three", "-q"])
+    assert alone.code == 0 and three.code == 0, three.err
+    a, b = alone.out.strip(), three.out.split()[1]
+    assert Path(a).name == Path(b).name == "alpha_a-photo-of-a-tok_7.png"
+    for original, folder in ((a, "again-alone"), (b, "again-three")):
+        r = run_cli(["render", "--from", original, "-o", tmp_path / folder, "-q"])
+        assert r.code == 0, r.err
+        assert np.array_equal(_px(r.out.strip()), _px(original)), original
+    from PIL import Image
+
+    with Image.open(a) as im:
+        assert "batch" not in json.loads(im.text["distok"])  # rendered alone: nothing to replay
+    (tmp_path / "gone.distok").write_bytes(Path(tokens[1]).read_bytes())
+    mixed = run_cli(["render", tmp_path / "gone.distok", tokens[0], "a photo of a <>", "--seed", "1", "-o", tmp_path / "m", "-q"])
+    assert mixed.code == 0, mixed.err
+    (tmp_path / "gone.distok").unlink()  # a batch-mate's token file is gone: the batch cannot be rendered again
+    target = [p for p in mixed.out.split() if "alpha" in p][0]
+    assert_one_line_error(run_cli(["render", "--from", target, "-o", tmp_path / "m2"]), 2, "gone.distok")
 
 
 def test_render_reads_tokens_from_stdin_and_writes_a_grid(tokens, tmp_path):

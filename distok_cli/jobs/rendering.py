@@ -23,7 +23,7 @@ class Job:
     token: Token
     prompt: str
     seed: int
-    out: Path
+    out: Path | None  # None: rendered only as a batch-mate of another job (render --from), not written
 
 
 #: Renderers read tokens of CLIP ViT-L/14's token-embedding space (Kandinsky 2.1's prior, SD 1.x).
@@ -202,9 +202,14 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
         prompts = [j.prompt for j in padded]
         seeds = [j.seed for j in padded]
         images = renderer.render(vecs, prompts, seeds, settings, paths=[j.token.path for j in padded])
-        for j, img in zip(batch, images):
+        # An image's pixels depend on its batch-mates through float rounding (BLAS picks kernels by batch
+        # size), so the record lists the whole batch: render --from renders it again and keeps this image.
+        items = [{"token": _token_ref(j.token), "prompt": j.prompt, "seed": j.seed} for j in padded]
+        for i, (j, img) in enumerate(zip(batch, images)):
+            if j.out is None:
+                continue
             meta = {
-                "token": {"id": j.token.id, "path": str(Path(j.token.path).resolve()) if j.token.path else None},
+                "token": _token_ref(j.token),
                 "prompt": j.prompt,
                 "seed": j.seed,
                 "backend": renderer.backend,
@@ -214,12 +219,41 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
                 "models": renderer.models,
                 "dtype": str(renderer.dtype).replace("torch.", ""),
             }
+            if len(items) > 1:
+                meta["batch"] = {"index": i, "items": items}
             params = a1111_parameters(j.prompt, j.seed, settings, renderer.models, j.token.id)
             atomic_write(j.out, png_bytes(img, params, meta))
             written.append(str(j.out))
         if progress is not None:
             progress(len(batch))
     return written
+
+
+def _token_ref(token: Token) -> dict[str, Any]:
+    return {"id": token.id, "path": str(Path(token.path).resolve()) if token.path else None}
+
+
+def replay_jobs(meta: dict[str, Any], out: Path) -> tuple[list[Job], int]:
+    """``render --from``: the jobs of the batch a PNG record describes (only the recorded image is written,
+    to ``out``) and the batch size to render them with. A record without ``batch`` was rendered alone."""
+    from distok_cli.files import tokenfile
+
+    batch = meta.get("batch") or {"index": 0, "items": [{"token": meta["token"], "prompt": meta["prompt"], "seed": meta["seed"]}]}
+    if not 0 <= batch["index"] < len(batch["items"]) or batch["items"][batch["index"]]["token"] != meta["token"]:
+        raise BadInput("the PNG record's batch does not hold its own image")
+    loaded: dict[str, Token] = {}
+    jobs = []
+    for i, item in enumerate(batch["items"]):
+        ref = item["token"]
+        if not ref["path"]:
+            raise BadInput("a token of the image's batch was not a file, so the batch cannot be rendered again")
+        if ref["id"] not in loaded:
+            tok = tokenfile.load(ref["path"])
+            if tok.id != ref["id"]:
+                raise BadInput(f"{ref['path']} changed since the image was rendered (content id differs)")
+            loaded[ref["id"]] = tok
+        jobs.append(Job(i, loaded[ref["id"]], item["prompt"], check_seed(int(item["seed"])), out if i == batch["index"] else None))
+    return jobs, len(jobs)
 
 
 def write_grid(jobs: list[Job], path: Path) -> str:

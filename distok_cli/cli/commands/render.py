@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Annotated
 
@@ -93,6 +95,9 @@ def render(
     )
     # Everything that can be checked from the tokens, prompts, recipe and flags, before any weights load.
     jobs = rendering.plan(token_list, prompts, seed_list, output, overwrite)
+    if from_ is not None:  # the image's whole batch again (same shapes, same rounding); only the image is written
+        jobs, size = rendering.replay_jobs(meta, jobs[0].out)
+        settings = dataclasses.replace(settings, batch_size=size)
     grid_path = output / "grid.png"
     if grid:
         rendering.check_targets([grid_path], overwrite)
@@ -128,4 +133,4 @@ def render(
     for path in written:
         out.data(path)
     if grid:
-        out.data(rendering.write_grid(jobs, grid_path))
+        out.data(rendering.write_grid([j for j in jobs if j.out is not None], grid_path))
