@@ -20,6 +20,15 @@ FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4", "
 SETS = sum((["--set", s] for s in FAST), [])
 
 
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, kandinsky):
+    """(a 1-step run, a token it encoded), made once for this module."""
+    root = tmp_path_factory.mktemp("small")
+    assert run_cli(["train", "-o", root / "r", "--steps", "1", "-q", *SETS]).code == 0
+    assert run_cli(["encode", "cat:1", "-m", root / "r", "-o", root / "mine.distok", "-q"]).code == 0
+    return root / "r", root / "mine.distok"
+
+
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path, kandinsky):
     run = tmp_path / "r"
     assert run_cli(["train", "-o", run, "--steps", "2", "-q", *SETS]).code == 0
@@ -107,15 +116,25 @@ def test_real_processes_one_writer_and_sigterm(tmp_path, kandinsky):
 # ------------------------------------------------------------------------------------------ full disks
 
 
+def _mount(folder, options: str):
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    return folder
+
+
 @pytest.fixture
 def disk(tmp_path):
     """A 512 KiB tmpfs: a real file system that fills up (ENOSPC), as a full server disk does."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    yield _mount(tmp_path / "disk", "size=512k")
+    subprocess.run(["umount", "-l", str(tmp_path / "disk")], capture_output=True)
+
+
+@pytest.fixture
+def big_disk(tmp_path):
+    """An 8 MiB tmpfs: room for a run's checkpoints until something fills it."""
+    yield _mount(tmp_path / "big", "size=8m")
+    subprocess.run(["umount", "-l", str(tmp_path / "big")], capture_output=True)
 
 
 def _fill(disk, leave: int = 0):
@@ -142,11 +161,10 @@ def _assert_full_disk_error(r, disk):
     assert _no_temp_files(disk)
 
 
-def test_sample_on_a_full_disk_leaves_only_whole_files(disk, kandinsky, tmp_path):
+def test_sample_on_a_full_disk_leaves_only_whole_files(disk, small):
     from distok_cli.files import tokenfile
 
-    run = tmp_path / "r"
-    assert run_cli(["train", "-o", run, "--steps", "1", "-q", *SETS]).code == 0
+    run = small[0]
     r = run_cli(["sample", "--n", "5000", "-m", run, "-o", disk / "tokens", "-q"])
     _assert_full_disk_error(r, disk)
     files = sorted((disk / "tokens").glob("*.distok"))
@@ -155,14 +173,11 @@ def test_sample_on_a_full_disk_leaves_only_whole_files(disk, kandinsky, tmp_path
 
 
 @pytest.mark.parametrize("command", ["encode", "export", "gallery", "render"])
-def test_other_writers_on_a_full_disk_exit_1_naming_the_path(disk, kandinsky, tmp_path, command):
+def test_other_writers_on_a_full_disk_exit_1_naming_the_path(disk, small, command):
     from .conftest import EXAMPLES
 
     pig = EXAMPLES / "pig-sheep-snake.distok"
-    run = tmp_path / "r"
-    assert run_cli(["train", "-o", run, "--steps", "1", "-q", *SETS]).code == 0
-    mine = tmp_path / "mine.distok"
-    assert run_cli(["encode", "cat:1", "-m", run, "-o", mine, "-q"]).code == 0
+    run, mine = small
     _fill(disk, leave=2048)
     args = {
         "encode": ["encode", "cat:0.5,dog:0.5", "-m", run, "-o", disk / "x.distok"],
@@ -175,7 +190,8 @@ def test_other_writers_on_a_full_disk_exit_1_naming_the_path(disk, kandinsky, tm
     assert not any(p.suffix in (".distok", ".safetensors", ".html", ".png") for p in disk.rglob("*"))
 
 
-def test_a_checkpoint_that_does_not_fit_keeps_the_last_one_and_resumes_later(disk, monkeypatch, kandinsky, tmp_path):
+def test_a_checkpoint_that_does_not_fit_keeps_the_last_one_and_resumes_later(big_disk, monkeypatch, kandinsky, tmp_path):
+    disk = big_disk
     run = disk / "r"
     sets = [*SETS, "--set", "train.checkpoint_every=2", "--set", "train.hidden=64"]
     real = trainer.Trainer.train_step
@@ -198,3 +214,37 @@ def test_a_checkpoint_that_does_not_fit_keeps_the_last_one_and_resumes_later(dis
     assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "6", "-q", *sets]).code == 0
     for name in ("model.safetensors", "state.safetensors"):
         assert (run / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+
+
+@pytest.fixture
+def ro_disk(tmp_path):
+    """A read-only file system (a tmpfs mounted ro): even root cannot write there (EROFS)."""
+    yield _mount(tmp_path / "ro", "ro,size=64k")
+    subprocess.run(["umount", "-l", str(tmp_path / "ro")], capture_output=True)
+
+
+@pytest.mark.parametrize("command", ["sample", "encode", "render", "train", "export", "gallery"])
+def test_a_read_only_file_system_is_refused_before_any_work(ro_disk, small, monkeypatch, command):
+    from distok_cli.backends import diffusion
+
+    from .conftest import EXAMPLES
+
+    run, mine = small
+
+    def no_models(*a, **k):
+        raise AssertionError("a model was loaded before the output was checked")
+
+    monkeypatch.setattr(diffusion, "make_renderer", no_models)
+    monkeypatch.setattr(trainer, "build", no_models)
+    target = ro_disk / "out"
+    args = {
+        "sample": ["sample", "--n", "3", "-m", run, "-o", target],
+        "encode": ["encode", "cat:1", "-m", run, "-o", ro_disk / "x.distok"],
+        "render": ["render", mine, "a photo of a <>", "-o", target, "--recipe", "tiny"],
+        "train": ["train", "-o", target, "--steps", "1", *SETS],
+        "export": ["export", EXAMPLES / "pig-sheep-snake.distok", "--to", "comfyui", "-o", target],
+        "gallery": ["gallery", EXAMPLES, "-o", ro_disk / "g.html"],
+    }[command]
+    r = run_cli(args)
+    assert_one_line_error(r, 2, f"{ro_disk} is read-only")
+    assert list(ro_disk.iterdir()) == []

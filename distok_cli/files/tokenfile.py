@@ -317,8 +317,8 @@ def write_error(path: str | os.PathLike[str], exc: OSError | ValueError) -> Dist
 
 def check_target(path: str | os.PathLike[str], folder: bool = False, what: str = "-o") -> Path:
     """Refuse an output path that cannot be written, before any work is done: a NUL, a name longer than
-    255 bytes, a file where a folder must be (``-o FILE`` for a folder, or a file among the parents) or a
-    folder where the file must go."""
+    255 bytes, a file where a folder must be (``-o FILE`` for a folder, or a file among the parents), a
+    folder where the file must go, or a read-only folder or file system."""
     text = os.fspath(path)
     if "\0" in text:
         raise BadInput(f"{what}: a path cannot contain a NUL character")
@@ -331,10 +331,14 @@ def check_target(path: str | os.PathLike[str], folder: bool = False, what: str =
             raise BadInput(f"{what} {p}: exists and is not a folder")
         if not folder and p.is_dir():
             raise BadInput(f"{what} {p}: is a folder (give a file name)")
-    for parent in p.parents:
+    for parent in ([p] if folder and p.is_dir() else []) + list(p.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise BadInput(f"{what} {p}: {parent} is a file, not a folder")
+            # A read-only folder or file system (EROFS: even root cannot write there): refuse now, not
+            # after the work; os.access asks the kernel, so it sees mount flags as well as modes.
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise BadInput(f"{what} {p}: {parent} is read-only")
             break
     return p
 
