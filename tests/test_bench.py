@@ -99,6 +99,7 @@ def test_physical_limits_counter_counts_flops_and_kernels_as_computed_by_hand(gr
         assert stats["flops"] == 2 * 20_480 + 51_200 + 128_000
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_physical_limits_runs_on_the_twins_and_its_floors_follow_from_its_counts(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "physical_limits.py"), "--tiny", "--out", str(tmp_path / "l")],
                        capture_output=True, text=True, timeout=300)

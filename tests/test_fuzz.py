@@ -9,6 +9,7 @@ import struct
 import sys
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +58,7 @@ def _known_bad() -> list[tuple[str, bytes]]:
 KNOWN_BAD = _known_bad()
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_every_known_bad_file_exits_2_with_one_line_and_writes_nothing(tmp_path):
     for i, (_, data) in enumerate(KNOWN_BAD):
         p = tmp_path / f"{i}.distok"

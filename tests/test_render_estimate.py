@@ -355,6 +355,7 @@ def test_estimate_unreadable_image(tmp_path):
     assert_one_line_error(run_cli(["estimate", str(bad), "--write"]), 2, "--write stores estimates in token files")
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_two_processes_split_the_work_each_item_once(tokens, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",

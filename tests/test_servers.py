@@ -56,7 +56,8 @@ def test_a_stale_lock_file_blocks_nothing(tmp_path, kandinsky):
 
 
 @pytest.mark.parametrize(("signum", "code", "words"), [
-    (signal.SIGTERM, 143, "stopped by SIGTERM"), (signal.SIGHUP, 129, "stopped by SIGHUP"),
+    (signal.SIGTERM, 143, "stopped by SIGTERM"),
+    pytest.param(signal.SIGHUP, 129, "stopped by SIGHUP", marks=pytest.mark.slow),
 ])
 def test_sigterm_and_sighup_checkpoint_and_resume_exactly(tmp_path, monkeypatch, kandinsky, signum, code, words):
     calls = {"n": 0}
@@ -172,6 +173,7 @@ def test_sample_on_a_full_disk_leaves_only_whole_files(disk, small):
     assert all(os.path.isfile(p) for p in r.out.split())  # every printed path names a file that is there
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["encode", "export", "gallery", "render"])
 def test_other_writers_on_a_full_disk_exit_1_naming_the_path(disk, small, command):
     from .conftest import EXAMPLES
