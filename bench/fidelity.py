@@ -33,7 +33,7 @@ DEMO = ["train.n=32", "train.steps=250"]  # what `distok demo` trains (distok_cl
 ARMS: dict[str, tuple[list[str], str]] = {
     "paper": ([*PAPER_METHOD, "train.n=8", "train.steps=1500"], "the paper's objective as in 0.3.0's demo (1,500 steps, n = 8)"),
     "paper-6000": ([*PAPER_METHOD, "train.n=8", "train.steps=6000"], "the paper's objective at 0.3.0's default (6,000 steps)"),
-    "demo": (DEMO, "distok's objective, the demo's run (250 steps, n = 32)"),
+    "demo": (DEMO, "distok's objective, the demo's run (250 steps, n = 32; the recipe's p_match)"),
     "default": ([], "distok's objective, the recipe's default (1,500 steps, n = 32)"),
     "no-residual": ([*DEMO, "train.residual=false"], "demo without the residual decoder"),
     "one-style": ([*DEMO, "train.styles=[a photo of a]"], "demo trained in the training style only"),
@@ -43,6 +43,7 @@ ARMS: dict[str, tuple[list[str], str]] = {
     "cosine": ([*DEMO, "train.lr_schedule=cosine"], "demo with a cosine learning-rate schedule"),
     "lr3e-3": ([*DEMO, "train.lr=0.003"], "demo at lr 0.003"),
     "match-only": ([*DEMO, "train.p_match=1"], "demo with matching only (no fusion, no consistency)"),
+    "mixed": ([*DEMO, "train.p_match=0.75"], "demo with matching on 75 % of the steps, fusion and consistency on the rest"),
     "match-half": ([*DEMO, "train.p_match=0.5"], "demo with matching on half the steps"),
     "match-0.9": ([*DEMO, "train.p_match=0.9"], "demo with matching on 90 % of the steps"),
     "long": (["train.n=32", "train.steps=1500"], "distok's objective, 1,500 steps"),

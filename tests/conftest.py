@@ -100,3 +100,24 @@ def make_token(space, vec, **kw):
 
     kw.setdefault("source", {"kind": "distribution", "distribution": {"cat": 0.6, "dog": 0.4}})
     return Token(vector=np.asarray(vec, np.float32), space=space, **kw)
+
+
+def break_step(monkeypatch, at: int, action) -> None:
+    """Patch ``Trainer.train_step`` so that its ``at``-th call first runs ``action()`` (raise
+    KeyboardInterrupt, send a signal...), then the real step. ``monkeypatch.undo()`` restores it."""
+    from distok_cli.method import trainer
+
+    calls = {"n": 0}
+    real = trainer.Trainer.train_step
+
+    def step(self):
+        calls["n"] += 1
+        if calls["n"] == at:
+            action()
+        return real(self)
+
+    monkeypatch.setattr(trainer.Trainer, "train_step", step)
+
+
+def ctrl_c() -> None:
+    raise KeyboardInterrupt

@@ -14,7 +14,7 @@ from distok_cli.files import checkpoint, recipes
 from distok_cli.method import evaluation, matching, trainer
 from distok_cli.method.model import DisTok
 
-from .conftest import assert_one_line_error, run_cli
+from .conftest import assert_one_line_error, break_step, ctrl_c, run_cli
 
 FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4", "train.n=6",
         "train.styles=[a photo of a, a drawing of a]"]
@@ -145,19 +145,10 @@ def test_the_paper_objective_never_matches(tiny_recipe, kandinsky, tmp_path):
 def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, monkeypatch, kandinsky):
     """The learning rate is a function of the step and the run's target, so Ctrl-C then --resume ends
     byte-identical to a straight run."""
-    calls = {"n": 0}
-    real = trainer.Trainer.train_step
-
-    def flaky(self):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real(self)
-
     sets = sum((["--set", s] for s in [*FAST, "train.lr_schedule=cosine"]), [])
-    monkeypatch.setattr(trainer.Trainer, "train_step", flaky)
+    break_step(monkeypatch, 4, ctrl_c)
     assert run_cli(["train", "-o", tmp_path / "b", "--steps", "7", "-q", *sets]).code == 130
-    monkeypatch.setattr(trainer.Trainer, "train_step", real)
+    monkeypatch.undo()
     assert run_cli(["train", "-o", tmp_path / "b", "--resume", "-q"]).code == 0
     assert run_cli(["train", "-o", tmp_path / "a", "--steps", "7", "-q", *sets]).code == 0
     for name in ("model.safetensors", "state.safetensors"):

@@ -17,7 +17,7 @@ from distok_cli.method import generate, losses, trainer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import admit
 
-from .conftest import ROOT, assert_one_line_error, run_cli
+from .conftest import ROOT, assert_one_line_error, break_step, ctrl_c, run_cli
 
 # The paper's objective: these tests check its steps by hand (distok's own steps: tests/test_matching.py).
 FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4", *recipes.PAPER_METHOD]
@@ -259,21 +259,12 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, kandinsky):
 
 
 def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch, kandinsky):
-    calls = {"n": 0}
-    real = trainer.Trainer.train_step
-
-    def flaky(self):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(trainer.Trainer, "train_step", flaky)
+    break_step(monkeypatch, 4, ctrl_c)
     sets = sum((["--set", s] for s in FAST), [])
     r = run_cli(["train", "-o", tmp_path / "r", "--steps", "10", "-q", *sets])
     assert_one_line_error(r, 130, "interrupted at step 3; checkpoint saved (continue with --resume)")
     assert checkpoint.load(tmp_path / "r").config["step"] == 3
-    monkeypatch.setattr(trainer.Trainer, "train_step", real)
+    monkeypatch.undo()
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0  # to the run's own 10 steps
     assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "10", "-q", *sets]).code == 0
     _same_run(tmp_path / "r", tmp_path / "straight")

@@ -14,7 +14,7 @@ from distok_cli.files import checkpoint
 from distok_cli.files.runlock import LOCK_NAME, RunLock
 from distok_cli.method import trainer
 
-from .conftest import ROOT, assert_one_line_error, run_cli
+from .conftest import ROOT, assert_one_line_error, break_step, run_cli
 
 FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4", "train.n=4"]
 SETS = sum((["--set", s] for s in FAST), [])
@@ -60,21 +60,13 @@ def test_a_stale_lock_file_blocks_nothing(tmp_path, kandinsky):
     pytest.param(signal.SIGHUP, 129, "stopped by SIGHUP", marks=pytest.mark.slow),
 ])
 def test_sigterm_and_sighup_checkpoint_and_resume_exactly(tmp_path, monkeypatch, kandinsky, signum, code, words):
-    calls = {"n": 0}
-    real = trainer.Trainer.train_step
-
-    def signalled(self):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            os.kill(os.getpid(), signum)  # delivered to the main thread inside the step, as from systemd or a closed terminal
-        return real(self)
-
-    monkeypatch.setattr(trainer.Trainer, "train_step", signalled)
+    # delivered to the main thread inside the 4th step, as from systemd or a closed terminal
+    break_step(monkeypatch, 4, lambda: os.kill(os.getpid(), signum))
     r = run_cli(["train", "-o", tmp_path / "r", "--steps", "7", "-q", *SETS])
     assert_one_line_error(r, code, f"{words} at step 3; checkpoint saved (continue with --resume)")
     assert checkpoint.load(tmp_path / "r").config["step"] == 3
     assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)  # handlers restored
-    monkeypatch.setattr(trainer.Trainer, "train_step", real)
+    monkeypatch.undo()
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0
     assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "7", "-q", *SETS]).code == 0
     for name in ("model.safetensors", "state.safetensors"):

@@ -93,14 +93,7 @@ def default_styles(which: str = "held_out") -> list[str]:
 
 def read_styles(path: Path) -> list[str]:
     """A JSON list of style prefixes, or an object whose ``held_out`` is one (``recipes/eval/styles-v1.json``)."""
-    try:
-        if not path.is_file():
-            raise BadInput(f"{path}: no such file")
-        if path.stat().st_size > MAX_SET_BYTES:
-            raise BadInput(f"{path}: larger than {MAX_SET_BYTES >> 20} MiB")
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadInput(f"{path}: not a JSON list of styles ({type(exc).__name__})") from None
+    data = _read_json(path, "a JSON list of styles")
     if isinstance(data, dict) and "held_out" in data:
         data = data["held_out"]
     if not isinstance(data, list) or not data or len(data) > MAX_STYLES:
@@ -129,14 +122,7 @@ def eval_set_for(classes: list[str]) -> tuple[str, list[dict[str, float]]]:
 
 def read_eval_set(path: Path, classes: list[str]) -> tuple[str, list[dict[str, float]]]:
     """A JSON list of ``{class: weight}`` objects (or ``{"distributions": [...]}``), checked against ``classes``."""
-    try:
-        if not path.is_file():
-            raise BadInput(f"{path}: no such file")
-        if path.stat().st_size > MAX_SET_BYTES:
-            raise BadInput(f"{path}: larger than {MAX_SET_BYTES >> 20} MiB")
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadInput(f"{path}: not a JSON evaluation set ({type(exc).__name__})") from None
+    data = _read_json(path, "a JSON evaluation set")
     if isinstance(data, dict) and "distributions" in data:
         data = data["distributions"]
     if not isinstance(data, list) or not data:
@@ -157,6 +143,18 @@ def read_eval_set(path: Path, classes: list[str]) -> tuple[str, list[dict[str, f
             raise BadInput(f"{path}: item {i}: weights sum to zero")
         items.append({c: float(w) for c, w in d.items()})
     return f"file:{path.name}", items
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """A small JSON file, strictly (no NaN/Infinity), or one line saying why not."""
+    try:
+        if not path.is_file():
+            raise BadInput(f"{path}: no such file")
+        if path.stat().st_size > MAX_SET_BYTES:
+            raise BadInput(f"{path}: larger than {MAX_SET_BYTES >> 20} MiB")
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadInput(f"{path}: not {what} ({type(exc).__name__})") from None
 
 
 def _no_constant(name: str) -> Any:
