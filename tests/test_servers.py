@@ -242,3 +242,77 @@ def test_a_read_only_file_system_is_refused_before_any_work(ro_disk, small, monk
     r = run_cli(args)
     assert_one_line_error(r, 2, f"{ro_disk} is read-only")
     assert list(ro_disk.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- estimate --write, concurrently
+
+
+def _rewrite_meanwhile(monkeypatch, path, change):
+    """Another process rewrites ``path`` while the estimate is being computed."""
+    from distok_cli.files import tokenfile
+    from distok_cli.jobs import estimation
+
+    real = estimation.estimate_record
+
+    def meanwhile(token, est, seeds):
+        record = real(token, est, seeds)
+        tokenfile.save(change(tokenfile.load(path)), path)
+        return record
+
+    monkeypatch.setattr(estimation, "estimate_record", meanwhile)
+
+
+def test_estimate_write_keeps_what_another_process_wrote_meanwhile(small, monkeypatch, tmp_path):
+    import dataclasses
+    import shutil
+
+    from distok_cli.files import tokenfile
+
+    tok = tmp_path / "t.distok"
+    shutil.copy(small[1], tok)
+    _rewrite_meanwhile(monkeypatch, tok, lambda t: dataclasses.replace(t, title="renamed-meanwhile"))
+    r = run_cli(["estimate", tok, "--write", "--estimator", "text", "-q"])
+    assert r.code == 0, r.err
+    t = tokenfile.load(tok)
+    assert t.title == "renamed-meanwhile" and t.estimate is not None  # both updates kept: none lost
+
+
+def test_estimate_write_refuses_when_the_vector_changed_meanwhile(small, monkeypatch, tmp_path):
+    import dataclasses
+    import shutil
+
+    from distok_cli.files import tokenfile
+
+    tok = tmp_path / "t.distok"
+    shutil.copy(small[1], tok)
+    _rewrite_meanwhile(monkeypatch, tok, lambda t: dataclasses.replace(t, vector=t.vector * 2, estimate=None))
+    r = run_cli(["estimate", tok, "--write", "--estimator", "text", "-q"])
+    assert_one_line_error(r, 1, f"{tok} was rewritten by another process while it was estimated")
+    t = tokenfile.load(tok)
+    assert t.estimate is None and float(abs(t.vector - 2 * tokenfile.load(small[1]).vector).max()) == 0  # the other write stands
+
+
+def test_writers_of_one_token_file_take_turns(tmp_path):
+    """tokenfile.locked: a second holder waits until the first has replaced the file and let go."""
+    import threading
+
+    from distok_cli.files import tokenfile
+
+    from .conftest import EXAMPLES
+
+    tok = tmp_path / "t.distok"
+    tok.write_bytes((EXAMPLES / "pig-sheep-snake.distok").read_bytes())
+    order = []
+
+    def second():
+        with tokenfile.locked(tok):
+            order.append("second")
+
+    with tokenfile.locked(tok):
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.3)
+        order.append("first")
+        tokenfile.save(tokenfile.load(tok), tok)  # replaced while held: the waiter must lock the new file
+    t.join(10)
+    assert order == ["first", "second"]

@@ -12,13 +12,16 @@ Only numpy is imported: ``inspect``, ``diff``, ``encode`` and ``sample`` must st
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import stat
 import struct
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -364,6 +367,38 @@ def save(token: Token, path: str | os.PathLike[str], overwrite: bool = True) -> 
         >>> save(Token(vec, space=space, source={"kind": "distribution", "distribution": {"cat": 1.0}}), "cat.distok")
     """
     atomic_write(path, to_bytes(token), overwrite)
+    return str(path)
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file at ``path`` (waiting for another holder). Writers replace the
+    file, so the lock is taken again until the path still names the locked file: two read-modify-writes of
+    one token file never interleave, and nothing is left behind."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def update(path: str | os.PathLike[str], change: Callable[[Token], Token]) -> str:
+    """Read-modify-write a token file under :func:`locked`: ``change`` gets the file as it is now (another
+    process may have rewritten it since it was first read) and returns the token to write."""
+    with locked(path):
+        atomic_write(path, to_bytes(change(load(path))))
     return str(path)
 
 

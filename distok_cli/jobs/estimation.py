@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distok_cli.errors import BadInput
+from distok_cli.errors import BadInput, DistokError
 from distok_cli.files import distributions as dists
 from distok_cli.files import tokenfile
 from distok_cli.files.recipes import IMAGE_ESTIMATORS, Recipe
@@ -133,10 +133,21 @@ def estimate_paths(
             results.append(summary(path, "token", record["distribution"], token_est, kl=record["kl"], js=record["js"],
                                    prompt=prompt, seeds=seeds, source=source_distribution(item)))
             if write:
-                tokenfile.save(item.with_estimate(record), item.path)
+                tokenfile.update(item.path, _with_estimate(item, record))
         if progress is not None:
             progress(1)
     return results
+
+
+def _with_estimate(estimated: Any, record: dict[str, Any]) -> Any:
+    """For ``tokenfile.update``: the file as it is now, with the estimate, if it is still the estimated token."""
+    def change(current: Any) -> Any:
+        if current.id != estimated.id:
+            raise DistokError(f"{estimated.path} was rewritten by another process while it was estimated (another "
+                              "vector); its estimate was not written: estimate it again")
+        return current.with_estimate(record)
+
+    return change
 
 
 def write_plot(results: list[dict[str, Any]], path: Path) -> str:

@@ -6,8 +6,8 @@ Per step, on n samples at once (batched: on a GPU a batch of 64 costs what a bat
   user-like distributions p (1–4 classes, Dirichlet(1) weights), each in a style S drawn from
   ``train.styles``; token = model(Σ p_i t_i); loss KL(p ‖ q) with q = softmax_c(cos(E("S <token>"),
   E("S {c}")) / T), the text-side estimator (differentiable; on Kandinsky/SD the CLIP text side, never a
-  render). T is ``match_temperature``, or calibrated like ``distok eval``'s (the class tokens give their own
-  class ``eval.calibrate_to`` in the first style);
+  render). T is ``match_temperature``, or calibrated like ``distok eval``'s: in each style (or, with
+  ``match_calibration: first``, in the first), the class tokens give their own class ``eval.calibrate_to``;
 * **fusion** (I_mix = 1): pairs (c1, c2) from the pool (c2 a discovered concept with probability
   ``p_recursive`` once there are some), z = E_dis(t1 + t2), t_crt = D_tok(z), loss L_mix between
   E(q_a with t_crt) and the cached E(q_r), E(q_s);
@@ -86,7 +86,8 @@ class Trainer:
         self.q_a = TextSide.fill(t.q_a)
         text.check_fits([self.q_a])
         self.E_r: torch.Tensor | None = None  # [K, K, D]: E(q_r) of every known pair (diagonal unused)
-        if t.fusion:  # every known pair's q_r, once, in batches (K·(K−1) prompts)
+        fusion_runs = t.fusion and not (t.objective == "distok" and t.p_match >= 1)
+        if fusion_runs:  # every known pair's q_r, once, in batches (K·(K−1) prompts)
             K = len(self.classes)
             pairs = [(a, b) for a in range(K) for b in range(K) if a != b]
             rows = []
