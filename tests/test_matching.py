@@ -317,3 +317,13 @@ def test_the_demo_ends_with_its_held_out_comparison(drun, kandinsky):
     rep = evaluation.evaluate(ck, est, evaluation.protocol_set(ck.classes, "test", 20), styles=evaluation.default_styles())
     h = rep["held_out"]
     assert m.groups() == (f"{h['distok']['kl']:.2f}", f"{h['raw_mix']['kl']:.2f}", f"{100 * -h['kl_reduction']:+.0f}")
+
+
+def test_one_matching_temperature_for_every_style(tiny_recipe, kandinsky, tmp_path):
+    """match_calibration: first: one T (the first style's), a number in the checkpoint, which loads."""
+    _, t = _trainer(tiny_recipe, kandinsky, tmp_path, ["train.match_calibration=first"])
+    assert isinstance(t.match_T, float) and t.match_T == pytest.approx(t.calibrated_temperature(0))
+    t.save()
+    assert checkpoint.load(tmp_path / "r").config["match_temperature"] == pytest.approx(t.match_T)
+    fixed = _trainer(tiny_recipe, kandinsky, tmp_path / "fixed", ["train.match_temperature=0.07"])[1]
+    assert fixed.match_T == 0.07
