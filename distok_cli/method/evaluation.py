@@ -345,8 +345,8 @@ def evaluate(
                                          progress)
     refine_seconds = None
     if refine:
+        from distok_cli.method.matching import REFINE_LR, scorer_for
         from distok_cli.method.matching import refine as refine_tokens
-        from distok_cli.method.matching import scorer_for
 
         P = np.array([[p.get(c, 0.0) for c in classes] for p in inputs], np.float32)
         arms["refined"], refine_seconds = refine_tokens(scorer_for(ckpt, estimator.text), vectors, P, refine, progress=progress)
@@ -363,7 +363,7 @@ def evaluate(
     }
     report = {**head, **report, "baselines": scores}
     if refine:
-        report["refine"] = {"steps": refine, "lr": _refine_lr(), "seconds_per_token": refine_seconds}
+        report["refine"] = {"steps": refine, "lr": REFINE_LR, "seconds_per_token": refine_seconds}
     kl_b = scores["raw_mix"]["kl"]
     report["vs_raw_mix"] = {"kl_reduction": 1 - report["kl"] / kl_b if kl_b else None}
     if styles:
@@ -377,12 +377,6 @@ def evaluate(
         d, r = held["distok"]["kl"], held["raw_mix"]["kl"]
         report["held_out"] = {"styles": list(styles), **held, "kl_reduction": 1 - d / r if r else None}
     return report
-
-
-def _refine_lr() -> float:
-    from distok_cli.method.matching import REFINE_LR
-
-    return REFINE_LR
 
 
 def _calibrated(estimator: Any, ckpt: Any, calibrate_to: float) -> float:
