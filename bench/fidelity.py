@@ -28,28 +28,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from distok_cli.files.recipes import PAPER_METHOD  # noqa: E402
 
-DEMO = ["train.n=32", "train.steps=250"]  # what `distok demo` trains (distok_cli/cli/demo.py)
+DEMO = ["train.n=32", "train.steps=300"]  # what `distok demo` trains (distok_cli/cli/demo.py)
+SHORT = ["train.n=32", "train.steps=250"]  # the short run every variant was measured at
 #: name → (--set values, what it is). Arms other than paper/demo/default are the variants tried.
 ARMS: dict[str, tuple[list[str], str]] = {
     "paper": ([*PAPER_METHOD, "train.n=8", "train.steps=1500"], "the paper's objective as in 0.3.0's demo (1,500 steps, n = 8)"),
     "paper-6000": ([*PAPER_METHOD, "train.n=8", "train.steps=6000"], "the paper's objective at 0.3.0's default (6,000 steps)"),
-    "demo": (DEMO, "distok's objective, the demo's run (250 steps, n = 32; the recipe's p_match)"),
+    "demo": (DEMO, "distok's objective, the demo's run (300 steps, n = 32; the recipe's p_match)"),
+    "demo-250": (SHORT, "distok's objective, 250 steps, n = 32 (the demo's run before its step count was set by its time budget)"),
     "default": ([], "distok's objective, the recipe's default (1,500 steps, n = 32)"),
-    "no-residual": ([*DEMO, "train.residual=false"], "demo without the residual decoder"),
-    "one-style": ([*DEMO, "train.styles=[a photo of a]"], "demo trained in the training style only"),
-    "latent64": ([*DEMO, "train.latent_dim=64"], "demo with ω = 64"),
+    "no-residual": ([*SHORT, "train.residual=false"], "demo-250 without the residual decoder"),
+    "one-style": ([*SHORT, "train.styles=[a photo of a]"], "demo-250 trained in the training style only"),
+    "latent64": ([*SHORT, "train.latent_dim=64"], "demo-250 with ω = 64"),
     "n8": (["train.n=8", "train.steps=800"], "n = 8 at about the demo's wall time"),
     "n64": (["train.n=64", "train.steps=140"], "n = 64 at about the demo's wall time"),
-    "cosine": ([*DEMO, "train.lr_schedule=cosine"], "demo with a cosine learning-rate schedule"),
-    "lr3e-3": ([*DEMO, "train.lr=0.003"], "demo at lr 0.003"),
-    "match-only": ([*DEMO, "train.p_match=1"], "demo with matching only (no fusion, no consistency)"),
-    "mixed": ([*DEMO, "train.p_match=0.75"], "demo with matching on 75 % of the steps, fusion and consistency on the rest"),
-    "match-half": ([*DEMO, "train.p_match=0.5"], "demo with matching on half the steps"),
-    "match-0.9": ([*DEMO, "train.p_match=0.9"], "demo with matching on 90 % of the steps"),
+    "cosine": ([*SHORT, "train.lr_schedule=cosine"], "demo-250 with a cosine learning-rate schedule"),
+    "lr3e-3": ([*SHORT, "train.lr=0.003"], "demo-250 at lr 0.003"),
+    "match-only": ([*SHORT, "train.p_match=1"], "demo-250 with matching only (no fusion, no consistency)"),
+    "mixed": ([*SHORT, "train.p_match=0.75"], "demo-250 with matching on 75 % of the steps, fusion and consistency on the rest"),
+    "match-half": ([*SHORT, "train.p_match=0.5"], "demo-250 with matching on half the steps"),
+    "match-0.9": ([*SHORT, "train.p_match=0.9"], "demo-250 with matching on 90 % of the steps"),
     "long": (["train.n=32", "train.steps=1500"], "distok's objective, 1,500 steps"),
-    "first-T": ([*DEMO, "train.match_calibration=first"], "demo with one matching T for every style (the first style's)"),
-    "one-style-match-only": ([*DEMO, "train.styles=[a photo of a]", "train.p_match=1"], "one style, matching only"),
-    "three-styles": ([*DEMO, "train.styles=[a photo of a, a painting of a, a sketch of a]"], "demo in three styles"),
+    "first-T": ([*SHORT, "train.match_calibration=first"], "demo-250 with one matching T for every style (the first style's)"),
+    "one-style-match-only": ([*SHORT, "train.styles=[a photo of a]", "train.p_match=1"], "one style, matching only"),
+    "three-styles": ([*SHORT, "train.styles=[a photo of a, a painting of a, a sketch of a]"], "demo-250 in three styles"),
 }
 ARITIES = ("1", "2", "3", "4+")
 

@@ -107,6 +107,7 @@ def _reference_reader_accepts(data: bytes) -> bool:
         return False
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pos=st.integers(0, 8 + N - 1), byte=st.integers(0, 255))
 def test_random_header_byte_mutations_never_crash(tmp_path, pos, byte):

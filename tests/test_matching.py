@@ -142,6 +142,7 @@ def test_the_paper_objective_never_matches(tiny_recipe, kandinsky, tmp_path):
     assert {t.train_step().task for _ in range(6)} <= {"mix", "cst"}
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_an_interrupted_cosine_run_resumes_exactly(tmp_path, monkeypatch, kandinsky):
     """The learning rate is a function of the step and the run's target, so Ctrl-C then --resume ends
     byte-identical to a straight run."""

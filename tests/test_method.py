@@ -245,6 +245,7 @@ def test_inspect_json_of_a_run_shows_config_and_classes(run):
     assert d["kind"] == "run" and d["pool_size"] == len(list((run / "pool").glob("*.distok")))
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, kandinsky):
     """With rendering + BLIP in the loop (the tiny recipe's default estimator)."""
     common = ["--set", "train.estimate_every=3", "--set", "train.estimate_n=2", "-q"]

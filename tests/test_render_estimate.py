@@ -436,6 +436,7 @@ def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
     assert compiled == ["StableDiffusionPipeline"] and np.array_equal(_px(rc.out.strip()), _px(r.out.strip()))
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_render_compile_gives_the_eager_pixels_and_pads_the_short_last_batch(tokens, tmp_path, monkeypatch):
     """--compile runs the UNet through torch.compile (here with the aot_eager backend: no C compiler
     needed, same Dynamo capture) with static shapes, so a short last batch is filled up, not recompiled."""

@@ -184,6 +184,7 @@ def test_other_writers_on_a_full_disk_exit_1_naming_the_path(disk, small, comman
     assert not any(p.suffix in (".distok", ".safetensors", ".html", ".png") for p in disk.rglob("*"))
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_a_checkpoint_that_does_not_fit_keeps_the_last_one_and_resumes_later(big_disk, monkeypatch, kandinsky, tmp_path):
     disk = big_disk
     run = disk / "r"

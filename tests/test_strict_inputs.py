@@ -152,6 +152,7 @@ def test_schema_and_token_reader_agree(probe):
     assert reader == _schema_verdict(meta, "distok-token-v1", TOKEN_DEFS)
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_the_probes_are_not_all_one_verdict():
     verdicts = [_schema_verdict(_probe(*p)[1], "distok-token-v1", TOKEN_DEFS) for p in PROBES]
     assert 5 <= sum(verdicts) <= len(PROBES) - 30
