@@ -192,6 +192,7 @@ def test_eval_distributions_file_and_its_refusals(tmp_path, kandinsky):
                           "--free-token needs the text estimator")
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_free_token_baseline_reaches_below_the_raw_mix(tmp_path, minilm):
     """On MiniLM: one token optimised per distribution beats Σ p_i t_i by far (the estimator is not the limit)."""
     from distok_cli.backends.token_estimators import TextEstimator

@@ -125,6 +125,7 @@ def test_random_header_byte_mutations_never_crash(tmp_path, pos, byte):
         assert_one_line_error(r, 2, str(p))
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_malformed_arguments_exit_2():
     """200 random argument lists: each is refused with exit 2 and one line, or, when it happens to be
     well formed (`diff -- GOOD GOOD`, `inspect GOOD -q`), succeeds with output on stdout and nothing on stderr."""

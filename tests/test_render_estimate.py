@@ -417,6 +417,7 @@ def test_plain_tokens_render_with_a_warning(tmp_path):
     assert r.code == 0 and "names no token space; rendering it with twin:kandinsky21-prior" in r.err
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
     r = run_cli(["render", tokens[0], "a photo of a <>", "--set", "render.backend=sd15", "-o", tmp_path, "-q"])
     assert r.code == 0, r.err
