@@ -118,12 +118,16 @@ def refine_token(ckpt: Any, token: Any, steps: int, device: str = "auto", dtype:
         raise BadInput(f"--refine must be between 1 and {MAX_REFINE}")
     if not ckpt.config.get("styles"):
         scorer_for(ckpt, None)  # raises the one-line reason
+    p = np.array([[dist.get(c, 0.0) for c in ckpt.classes]], np.float64)
+    if not p.sum() > 0:  # a composition whose parents' classes are not this model's
+        raise BadInput("--refine needs a distribution over the model's classes; this one has none of them")
+    p = (p / p.sum()).astype(np.float32)
     recipe = model_recipe(ckpt)
-    text = load_text_side(recipe, pick_device(recipes.placement(recipe, device, dtype)[0]), recipes.placement(recipe, device, dtype)[1])
+    where, precision = recipes.placement(recipe, device, dtype)
+    text = load_text_side(recipe, pick_device(where), precision)
     if not text.space.compatible(ckpt.space):
         raise BadInput(f"the model was trained for {ckpt.space.encoder}, but its recipe loads {text.space.encoder}")
     scorer = scorer_for(ckpt, text)
-    p = np.array([[dist.get(c, 0.0) for c in ckpt.classes]], np.float32)
     vector, seconds = refine(scorer, token.vector[None], p, steps)
     S = len(scorer.styles)
     with torch.no_grad():
