@@ -181,9 +181,18 @@ def test_hostile_strings_show_as_text_and_run_nowhere(tmp_path, kandinsky):
     prompts = [f"{bad} of a <>" for bad in PAYLOADS[:2]]
     r = run_cli(["render", root / "tokens" / names[0], *prompts, "-r", "tiny", "-o", root / "renders", "-q"])
     assert r.code == 0, r.err
+    # A model whose class names are the payloads too (the page lists each token's nearest classes).
+    d, h, w = 768, 4, 2
+    tensors = {k: np.zeros(shape, np.float32) for k, shape in {
+        "E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
+        "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,)}.items()}
+    tensors["class_embeddings"] = (0.02 * rng.standard_normal((len(PAYLOADS), d))).astype(np.float32)
+    checkpoint.Checkpoint(tensors, {"classes": PAYLOADS, "dim": d, "hidden": h, "latent_dim": w, "recipe": PAYLOADS[0],
+                                    "token_space": space.to_json()}).save(root / "model.safetensors")
     page = root / "gallery.html"
-    r = run_cli(["gallery", root / "tokens", root / "renders", "-o", page, "-q"])
+    r = run_cli(["gallery", root / "tokens", root / "renders", "-m", root / "model.safetensors", "-o", page, "-q"])
     assert r.code == 0, r.err
+    assert page.read_text().count("nearest") >= len(PAYLOADS)
     r = _browse(page.as_uri(), "--dump-dom")
     assert r.returncode == 0, r.stderr[-500:]
     assert "PWNED" not in r.stderr and ":CONSOLE" not in r.stderr, r.stderr[-2000:]  # no script ran, no console message
