@@ -63,8 +63,10 @@ def loss_png(rows: list[dict[str, Any]], title: str) -> bytes:
 
 def loss_figure(rows: list[dict[str, Any]], title: str) -> Any:
     plt = _pyplot()
-    # distok's matching panel only for runs that have it (a run of the paper's objective logs none)
-    tasks = [t for t in TASKS if t[0] != "l_match" or any(r.get("task") == "match" for r in rows)]
+    # A run of the paper's objective shows its three panels (an empty one says so); a run of distok's
+    # objective shows matching, L_reg, and fusion or consistency only if they ran (on minilm they never do).
+    logged = {r.get("task") for r in rows}
+    tasks = [t for t in TASKS if t[2] is None or t[2] in logged or ("match" not in logged and t[0] != "l_match")]
     fig, axes = plt.subplots(len(tasks) + 1, 1, figsize=(8, 2.25 * (len(tasks) + 1)), sharex=True, constrained_layout=True)
     fig.suptitle(title)
     for ax, (key, label, task) in zip(axes, tasks):

@@ -42,6 +42,17 @@ def test_loss_figure_has_a_panel_per_task_and_the_pool():
     assert [t.get_text() for t in pool.get_xticklabels()]  # real axes: ticks carry numbers
 
 
+def test_a_matching_run_shows_only_the_tasks_it_ran():
+    rows = [{"step": i, "task": "match", "l_match": 1.0 / i, "l_mix": None, "l_cst": None, "l_reg": 1.0, "pool": 0} for i in range(1, 6)]
+    titles = [ax.get_title(loc="left") for ax in plots.loss_figure(rows, "t").axes]
+    assert titles == ["distribution matching  KL(p ‖ estimate)  $L_{match}$", "estimation: latent regularisation  $L_{reg}$",
+                      "concept pool (tokens admitted by the estimation task)"]
+    rows.append({"step": 6, "task": "mix", "l_match": None, "l_mix": 0.4, "l_cst": None, "l_reg": 1.0, "pool": 0})
+    titles = [ax.get_title(loc="left") for ax in plots.loss_figure(rows, "t").axes]
+    assert titles[:3] == ["distribution matching  KL(p ‖ estimate)  $L_{match}$", "concept fusion  $L_{mix}$",
+                          "estimation: latent regularisation  $L_{reg}$"] and len(titles) == 4
+
+
 def test_bar_pairs_sort_classes_and_label_them():
     fig = plots.bar_pairs_figure([("tok.distok: KL 0.5", {"pig": 0.55, "sheep": 0.25, "snake": 0.2},
                                    {"cat": 0.7, "pig": 0.2, "snake": 0.1})], ("source", "estimate"))
