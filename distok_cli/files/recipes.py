@@ -118,11 +118,12 @@ TRAINING_STYLES = (
 #: The paper's method as it was before distok's objective (the "paper" arm of bench/ablation.py and
 #: bench/fidelity.py): ``--set`` each of these.
 PAPER_METHOD = ("train.objective=paper", "train.residual=false", "train.fusion_input=sum")
-Style = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-def _style(value: str) -> str:
-    if "<>" in value or "{" in value or "}" in value or value != value.strip():
+def check_style(value: str) -> str:
+    """A style is a prompt prefix S ("a watercolor of a"): 1 to 200 characters, no '<>', braces or outer
+    spaces. Recipes' ``train.styles`` and ``distok eval --styles`` files follow this one rule."""
+    if not value.strip() or len(value) > 200 or any(ch in value for ch in "<>{}") or value != value.strip():
         raise ValueError("must be a prompt prefix such as 'a watercolor of a' (no '<>', braces or outer spaces)")
     return value
 
@@ -132,7 +133,7 @@ class TrainConfig(_Section):
 
     objective: Literal["distok", "paper"] = "distok"
     residual: bool = True
-    styles: Annotated[list[Annotated[Style, AfterValidator(_style)]], Field(max_length=1000)] = Field(
+    styles: Annotated[list[Annotated[str, AfterValidator(check_style)]], Field(max_length=1000)] = Field(
         default_factory=lambda: list(TRAINING_STYLES))
     p_match: Unit = 0.75
     match_temperature: Annotated[float, Field(ge=0)] = 0.0

@@ -98,10 +98,14 @@ def read_styles(path: Path) -> list[str]:
         data = data["held_out"]
     if not isinstance(data, list) or not data or len(data) > MAX_STYLES:
         raise BadInput(f"{path}: expected a JSON list of 1 to {MAX_STYLES} styles such as \"a watercolor of a\"")
+    from distok_cli.files.recipes import check_style
+
     for i, style in enumerate(data):
-        if not isinstance(style, str) or not style.strip() or style != style.strip() or len(style) > 200 or any(ch in style for ch in "<>{}"):
+        try:
+            check_style(style if isinstance(style, str) else "")
+        except ValueError:
             raise BadInput(f"{path}: style {i} must be a prompt prefix such as \"a watercolor of a\" "
-                           "(1 to 200 characters, no '<>', braces or outer spaces)")
+                           "(1 to 200 characters, no '<>', braces or outer spaces)") from None
     if len(set(data)) != len(data):
         raise BadInput(f"{path}: a style is listed twice")
     return list(data)
