@@ -421,6 +421,11 @@ def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto") 
     return Trainer(recipe, run, est.text, est, dev)
 
 
+def _refuse_used(run: Path) -> None:
+    if run.exists() and any(p.name != LOCK_NAME for p in run.iterdir()):
+        raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
+
+
 def prepare_run(run: Path, recipe: Recipe, resume: bool, lock: RunLock | None = None) -> bool:
     """Start a run folder (its recipe.yaml); returns whether this call created the folder. With ``lock``,
     the folder's lock is taken first (a second writer is refused at once, naming the holder's pid)."""
@@ -428,15 +433,16 @@ def prepare_run(run: Path, recipe: Recipe, resume: bool, lock: RunLock | None = 
         if lock is not None:
             lock.acquire()
         return False
-    if run.exists() and any(p.name != LOCK_NAME for p in run.iterdir()):
-        raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
+    _refuse_used(run)  # before the lock: no lock file is made in someone else's folder
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     if lock is not None:
         lock.acquire()
-        if any(p.name != LOCK_NAME for p in run.iterdir()):  # another process got here between the check and the lock
+        try:
+            _refuse_used(run)  # again: another process may have got here between the check and the lock
+        except BadInput:
             lock.release()
-            raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
+            raise
     atomic_write(run / "recipe.yaml", recipes_mod.dump(recipe).encode())
     return created
 
