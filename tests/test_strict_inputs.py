@@ -17,7 +17,7 @@ from distok_cli.files import checkpoint, schema, tokenfile
 
 from .conftest import EXAMPLES, ROOT, assert_one_line_error, run_cli
 
-SCHEMAS = ["distok-token-v1", "distok-checkpoint-v1", "distok-png-record-v1"]
+SCHEMAS = ["distok-token-v1", "distok-token-v2", "distok-checkpoint-v1", "distok-png-record-v1"]
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
@@ -149,12 +149,12 @@ def test_schema_and_token_reader_agree(probe):
         reader = True
     except BadInput:
         reader = False
-    assert reader == _schema_verdict(meta, "distok-token-v1", TOKEN_DEFS)
+    assert reader == _schema_verdict(meta, "distok-token-v2", TOKEN_DEFS)
 
 
 @pytest.mark.slow  # long (CI runs the slow tests too)
 def test_the_probes_are_not_all_one_verdict():
-    verdicts = [_schema_verdict(_probe(*p)[1], "distok-token-v1", TOKEN_DEFS) for p in PROBES]
+    verdicts = [_schema_verdict(_probe(*p)[1], "distok-token-v2", TOKEN_DEFS) for p in PROBES]
     assert 5 <= sum(verdicts) <= len(PROBES) - 30
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -16,7 +17,7 @@ from distok_cli.files.tokenfile import Token, TokenSpace
 from .conftest import EXAMPLES, ROOT
 
 GOLDEN = ["pig-sheep-snake.distok", "sampled-cauchy.distok", "composition.distok", "pig55-sheep25-snake20-447da2.safetensors",
-          "plain-textual-inversion.safetensors"]
+          "sdxl-pig-sheep-snake.distok", "plain-textual-inversion.safetensors"]
 SPACE = TokenSpace("enc", 4, "fp16-sha256:" + "1" * 64)
 
 
@@ -42,11 +43,87 @@ def test_golden_files_are_written_byte_for_byte(name):
     assert mod.render(mod.examples()[name]) == (EXAMPLES / name).read_bytes()
 
 
-@pytest.mark.parametrize("name", GOLDEN[:4])
+@pytest.mark.parametrize("name", GOLDEN[:5])
 def test_golden_files_round_trip(name):
     data = (EXAMPLES / name).read_bytes()
     token = tokenfile.from_bytes(data)
     assert tokenfile.to_bytes(token) == data
+
+
+def test_two_part_golden_file_is_an_sdxl_embedding_with_provenance():
+    """Format 2.0: exactly the tensors clip_l [1, 768] and clip_g [1, 1280] (what SDXL tools read), the
+    vector in memory is the two concatenated, and the content id names those 2048 float32 values."""
+    from safetensors.numpy import load_file
+
+    path = EXAMPLES / "sdxl-pig-sheep-snake.distok"
+    tensors = load_file(str(path))
+    assert {k: v.shape for k, v in tensors.items()} == {"clip_l": (1, 768), "clip_g": (1, 1280)}
+    token = tokenfile.load(path)
+    assert token.layout == (("clip_l", 768), ("clip_g", 1280)) and token.dim == 2048
+    np.testing.assert_array_equal(token.vector, np.concatenate([tensors["clip_l"][0], tensors["clip_g"][0]]))
+    np.testing.assert_array_equal(token.part_vectors()["clip_g"], tensors["clip_g"][0])
+    assert token.id == "sha256:" + hashlib.sha256(token.vector.astype("<f4").tobytes()).hexdigest()
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8 : 8 + n])["__metadata__"]
+    assert meta["distok.format_version"] == "2.0"
+    assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/textual-inversion"
+    space = json.loads(meta["distok.token_space"])
+    assert [(p["name"], p["dim"], p["subfolder"]) for p in space["parts"]] == [
+        ("clip_l", 768, "text_encoder"), ("clip_g", 1280, "text_encoder_2")]
+    # the space's fingerprint is its parts': sha256 over "name:dim:fingerprint;" (spec §3)
+    joined = "".join(f"{p['name']}:{p['dim']}:{p['fingerprint']};" for p in space["parts"])
+    assert space["fingerprint"] == "fp16-sha256:" + hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _two_part(meta_space=None, tensors=None, version="2.0"):
+    """A two-part token file built by hand (widths 2 and 3), with one thing changed."""
+    from distok_cli.files.tokenfile import SpacePart
+
+    space = TokenSpace.with_parts("enc", (SpacePart("aa", 2, "fp16-sha256:" + "1" * 64),
+                                          SpacePart("bb", 3, "fp16-sha256:" + "2" * 64)))
+    token = tok(vec=(1, 2, 3, 4, 5), space=space)
+    meta = tokenfile.metadata_for(token)
+    meta["distok.format_version"] = version
+    if meta_space is not None:
+        meta["distok.token_space"] = tokenfile.canonical_json(meta_space(space.to_json()))
+    arrays = tensors if tensors is not None else {"aa": np.array([[1, 2]], "f4"), "bb": np.array([[3, 4, 5]], "f4")}
+    return tokenfile.safetensors_bytes(arrays, meta)
+
+
+def test_two_part_file_round_trips_and_keeps_its_parts():
+    data = _two_part()
+    token = tokenfile.from_bytes(data, "t.distok")
+    assert token.vector.tolist() == [1, 2, 3, 4, 5] and token.layout == (("aa", 2), ("bb", 3))
+    assert {k: v.tolist() for k, v in token.part_vectors().items()} == {"aa": [1, 2], "bb": [3, 4, 5]}
+    assert tokenfile.to_bytes(token) == data
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (_two_part(tensors={"aa": np.array([[1, 2]], "f4"), "cc": np.array([[3, 4, 5]], "f4")}),
+         "tensors are 'aa', 'cc', expected aa, bb"),
+        (_two_part(tensors={"aa": np.array([[1, 2, 3]], "f4"), "bb": np.array([[4, 5]], "f4")}),
+         "tensor aa has shape [1, 3], expected [1, 2]"),
+        (_two_part(tensors={"aa": np.array([[1, 2]], "f4"), "bb": np.array([[3, 4, 5, 6]], "f4")}),
+         "tensor bb has shape [1, 4], expected [1, 3]"),
+        (_two_part(tensors={"aa": np.array([[1, 2]], "f4"), "bb": np.array([[3, 4], [5, 6]], "f4")}),
+         "tensor bb has shape [2, 2], expected [1, d]"),
+        (_two_part(version="1.0"), "format 1.x tokens have one vector and 2.x tokens have parts"),
+        (_two_part(lambda s: {**s, "parts": [{**s["parts"][0], "name": "bb"}, s["parts"][1]]}),
+         "need two or more distinct names"),
+        (_two_part(lambda s: {**s, "parts": [{**s["parts"][0], "fingerprint": "fp16-sha256:" + "3" * 64}, s["parts"][1]]}),
+         "token space fingerprint is not its parts'"),
+        (_two_part(lambda s: {**s, "parts": [s["parts"][0]]}), "parts needs at least 2 item(s)"),
+        (_two_part(lambda s: {**s, "parts": [{**s["parts"][0], "name": "Emb"}, s["parts"][1]]}), "parts[0].name"),
+    ],
+)
+def test_two_part_reader_rejects_with_one_line_reason(data, reason):
+    with pytest.raises(InvalidTokenFile) as info:
+        tokenfile.from_bytes(data, "f.distok")
+    msg = str(info.value)
+    assert msg.startswith("f.distok: ") and reason in msg and "\n" not in msg
 
 
 def test_golden_header_is_exactly_as_specified():
@@ -62,10 +139,10 @@ def test_golden_header_is_exactly_as_specified():
     assert meta["modelspec.architecture"] == "stable-diffusion-v1/textual-inversion"
 
 
-@pytest.mark.parametrize("name", GOLDEN[:3])
+@pytest.mark.parametrize("name", [*GOLDEN[:3], "sdxl-pig-sheep-snake.distok"])
 def test_golden_metadata_matches_the_json_schema(name):
     jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads((ROOT / "formats" / "distok-token-v1.schema.json").read_text())
+    schema = json.loads((ROOT / "formats" / "distok-token-v2.schema.json").read_text())
     from safetensors import safe_open
 
     with safe_open(str(EXAMPLES / name), framework="np") as f:
@@ -141,8 +218,9 @@ ENTRY = {"dtype": "F32", "shape": [1, 4], "data_offsets": [0, 16]}
         (struct.pack("<Q", 2) + b"[]", "not a safetensors file (header is not a JSON object)"),
         (struct.pack("<Q", 3) + b"{x}", "malformed safetensors header (invalid JSON)"),
         (struct.pack("<Q", (1 << 20) + 1) + b" " * ((1 << 20) + 1), "metadata too large (1048577 bytes; limit 1048576)"),
-        (_file({"__metadata__": _valid_meta(V)}, b""), "no tensor (a token file holds exactly one)"),
-        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY, "b": {**ENTRY, "data_offsets": [16, 32]}}, V.tobytes() * 2), "2 tensors"),
+        (_file({"__metadata__": _valid_meta(V)}, b""), "no tensor (a token file holds one, or one per part)"),
+        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY, "b": {**ENTRY, "data_offsets": [16, 32]}}, V.tobytes() * 2),
+         "tensors are 'b', 'emb_params', expected emb_params"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, V.tobytes()[:12]), "truncated or padded"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, V.tobytes() + b"xx"), "truncated or padded"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "dtype": "F64"}}, V.tobytes()), "dtype F64"),
@@ -150,13 +228,15 @@ ENTRY = {"dtype": "F32", "shape": [1, 4], "data_offsets": [0, 16]}
                V.astype("<f2").tobytes()), "dtype F16, expected F32"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [4]}}, V.tobytes()), "expected [1, d]"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [2, 2]}}, V.tobytes()), "expected [1, d]"),
-        (_file({"__metadata__": _valid_meta(V), "x": ENTRY}, V.tobytes()), "tensor is named 'x', expected emb_params"),
+        (_file({"__metadata__": _valid_meta(V), "x": ENTRY}, V.tobytes()), "tensors are 'x', expected emb_params"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.nan, 3, 4], "<f4").tobytes()),
          "NaN or Inf"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.inf, 3, 4], "<f4").tobytes()),
          "NaN or Inf"),
+        (_file({"__metadata__": _valid_meta(V, **{"distok.format_version": "3.0"}), "emb_params": ENTRY}, V.tobytes()),
+         "unsupported format version '3.0' (this distok reads 1.x and 2.x)"),
         (_file({"__metadata__": _valid_meta(V, **{"distok.format_version": "2.0"}), "emb_params": ENTRY}, V.tobytes()),
-         "unsupported format version '2.0' (this distok reads 1.x)"),
+         "a format 2.x token space must list its parts"),
         (_file({"__metadata__": _valid_meta(V, **{"distok.format": "other"}), "emb_params": ENTRY}, V.tobytes()),
          "unknown format 'other'"),
         (_file({"__metadata__": _valid_meta(V, **{"distok.source": "{oops"}), "emb_params": ENTRY}, V.tobytes()),

@@ -181,6 +181,10 @@ def _validate(ckpt: Checkpoint) -> None:
     d, h, w, k = c["dim"], c["hidden"], c["latent_dim"], len(c["classes"])
     if c["token_space"]["dim"] != d:
         raise _bad(where, f"checkpoint token_space dim {c['token_space']['dim']} is not its dim {d}")
+    try:
+        space_from_json(c["token_space"])  # parts: names, widths and fingerprint
+    except BadInput as exc:
+        raise _bad(where, str(exc)) from None
     want = {
         "E_dis.0.weight": [h, d], "E_dis.0.bias": [h], "E_dis.2.weight": [w, h], "E_dis.2.bias": [w],
         "D_tok.0.weight": [h, w], "D_tok.0.bias": [h], "D_tok.2.weight": [d, h], "D_tok.2.bias": [d],

@@ -1,11 +1,13 @@
-"""The ``.distok`` token file, format v1 (normative spec: ``formats/distok-token-v1.md``).
+"""The ``.distok`` token file, formats 1.0 and 2.0 (normative spec: ``formats/distok-token-v2.md``).
 
-A token file is a safetensors file with exactly one tensor, ``emb_params``, float32, shape ``[1, d]``,
-and everything else as namespaced strings in ``__metadata__``. The writer here serialises the header
+A one-part token (format 1.0) is a safetensors file with exactly one tensor, ``emb_params``, float32,
+shape ``[1, d]``; a token with one part per text encoder (format 2.0, e.g. SDXL's ``clip_l`` [1, 768] and
+``clip_g`` [1, 1280]) has one tensor per part, named after it. Everything else is namespaced strings in
+``__metadata__``. In memory a token is one vector, its parts concatenated in the token space's order. The writer here serialises the header
 itself (sorted keys, fixed separators, space padding to 8 bytes) so that the same inputs always give
 the same bytes; the reader parses and checks every byte range before it trusts anything, so corrupt
 files fail with one line instead of a traceback. Plain textual-inversion safetensors files (one tensor
-of shape ``[d]`` or ``[1, d]``, any key) are read too, as tokens without provenance. Pickles never are.
+of shape ``[d]`` or ``[1, d]``, any key; or SDXL's ``clip_l`` + ``clip_g``) are read too, as tokens without provenance. Pickles never are.
 
 Only numpy is imported: ``inspect``, ``diff``, ``encode`` and ``sample`` must start fast.
 """
@@ -18,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -35,8 +38,14 @@ from distok_cli.files import frame, schema
 from distok_cli.files.frame import MAX_HEADER_BYTES, read_regular
 
 FORMAT_NAME = "distok.token"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.0"  # one-part tokens: still written as 1.0, so older readers keep reading them
+PARTS_VERSION = "2.0"  # tokens with named parts (one vector per text encoder)
+READ_MAJORS = ("1", "2")
 TENSOR_KEY = "emb_params"
+#: A part's name is its tensor's name: lowercase, 1 to 32 characters, never ``emb_params``.
+PART_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+#: Part layouts that peer tools know by name (``modelspec.architecture``, the plain-file reader).
+SDXL_LAYOUT = (("clip_l", 768), ("clip_g", 1280))
 SOURCE_KINDS = ("distribution", "latent", "composition", "pool")
 PRIORS = ("gaussian", "laplace", "cauchy")
 TOKEN_SUFFIXES = (".distok", ".safetensors")  # what a path must end with to be read as a token
@@ -65,35 +74,81 @@ def content_id(vector: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
-class TokenSpace:
-    """Which text encoder's token-embedding space a vector lives in."""
+class SpacePart:
+    """One text encoder's share of a token: its name (the tensor's), width, subfolder and fingerprint."""
 
-    encoder: str
+    name: str
     dim: int
     fingerprint: str
     subfolder: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"dim": self.dim, "encoder": self.encoder, "fingerprint": self.fingerprint}
+        out: dict[str, Any] = {"dim": self.dim, "fingerprint": self.fingerprint, "name": self.name}
         if self.subfolder:
             out["subfolder"] = self.subfolder
         return out
 
+
+def parts_fingerprint(parts: tuple[SpacePart, ...]) -> str:
+    """A parted space's fingerprint: sha256 over ``name:dim:fingerprint;`` of each part, in order."""
+    h = hashlib.sha256("".join(f"{p.name}:{p.dim}:{p.fingerprint};" for p in parts).encode())
+    return "fp16-sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenSpace:
+    """Which text encoder's token-embedding space a vector lives in; with ``parts``, one space per text
+    encoder (SDXL: CLIP-L and OpenCLIP-G), the vector being the parts concatenated in this order."""
+
+    encoder: str
+    dim: int
+    fingerprint: str
+    subfolder: str = ""
+    parts: tuple[SpacePart, ...] = ()
+
+    @classmethod
+    def with_parts(cls, encoder: str, parts: tuple[SpacePart, ...]) -> TokenSpace:
+        return cls(encoder, sum(p.dim for p in parts), parts_fingerprint(parts), "", parts)
+
+    @property
+    def layout(self) -> tuple[tuple[str, int], ...]:
+        return tuple((p.name, p.dim) for p in self.parts)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"dim": self.dim, "encoder": self.encoder, "fingerprint": self.fingerprint}
+        if self.subfolder:
+            out["subfolder"] = self.subfolder
+        if self.parts:
+            out["parts"] = [p.to_json() for p in self.parts]
+        return out
+
     def compatible(self, other: TokenSpace) -> bool:
-        """Same vectors mean the same thing: equal dimension and embedding-matrix fingerprint."""
-        return self.dim == other.dim and self.fingerprint == other.fingerprint
+        """Same vectors mean the same thing: equal layout, dimension and embedding-matrix fingerprint(s)."""
+        return self.dim == other.dim and self.fingerprint == other.fingerprint and self.layout == other.layout
+
+    def describe(self) -> str:
+        if not self.parts:
+            return f"{self.dim}-d"
+        return " + ".join(f"{n} ({d})" for n, d in self.layout)
+
+
+def describe_layout(layout: tuple[tuple[str, int], ...], dim: int) -> str:
+    return " + ".join(f"{n} ({d})" for n, d in layout) if layout else f"one {dim}-d vector"
 
 
 def check_compatible(token: Token, space: TokenSpace) -> None:
-    """Refuse ``token`` in ``space``: another fingerprint, or (a plain file, no provenance) another dimension."""
+    """Refuse ``token`` in ``space``: another fingerprint, or (a plain file, no provenance) another layout."""
     what = token.path or token.short_id
+    if token.layout != space.layout or token.dim != space.dim:
+        raise BadInput(
+            f"{what}: token has {describe_layout(token.layout, token.dim)}, {space.encoder} expects "
+            f"{describe_layout(space.layout, space.dim)}"
+        )
     if token.space is not None and not token.space.compatible(space):
         raise BadInput(
             f"{what} was made for {token.space.encoder} (fingerprint {token.space.fingerprint[:24]}…), "
             f"not {space.encoder} ({space.fingerprint[:24]}…)"
         )
-    if token.dim != space.dim:
-        raise BadInput(f"{what}: token has {token.dim} values, {space.encoder} expects {space.dim}")
 
 
 def space_fingerprint(matrix: np.ndarray) -> str:
@@ -127,10 +182,21 @@ class Token:
     plain: bool = False
     path: str | None = None
     export: dict[str, Any] | None = None  # set on files written by `distok export` (§10 of the spec)
+    #: a plain file's parts ((name, dim), ...); a distok token's come from its space
+    plain_layout: tuple[tuple[str, int], ...] = ()
 
     @property
     def dim(self) -> int:
         return int(self.vector.shape[-1])
+
+    @property
+    def layout(self) -> tuple[tuple[str, int], ...]:
+        """((part name, width), ...) for a token with parts, () for one vector."""
+        return self.space.layout if self.space is not None else self.plain_layout
+
+    def part_vectors(self) -> dict[str, np.ndarray]:
+        """Each part's slice of the vector, by name ({} for a one-part token)."""
+        return split(self.vector, self.layout)
 
     @property
     def id(self) -> str:
@@ -142,6 +208,15 @@ class Token:
 
     def with_estimate(self, estimate: dict[str, Any]) -> Token:
         return replace(self, estimate=estimate)
+
+
+def split(vector: np.ndarray, layout: tuple[tuple[str, int], ...]) -> dict[str, np.ndarray]:
+    """A concatenated vector's parts, by name ({} for no layout)."""
+    out, at = {}, 0
+    for name, dim in layout:
+        out[name] = vector[..., at : at + dim]
+        at += dim
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- write
@@ -166,15 +241,13 @@ def metadata_for(token: Token) -> dict[str, str]:
     _check_sums(token.source, token.estimate)
     meta = {
         K_FORMAT: FORMAT_NAME,
-        K_VERSION: FORMAT_VERSION,
+        K_VERSION: PARTS_VERSION if token.space.parts else FORMAT_VERSION,
         K_CONTENT: content_id(vec),
         K_SPACE: canonical_json(token.space.to_json()),
         K_SOURCE: canonical_json(token.source),
         K_TOOL: token.tool_version,
         "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": (
-            "stable-diffusion-v1/textual-inversion" if token.space.dim == 768 else "distok/token"
-        ),
+        "modelspec.architecture": _architecture(token.space),
         "modelspec.implementation": "distok",
         "modelspec.title": token.title or f"distok-{content_id(vec)[7:19]}",
     }
@@ -189,6 +262,14 @@ def metadata_for(token: Token) -> dict[str, str]:
             continue
         meta[k] = v
     return meta
+
+
+def _architecture(space: TokenSpace) -> str:
+    if space.layout == SDXL_LAYOUT:
+        return "stable-diffusion-xl-v1-base/textual-inversion"
+    if not space.parts and space.dim == 768:
+        return "stable-diffusion-v1/textual-inversion"
+    return "distok/token"
 
 
 _ST_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64", "int32": "I32", "uint8": "U8", "bool": "BOOL"}
@@ -213,13 +294,21 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str], 
     return struct.pack("<Q", len(text)) + text + b"".join(chunks)
 
 
+def tensors_of(token: Token) -> dict[str, np.ndarray]:
+    """The tensors a token file holds: ``emb_params`` [1, d], or one [1, d_part] per part."""
+    vec = np.asarray(token.vector, dtype=np.float32).reshape(-1)
+    if not token.layout:
+        return {TENSOR_KEY: vec.reshape(1, -1)}
+    return {name: part.reshape(1, -1) for name, part in split(vec, token.layout).items()}
+
+
 def to_bytes(token: Token) -> bytes:
-    """Serialise ``token`` to the exact bytes of a v1 token file (deterministic)."""
+    """Serialise ``token`` to the exact bytes of its token file (deterministic)."""
     meta = metadata_for(token)
-    arr = np.asarray(token.vector, dtype=np.float32).reshape(1, -1)
+    tensors = tensors_of(token)
     if token.export is not None and token.export["dtype"] == "float16":
-        return safetensors_bytes({TENSOR_KEY: arr.astype(np.float16)}, meta, keep_dtype=True)
-    return safetensors_bytes({TENSOR_KEY: arr}, meta)
+        return safetensors_bytes({k: v.astype(np.float16) for k, v in tensors.items()}, meta, keep_dtype=True)
+    return safetensors_bytes(tensors, meta)
 
 
 _UMASK: int | None = None
@@ -406,7 +495,7 @@ def update(path: str | os.PathLike[str], change: Callable[[Token], Token]) -> st
 
 _bad = frame.bad
 
-SCHEMA = "distok-token-v1"
+SCHEMA = "distok-token-v2"
 #: decoded metadata key → its definition in the token schema
 _DEFS = {K_SPACE: "token_space", K_SOURCE: "source", K_ESTIMATE: "estimate", K_MODEL: "model", K_EXPORT: "export"}
 
@@ -430,44 +519,82 @@ def _check_sums(source: dict[str, Any], estimate: dict[str, Any] | None) -> None
 
 
 def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
-    """Parse token-file bytes (a v1 distok file or a plain textual-inversion safetensors file)."""
+    """Parse token-file bytes (a distok file of format 1.x or 2.x, or a plain textual-inversion file)."""
     fr = frame.parse(data, path)
     meta = fr.metadata
-    if len(fr.tensors) != 1:
-        if not fr.tensors:
-            raise _bad(path, "no tensor (a token file holds exactly one)")
-        raise _bad(path, f"{len(fr.tensors)} tensors (a token file holds exactly one: {TENSOR_KEY})")
-    name, arr = next(iter(fr.tensors.items()))
+    if not fr.tensors:
+        raise _bad(path, "no tensor (a token file holds one, or one per part)")
     plain = not any(k.startswith("distok.") for k in meta)
     if not plain and K_FORMAT not in meta:
         raise _bad(path, f"metadata has distok keys but lacks {K_FORMAT}")
     if plain:
-        if arr.ndim == 2 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim != 1 or arr.shape[0] == 0:
-            raise _bad(path, f"tensor {name!r} has shape {list(arr.shape)}; a token is [d] or [1, d]")
-    else:
-        if meta[K_FORMAT] != FORMAT_NAME:
-            raise _bad(path, f"unknown format {meta[K_FORMAT][:40]!r} (expected {FORMAT_NAME})")
-        version = meta.get(K_VERSION, "")
-        major = version.split(".")[0]
-        if major != FORMAT_VERSION.split(".")[0]:
-            raise _bad(path, f"unsupported format version {version[:40]!r} (this distok reads 1.x)")
-        if name != TENSOR_KEY:
-            raise _bad(path, f"tensor is named {name[:40]!r}, expected {TENSOR_KEY}")
-        values = {k: _json_value(path, meta, k) for k in JSON_KEYS}
-        export = values[K_EXPORT]
-        want = "F16" if export is not None and export["dtype"] == "float16" else "F32"
+        arr, layout, title = _plain_vector(path, fr)
+        if not np.isfinite(arr).all():
+            raise _bad(path, "tensor has NaN or Inf values")
+        return Token(vector=arr, plain=True, path=path, title=title, tool_version="", extra=dict(meta),
+                     plain_layout=layout)
+    if meta[K_FORMAT] != FORMAT_NAME:
+        raise _bad(path, f"unknown format {meta[K_FORMAT][:40]!r} (expected {FORMAT_NAME})")
+    version = meta.get(K_VERSION, "")
+    major = version.split(".")[0]
+    if major not in READ_MAJORS:
+        raise _bad(path, f"unsupported format version {version[:40]!r} (this distok reads 1.x and 2.x)")
+    values = {k: _json_value(path, meta, k) for k in JSON_KEYS}
+    space = values[K_SPACE]
+    if space is None:
+        raise _bad(path, f"metadata lacks {K_SPACE}")
+    try:
+        layout = space_from_json(space).layout
+    except BadInput as exc:
+        raise _bad(path, str(exc)) from None
+    if bool(layout) != (major == "2"):
+        raise _bad(path, "format 1.x tokens have one vector and 2.x tokens have parts" if major == "1" or layout
+                   else "a format 2.x token space must list its parts")
+    names = [n for n, _ in layout] or [TENSOR_KEY]
+    if sorted(fr.tensors) != sorted(names):
+        raise _bad(path, f"tensors are {_names(fr.tensors)}, expected {', '.join(names)}")
+    export = values[K_EXPORT]
+    want = "F16" if export is not None and export["dtype"] == "float16" else "F32"
+    rows = []
+    for name in names:
+        arr = fr.tensors[name]
         if fr.dtypes[name] != want:
-            raise _bad(path, f"tensor has dtype {fr.dtypes[name]}, expected {want}")
+            raise _bad(path, f"tensor {name} has dtype {fr.dtypes[name]}, expected {want}")
         if arr.ndim != 2 or arr.shape[0] != 1 or arr.shape[1] == 0:
-            raise _bad(path, f"tensor has shape {list(arr.shape)}, expected [1, d]")
-        arr = arr[0]
-    if not np.isfinite(arr).all():
+            raise _bad(path, f"tensor {name} has shape {list(arr.shape)}, expected [1, d]")
+        if layout and arr.shape[1] != dict(layout)[name]:
+            raise _bad(path, f"tensor {name} has shape {list(arr.shape)}, expected [1, {dict(layout)[name]}]")
+        rows.append(arr[0])
+    vec = np.concatenate(rows) if len(rows) > 1 else rows[0]
+    if not np.isfinite(vec).all():
         raise _bad(path, "tensor has NaN or Inf values")
-    if plain:
-        return Token(vector=arr, plain=True, path=path, title=name, tool_version="", extra=dict(meta))
-    return _token_from_meta(arr, meta, values, path)
+    return _token_from_meta(vec, meta, values, path)
+
+
+def _names(tensors: dict[str, Any]) -> str:
+    return ", ".join(repr(n[:40]) for n in list(tensors)[:4]) + (" …" if len(tensors) > 4 else "")
+
+
+def _plain_vector(path: str, fr: frame.Frame) -> tuple[np.ndarray, tuple[tuple[str, int], ...], str]:
+    """A plain file's vector, layout and title: one tensor ([d] or [1, d], any key), or SDXL's two."""
+    if set(fr.tensors) == {n for n, _ in SDXL_LAYOUT}:
+        rows = []
+        for name, dim in SDXL_LAYOUT:
+            arr = fr.tensors[name]
+            if arr.shape not in ((dim,), (1, dim)):
+                raise _bad(path, f"tensor {name!r} has shape {list(arr.shape)}; distok reads one vector per "
+                                 f"encoder ([{dim}] or [1, {dim}])")
+            rows.append(arr.reshape(-1))
+        return np.concatenate(rows), SDXL_LAYOUT, "clip_l+clip_g"
+    if len(fr.tensors) != 1:
+        raise _bad(path, f"{len(fr.tensors)} tensors ({_names(fr.tensors)}): a plain embedding holds one, or "
+                         "SDXL's clip_l and clip_g")
+    name, arr = next(iter(fr.tensors.items()))
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise _bad(path, f"tensor {name!r} has shape {list(arr.shape)}; a token is [d] or [1, d]")
+    return arr, (), name
 
 
 def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, Any], path: str) -> Token:
@@ -482,13 +609,17 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, An
     if space["dim"] != arr.shape[0]:
         raise _bad(path, f"token space dim {space['dim']} does not match the tensor ({arr.shape[0]})")
     try:
+        parsed = space_from_json(space)
+    except BadInput as exc:
+        raise _bad(path, str(exc)) from None
+    try:
         _check_sums(values[K_SOURCE], values[K_ESTIMATE])
     except BadInput as exc:
         raise _bad(path, str(exc)) from None
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS and not k.startswith("modelspec.")}
     return Token(
         vector=arr,
-        space=space_from_json(space),
+        space=parsed,
         source=values[K_SOURCE],
         estimate=values[K_ESTIMATE],
         model=values[K_MODEL],
@@ -501,8 +632,20 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, An
 
 
 def space_from_json(space: dict[str, Any]) -> TokenSpace:
-    """A :class:`TokenSpace` from its schema-checked JSON object."""
-    return TokenSpace(space["encoder"], int(space["dim"]), space["fingerprint"], space.get("subfolder", ""))
+    """A :class:`TokenSpace` from its schema-checked JSON object, with what a schema cannot say checked:
+    parts named by the part rule, distinct, their widths summing to ``dim``, the fingerprint theirs."""
+    parts = tuple(SpacePart(p["name"], int(p["dim"]), p["fingerprint"], p.get("subfolder", ""))
+                  for p in space.get("parts", ()))
+    if not parts:
+        return TokenSpace(space["encoder"], int(space["dim"]), space["fingerprint"], space.get("subfolder", ""))
+    names = [p.name for p in parts]
+    if len(parts) < 2 or len(set(names)) != len(names) or any(not PART_NAME.fullmatch(n) or n == TENSOR_KEY for n in names):
+        raise BadInput(f"token space parts {names}: need two or more distinct names of a-z, 0-9, '_' (not {TENSOR_KEY})")
+    if sum(p.dim for p in parts) != int(space["dim"]):
+        raise BadInput(f"token space parts are {sum(p.dim for p in parts)} wide, not dim {space['dim']}")
+    if parts_fingerprint(parts) != space["fingerprint"]:
+        raise BadInput("token space fingerprint is not its parts' (file altered or corrupt)")
+    return TokenSpace(space["encoder"], int(space["dim"]), space["fingerprint"], space.get("subfolder", ""), parts)
 
 
 def load(path: str | os.PathLike[str]) -> Token:

@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from distok_cli.files import tokenfile  # noqa: E402
-from distok_cli.files.tokenfile import Token, TokenSpace  # noqa: E402
+from distok_cli.files.tokenfile import SpacePart, Token, TokenSpace  # noqa: E402
 
 TOOL_VERSION = "0.1.0"
 SPACE = TokenSpace(
@@ -27,10 +27,16 @@ SPACE = TokenSpace(
     fingerprint="fp16-sha256:" + "0" * 64,
 )
 MODEL = {"hash": "sha256:" + "ab" * 32, "recipe": "kandinsky21-animals"}
+#: A two-part (format 2.0) token space: SDXL's two text encoders, with made-up all-zero part fingerprints.
+SDXL_SPACE = TokenSpace.with_parts(
+    "stabilityai/stable-diffusion-xl-base-1.0",
+    (SpacePart("clip_l", 768, "fp16-sha256:" + "0" * 64, "text_encoder"),
+     SpacePart("clip_g", 1280, "fp16-sha256:" + "0" * 64, "text_encoder_2")),
+)
 
 
-def vector(mult: int, offset: int) -> np.ndarray:
-    i = np.arange(768)
+def vector(mult: int, offset: int, dim: int = 768) -> np.ndarray:
+    i = np.arange(dim)
     return (((i * mult + offset) % 101) - 50).astype(np.float32) / np.float32(2048)
 
 
@@ -90,7 +96,16 @@ def examples() -> dict[str, bytes | Token]:
     from distok_cli.files import export
 
     exported = export.exported(pig, export.TARGETS["comfyui"], export.name_for(pig, export.DEFAULT_TEMPLATE, 0), "float16")
+    sdxl = Token(
+        vector=vector(41, 5, 768 + 1280),
+        space=SDXL_SPACE,
+        source={"kind": "distribution", "distribution": {"pig": 0.55, "sheep": 0.25, "snake": 0.2}},
+        model={"hash": "sha256:" + "cd" * 32, "recipe": "sdxl-animals"},
+        title="pig55-sheep25-snake20",
+        tool_version=TOOL_VERSION,
+    )
     return {
+        "sdxl-pig-sheep-snake.distok": sdxl,
         "pig55-sheep25-snake20-447da2.safetensors": exported,
         "pig-sheep-snake.distok": pig,
         "sampled-cauchy.distok": sampled,
