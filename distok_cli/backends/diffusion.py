@@ -1,4 +1,5 @@
-"""Renderers: token vectors + prompt templates + seeds → PIL images, on Kandinsky 2.1 or SD 1.x.
+"""Renderers: token vectors + prompt templates + seeds → PIL images, on Kandinsky 2.1 or SD 1.x (SDXL:
+:mod:`distok_cli.backends.sdxl`).
 
 Kandinsky 2.1: the token goes into the prior's CLIP ViT-L/14 text encoder (via :class:`TextSide`); the
 decoder gets empty prompts, because its XLM-R text side has no such token, and the image embedding
@@ -225,7 +226,22 @@ def make_renderer(cfg: RenderConfig, device: str = "auto", dtype: str = "auto", 
         return KandinskyRenderer(cfg, device, dtype, offload, compile=compile)
     if cfg.backend == "sd15":
         return SDRenderer(cfg, device, dtype, offload, compile=compile)
+    if cfg.backend == "sdxl":
+        from distok_cli.backends.sdxl import SDXLRenderer
+
+        return SDXLRenderer(cfg, device, dtype, offload, compile=compile)
     raise BadInput(f"unknown render backend {cfg.backend!r}")
+
+
+def text_contexts(cfg: RenderConfig) -> list[tuple[str, str]]:
+    """(model reference, tokenizer subfolder) of every text encoder the renderer puts a token into."""
+    if cfg.backend == "kandinsky21":
+        return [(cfg.prior, "tokenizer")]
+    if cfg.backend == "sdxl":
+        from distok_cli.backends.sdxl import tokenizer_folders
+
+        return [(cfg.sdxl, sub) for sub in tokenizer_folders()]
+    return [(cfg.sd, "tokenizer")]
 
 
 # ------------------------------------------------------------------------------------------ PNG files

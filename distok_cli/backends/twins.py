@@ -17,10 +17,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 #: Bump when a twin's architecture changes, so old caches are not reused.
 TWIN_VERSION = "v2"
-NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm", "blip-vqa")
+NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm", "blip-vqa", "sdxl")
+#: Twins built on their own, in their own folder, when first asked for (so the other twins, and the
+#: demo, never pay for them): name → its folder's version.
+SEPARATE = {"sdxl": "sdxl-v1"}
+#: The SDXL twin's two text-encoder widths (CLIP-L's and OpenCLIP-G's stand-ins): different on purpose, so
+#: that a swap of clip_l and clip_g anywhere fails.
+SDXL_WIDTHS = (32, 64)
 #: Width of the twins' CLIP text encoder = the token dimension (768, as CLIP ViT-L/14).
 DIM = 768
 #: Words the tiny BLIP tokenizer knows whole (anything else is spelt out in characters).
@@ -39,16 +46,21 @@ def twin_path(name: str) -> Path:
 
         raise BadInput(f"unknown twin {name!r} (known: {', '.join(NAMES)})")
     root = cache_dir()
+    if name in SEPARATE:
+        root = root.parent / SEPARATE[name]
+        if not (root / "complete").is_file():
+            build_all(root, lambda tmp: build_sdxl().save_pretrained(tmp / name))
+        return root / name
     if not (root / "complete").is_file():
         build_all(root)
     return root / name
 
 
-def build_all(root: Path) -> None:
+def build_all(root: Path, build: Any = None) -> None:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".twins-", dir=root.parent))
     try:
-        build_into(tmp)
+        (build or build_into)(tmp)
         (tmp / "complete").write_text("tiny random twins; images are noise\n")
         try:
             os.replace(tmp, root)
@@ -192,6 +204,41 @@ def build_sd(token_embedding=None):
     return StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, image_encoder=None,
                                    requires_safety_checker=False)
+
+
+def build_sdxl():
+    """An SDXL-shaped pipeline (diffusers' own tiny test configuration) whose two text encoders have
+    different widths (:data:`SDXL_WIDTHS`): CLIP-L's stand-in a ``CLIPTextModel``, OpenCLIP-G's a
+    ``CLIPTextModelWithProjection``, as in the real pipeline."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(4)
+    tok, tok2 = clip_tokenizer(), clip_tokenizer()
+    wl, wg = SDXL_WIDTHS
+
+    def cfg(width: int) -> Any:
+        return CLIPTextConfig(vocab_size=len(tok), hidden_size=width, projection_dim=width, intermediate_size=37,
+                              num_attention_heads=4, num_hidden_layers=3, max_position_embeddings=77,
+                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                              pad_token_id=tok.pad_token_id, hidden_act="gelu")
+
+    te, te2 = CLIPTextModel(cfg(wl)).eval(), CLIPTextModelWithProjection(cfg(wg)).eval()
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=6 * 8 + wg,
+        cross_attention_dim=wl + wg, norm_num_groups=1,
+    )
+    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear",
+                                   timestep_spacing="leading")
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, sample_size=128)
+    return StableDiffusionXLPipeline(vae=vae, text_encoder=te, tokenizer=tok, text_encoder_2=te2, tokenizer_2=tok2,
+                                     unet=unet, scheduler=sched, force_zeros_for_empty_prompt=True)
 
 
 def build_blip(words: list[str] | None = None, vqa: bool = False):

@@ -30,14 +30,16 @@ CLASS_SETS = {"animals60": ANIMALS_60}
 
 
 #: The allowed values, defined once (the CLI's options and error messages use these too).
-BACKENDS = ("kandinsky21", "sd15")
+BACKENDS = ("kandinsky21", "sd15", "sdxl")
+#: The named parts of each backend's tokens (none: one vector); their widths come from the model.
+BACKEND_PARTS: dict[str, tuple[str, ...]] = {"kandinsky21": (), "sd15": (), "sdxl": ("clip_l", "clip_g")}
 ESTIMATOR_KINDS = ("blip-itm", "blip-vqa", "text", "prior")
 IMAGE_ESTIMATORS = ("blip-itm", "blip-vqa")  # the ones that read images
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 MIN_SIZE = 8  # pixels
 MIN_PRIOR_STEPS = 2  # diffusers' UnCLIPScheduler divides by steps − 1
 
-Backend = Literal["kandinsky21", "sd15"]
+Backend = Literal["kandinsky21", "sd15", "sdxl"]
 EstimatorKind = Literal["blip-itm", "blip-vqa", "text", "prior"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Scheduler = Literal["", "ddim", "ddpm", "euler", "dpm"]
@@ -73,6 +75,7 @@ class RenderConfig(_Section):
     prior: str = "kandinsky-community/kandinsky-2-1-prior"
     decoder: str = "kandinsky-community/kandinsky-2-1"
     sd: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    sdxl: str = "stabilityai/stable-diffusion-xl-base-1.0"
     prior_steps: Annotated[int, Field(ge=MIN_PRIOR_STEPS, le=MAX_COUNT)] = 25
     steps: Positive = 50
     prior_guidance: Annotated[float, Field(ge=0)] = 4.0
@@ -185,7 +188,7 @@ class Recipe(_Section):
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
     classes: list[str] = Field(default_factory=lambda: list(ANIMALS_60))
-    text_encoder: str = ""  # "" = the prior's (kandinsky21) or the SD pipeline's (sd15) text encoder
+    text_encoder: str = ""  # "" = the renderer's: the prior's (kandinsky21), the SD pipeline's (sd15, sdxl)
     render: RenderConfig = RenderConfig()
     estimator: EstimatorConfig = EstimatorConfig()
     train: TrainConfig = TrainConfig()

@@ -74,35 +74,49 @@ def renderable_recipes() -> list[str]:
     return names
 
 
-def check_renderable(tokens: list[Token]) -> None:
-    """Refuse, before any model loads, a token that no renderer can read (e.g. a 384-d MiniLM token)."""
+def check_renderable(tokens: list[Token], cfg: Any = None) -> None:
+    """Refuse, before any model loads, a token that no renderer can read (e.g. a 384-d MiniLM token), or
+    (with the recipe ``cfg``) one whose parts are not those of the recipe's renderer."""
+    from distok_cli.files.recipes import BACKEND_PARTS
+    from distok_cli.files.tokenfile import describe_layout
+
     for t in tokens:
-        if t.dim != RENDER_DIM:
+        if not t.layout and t.dim != RENDER_DIM:
             space = f"{t.space.encoder}'s {t.dim}-d token space" if t.space else f"a {t.dim}-d token space"
             raise BadInput(
                 f"{t.path or t.short_id} is a token of {space}; no renderer reads it (rendering needs a "
                 f"{RENDER_DIM}-d CLIP ViT-L/14 token: train with one of the recipes {', '.join(renderable_recipes())}, "
                 "e.g. `distok train -r tiny -o runs/tiny`, and encode or sample with that run)"
             )
+        if cfg is not None:
+            want = BACKEND_PARTS[cfg.render.backend]
+            if tuple(n for n, _ in t.layout) != want:
+                shown = describe_layout(t.layout, t.dim)
+                expects = " + ".join(want) if want else "one vector"
+                raise BadInput(
+                    f"{t.path or t.short_id} has {shown}; the recipe {cfg.name} renders with {cfg.render.backend}, "
+                    f"which takes {expects} (give --recipe the recipe the token was made with)"
+                )
 
 
 def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:
     """Every prompt keeps its token inside the renderer's text context (77 for CLIP), checked with the
-    tokenizer alone, before any model weights load."""
+    tokenizers alone, before any model weights load."""
     from transformers import CLIPTokenizer
 
+    from distok_cli.backends.diffusion import text_contexts
     from distok_cli.backends.loading import from_pretrained
     from distok_cli.backends.textside import PLACEHOLDERS, TextSide
 
-    ref = cfg.render.prior if cfg.render.backend == "kandinsky21" else cfg.render.sd
-    tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
-    tok.add_tokens(list(PLACEHOLDERS))
-    pid = tok.convert_tokens_to_ids(PLACEHOLDERS[0])
-    ids = tok([TextSide.fill(p) for p in prompts], padding="max_length", max_length=tok.model_max_length,
-              truncation=True).input_ids
-    for row, prompt in zip(ids, prompts):
-        if pid not in row:
-            raise BadInput(f"prompt {prompt!r} is too long: the token falls past the text encoder's context")
+    for ref, sub in text_contexts(cfg.render):
+        tok = from_pretrained(CLIPTokenizer, ref, subfolder=sub)
+        tok.add_tokens(list(PLACEHOLDERS))
+        pid = tok.convert_tokens_to_ids(PLACEHOLDERS[0])
+        ids = tok([TextSide.fill(p) for p in prompts], padding="max_length", max_length=tok.model_max_length,
+                  truncation=True).input_ids
+        for row, prompt in zip(ids, prompts):
+            if pid not in row:
+                raise BadInput(f"prompt {prompt!r} is too long: the token falls past the text encoder's context")
 
 
 def slug(prompt: str, limit: int = 48) -> str:

@@ -85,6 +85,7 @@ def render(
         seed_list = rendering.parse_seeds(seeds) if seeds is not None else [rendering.check_seed(seed or 0)]
         rendering.check_renderable(token_list)
         cfg = recipes.load(recipes.for_tokens(recipe, token_list), list(set_ or []))
+    rendering.check_renderable(token_list, cfg)
 
     from distok_cli.backends.diffusion import Settings
 

@@ -1,0 +1,170 @@
+"""SDXL: a token space with two named parts, and a renderer through diffusers' ``StableDiffusionXLPipeline``.
+
+A token is ``[clip_l | clip_g]``: a row for CLIP ViT-L/14 (``pipe.text_encoder``, 768) and one for
+OpenCLIP ViT-bigG/14 (``pipe.text_encoder_2``, 1280), which is the layout of an SDXL textual-inversion
+file. Each part is injected into its own encoder by that encoder's :class:`TextSide` hook, so one batch
+holds many different tokens, as on Kandinsky.
+
+**The text embedding E (training, the text-side estimator, eval).** SDXL conditions its UNet on two
+things: every position's penultimate hidden state of both encoders, concatenated (cross-attention), and
+encoder 2's projected pooled output (the added "text_time" condition). E covers both::
+
+    E(prompt) = [ unit(mean over positions 1..EOS of [h_L | h_G]) | unit(pooled_G) ] / √2
+
+so ``cos(E(a), E(b)) = ½ cos(per-position means) + ½ cos(pooled)``. The pooled vector alone would
+leave ``clip_l`` without a gradient (SDXL does not use CLIP-L's pooled output), and the per-position part
+alone would ignore the second condition. BOS is left out of the mean (its state is the same for every
+prompt), positions after the first EOS too (padding, which SDXL's two tokenizers fill differently). L_mix,
+L_cst and the matching task all use this E.
+
+Nothing outside ``backends/`` knows these names: ``method/`` and ``jobs/`` see a token space with parts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import numpy as np
+
+from distok_cli.backends.loading import from_pretrained, placement
+from distok_cli.backends.textside import TextSide
+from distok_cli.errors import BadInput
+from distok_cli.files.recipes import RenderConfig
+from distok_cli.files.tokenfile import SpacePart, TokenSpace, check_compatible, split
+
+#: (part name, pipeline tokenizer folder, pipeline text-encoder folder), in the token's order.
+PARTS = (("clip_l", "tokenizer", "text_encoder"), ("clip_g", "tokenizer_2", "text_encoder_2"))
+#: SDXL reads the penultimate layer of both encoders (diffusers' ``hidden_states[-2]``, clip_skip 0).
+HIDDEN_LAYER = -2
+
+
+class SDXLTextSide:
+    """Both SDXL text encoders as one token space with parts ``clip_l`` and ``clip_g``.
+
+    Offers what training, the estimators and the renderers use of a :class:`TextSide`: ``dim``, ``space``,
+    ``encode``, ``class_embeddings``, ``inject``, ``check_fits``, ``check_token``.
+    """
+
+    def __init__(self, tokenizers: tuple[Any, Any], encoders: tuple[Any, Any], ref: str) -> None:
+        self.sides = tuple(TextSide(t, e, ref, sub) for t, e, (_, _, sub) in zip(tokenizers, encoders, PARTS))
+        self.layout = tuple((name, side.dim) for (name, _, _), side in zip(PARTS, self.sides))
+        self.dim = sum(d for _, d in self.layout)
+        self.space = TokenSpace.with_parts(
+            ref, tuple(SpacePart(name, s.dim, s.fingerprint, sub) for (name, _, sub), s in zip(PARTS, self.sides))
+        )
+
+    # ------------------------------------------------------------------------------- injection
+    def _split(self, vectors: Any) -> list[Any]:
+        import torch
+
+        v = torch.as_tensor(vectors) if not isinstance(vectors, torch.Tensor) else vectors
+        if v.shape[-1] != self.dim:
+            raise BadInput(f"token has {v.shape[-1]} values but this token space ({self.space.describe()}) has {self.dim}")
+        return list(split(v, self.layout).values())
+
+    @contextmanager
+    def inject(self, vectors: Any) -> Iterator[None]:
+        """Within the block, each encoder's placeholder rows take that encoder's part of ``vectors``."""
+        with ExitStack() as stack:
+            for side, part in zip(self.sides, self._split(vectors)):
+                stack.enter_context(side.inject(part))
+            yield
+
+    def check_token(self, token: Any) -> None:
+        check_compatible(token, self.space)
+
+    def check_fits(self, filled_prompts: list[str]) -> None:
+        for side in self.sides:
+            side.check_fits(filled_prompts)
+
+    # ----------------------------------------------------------------------------------- E
+    def encode(self, prompts: list[str], vectors: Any = None) -> Any:
+        """E(prompt), [B, 2 · ... ]: see the module docstring; differentiable in ``vectors``."""
+        import torch
+        import torch.nn.functional as F
+
+        parts = self._split(vectors) if vectors is not None else [None, None]
+        means, pooled = [], None
+        for side, part in zip(self.sides, parts):
+            ids, _ = side._inputs(prompts)
+            ctx = side.inject(part) if part is not None else ExitStack()
+            with ctx:
+                out = side.encoder(input_ids=ids, output_hidden_states=True)
+            h = out.hidden_states[HIDDEN_LAYER]
+            pos = torch.arange(ids.shape[1], device=ids.device)
+            eos = (ids == side.tokenizer.eos_token_id).int().argmax(dim=-1)
+            keep = ((pos[None] >= 1) & (pos[None] <= eos[:, None])).to(h.dtype)[..., None]
+            means.append((h * keep).sum(1) / keep.sum(1).clamp(min=1))
+            pooled = getattr(out, "text_embeds", None)
+        assert pooled is not None  # encoder 2 is a CLIPTextModelWithProjection
+        per_position = F.normalize(torch.cat(means, -1), dim=-1)
+        return torch.cat([per_position, F.normalize(pooled, dim=-1)], -1) / math.sqrt(2.0)
+
+    def class_embeddings(self, classes: list[str]) -> Any:
+        """t_i = [t_i in CLIP-L | t_i in OpenCLIP-G], each the mean of the class name's word pieces."""
+        import torch
+
+        return torch.cat([side.class_embeddings(classes) for side in self.sides], -1)
+
+    def embedding_matrix(self) -> np.ndarray:
+        raise BadInput("nearest words are shown for one-part tokens only")
+
+
+def load_text_side(ref: str, device: str, torch_dtype: Any) -> SDXLTextSide:
+    """Only the two tokenizers and text encoders of the SDXL pipeline at ``ref`` (training, text estimator)."""
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    toks = tuple(from_pretrained(CLIPTokenizer, ref, subfolder=t) for _, t, _ in PARTS)
+    encs = (
+        from_pretrained(CLIPTextModel, ref, subfolder="text_encoder", dtype=torch_dtype).to(device),
+        from_pretrained(CLIPTextModelWithProjection, ref, subfolder="text_encoder_2", dtype=torch_dtype).to(device),
+    )
+    return SDXLTextSide(toks, encs, ref)  # type: ignore[arg-type]
+
+
+def tokenizer_folders() -> tuple[str, ...]:
+    return tuple(t for _, t, _ in PARTS)
+
+
+class SDXLRenderer:
+    backend = "sdxl"
+
+    def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
+                 compile: bool = False, pipeline: Any = None) -> None:
+        """Load ``cfg.sdxl`` with from_pretrained (or use ``pipeline``, built in memory by the GPU benchmark)."""
+        from distok_cli.backends.diffusion import _place, _set_scheduler, compile_unet
+
+        self.device, self.dtype = placement(device, dtype)
+        from diffusers import StableDiffusionXLPipeline
+
+        self.cfg = cfg
+        if pipeline is None:
+            self.pipe = from_pretrained(StableDiffusionXLPipeline, cfg.sdxl, dtype=self.dtype)
+        else:
+            self.pipe = pipeline.to(dtype=self.dtype)
+        _set_scheduler(self.pipe, cfg.scheduler)
+        _place((self.pipe,), self.device, offload)
+        self.compiled = compile
+        if compile:
+            compile_unet(self.pipe)
+        self.text = SDXLTextSide((self.pipe.tokenizer, self.pipe.tokenizer_2),
+                                 (self.pipe.text_encoder, self.pipe.text_encoder_2), cfg.sdxl)
+        self.models = {"sdxl": cfg.sdxl}
+
+    def render(self, vectors: Any, prompts: list[str], seeds: list[int], s: Any,
+               paths: list[str | None] | None = None) -> list[Any]:
+        """One image per (vector, prompt, seed): each part reaches its own encoder through the hooks."""
+        import torch
+
+        from distok_cli.backends.diffusion import _generators
+
+        filled = [TextSide.fill(p) for p in prompts]
+        self.text.check_fits(filled)
+        with torch.inference_mode(), self.text.inject(vectors):
+            return self.pipe(
+                filled, height=s.size, width=s.size, num_inference_steps=s.steps, guidance_scale=s.guidance,
+                generator=_generators(seeds),
+            ).images
