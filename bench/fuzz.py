@@ -208,7 +208,7 @@ def bad_recipes() -> list[tuple[str, str | bytes]]:
         ("classes dup", "name: x\nclasses: [cat, cat]\n"), ("classes empty", "name: x\nclasses: []\n"),
         ("prompt without <>", "name: x\nrender:\n  prompt: a photo\n"),
         ("prompt two <>", "name: x\nrender:\n  prompt: a <> and <>\n"), ("size 7", "name: x\nrender:\n  size: 7\n"),
-        ("size huge", "name: x\nrender:\n  size: 10000000\n"), ("backend", "name: x\nrender:\n  backend: sdxl\n"),
+        ("size huge", "name: x\nrender:\n  size: 10000000\n"), ("backend", "name: x\nrender:\n  backend: flux\n"),
         ("estimator", "name: x\nestimator:\n  kind: clip\n"), ("template", "name: x\nestimator:\n  template: a\n"),
         ("dtype", "name: x\ndtype: float8\n"), ("duplicate key", "name: x\nname: y\n"), ("tabs", "name: x\n\tseed: 1\n"),
         ("python tag", "name: !!python/object/apply:os.system ['true']\n"), ("not UTF-8", b"name: x\n\xff: 1\n"),
@@ -382,7 +382,7 @@ def bad_pngs() -> list[tuple[str, bytes]]:
             "backend": "kandinsky21", "render": {}, "settings": {}, "recipe": "tiny", "models": {"prior": "x"}, "dtype": "float32"}
     out = [("not a PNG", b"\x89PNG\r\n\x1a\n" + b"\0" * 40), ("no record", png(None)), ("record not JSON", png(None, "{")),
            ("record a list", png([1])), ("record NaN", png(None, '{"seed": NaN}')), ("empty file", b""), ("text", b"hello")]
-    for key, value in [("seed", -1), ("seed", "0"), ("seed", 2**64), ("prompt", "no token"), ("backend", "sdxl"), ("token", None),
+    for key, value in [("seed", -1), ("seed", "0"), ("seed", 2**64), ("prompt", "no token"), ("backend", "flux"), ("token", None),
                        ("render", {}), ("dtype", "float8"), ("models", {}), ("recipe", "")]:
         out.append((f"record {key} = {str(value)[:20]}", png({**good, key: value})))
     return out

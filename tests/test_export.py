@@ -52,9 +52,9 @@ def made_tokens(clip_l_model, tmp_path_factory):
 
 
 USAGE = {
-    "comfyui": "distok: ComfyUI: put {path} in ComfyUI/models/embeddings/ and write embedding:{name} in a prompt",
-    "a1111": "distok: AUTOMATIC1111: put {path} in stable-diffusion-webui/embeddings/ and write {name} in a prompt",
-    "invokeai": "distok: InvokeAI: install {path} by path (Models > Add Model) and write <{name}> in a prompt",
+    "comfyui": "distok: ComfyUI: put {path} in ComfyUI/models/embeddings/ and write embedding:{name} in a prompt (an SD 1.x model)",
+    "a1111": "distok: AUTOMATIC1111: put {path} in stable-diffusion-webui/embeddings/ and write {name} in a prompt (an SD 1.x model)",
+    "invokeai": "distok: InvokeAI: install {path} by path (Models > Add Model) and write <{name}> in a prompt (an SD 1.x model)",
     "diffusers": 'distok: diffusers: pipe.load_textual_inversion("{path}", token="{name}"), then write {name} in a prompt',
 }
 

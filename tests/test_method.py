@@ -489,7 +489,7 @@ def test_sample_from_pool_and_bad_prior(run, tmp_path):
         ("train: {stepz: 3}", "unknown recipe key 'train.stepz' (did you mean: steps?)"),
         ("train: {steps: many}", "recipe key train.steps must be int, got str 'many'"),
         ("train: {steps: 0}", "recipe key train.steps must be at least 1"),
-        ("render: {backend: flux}", "recipe key render.backend must be one of 'kandinsky21', 'sd15', got 'flux'"),
+        ("render: {backend: flux}", "recipe key render.backend must be one of 'kandinsky21', 'sd15', 'sdxl', got 'flux'"),
         ("classes: [cat, cat]", "recipe key classes must be a non-empty list of distinct, non-empty names"),
         ("classes: birds", "unknown class set 'birds'"),
         ("train: [1, 2]", "recipe section train must be a mapping"),

@@ -36,7 +36,8 @@ def test_a_token_no_renderer_reads_is_refused_naming_its_space_and_the_recipes(t
     r = run_cli(["render", p, "a watercolor of a <>", "-o", tmp_path / "out"])
     assert_one_line_error(r, 2, (
         f"{p} is a token of minilm:all-MiniLM-L6-v2's 384-d token space; no renderer reads it (rendering needs a "
-        "768-d CLIP ViT-L/14 token: train with one of the recipes kandinsky21-animals, sd15-animals, tiny, "
+        "768-d CLIP ViT-L/14 token or a token with parts: train with one of the recipes kandinsky21-animals, sd15-animals, "
+        "sdxl-animals, sdxl-tiny, tiny, "
         "e.g. `distok train -r tiny -o runs/tiny`, and encode or sample with that run)"))
     assert "loading" not in r.err and not (tmp_path / "out").exists()
 

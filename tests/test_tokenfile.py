@@ -17,7 +17,7 @@ from distok_cli.files.tokenfile import Token, TokenSpace
 from .conftest import EXAMPLES, ROOT
 
 GOLDEN = ["pig-sheep-snake.distok", "sampled-cauchy.distok", "composition.distok", "pig55-sheep25-snake20-447da2.safetensors",
-          "sdxl-pig-sheep-snake.distok", "plain-textual-inversion.safetensors"]
+          "sdxl-pig-sheep-snake.distok", "pig55-sheep25-snake20-952008.safetensors", "plain-textual-inversion.safetensors"]
 SPACE = TokenSpace("enc", 4, "fp16-sha256:" + "1" * 64)
 
 
@@ -43,7 +43,7 @@ def test_golden_files_are_written_byte_for_byte(name):
     assert mod.render(mod.examples()[name]) == (EXAMPLES / name).read_bytes()
 
 
-@pytest.mark.parametrize("name", GOLDEN[:5])
+@pytest.mark.parametrize("name", GOLDEN[:6])
 def test_golden_files_round_trip(name):
     data = (EXAMPLES / name).read_bytes()
     token = tokenfile.from_bytes(data)

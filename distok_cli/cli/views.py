@@ -38,15 +38,16 @@ def token_panel(token: Token, neighbors: list[tuple[str, float]] | None = None) 
     grid.add_row("id", token.id)
     grid.add_row("title", str(token.title))
     if token.space:
-        grid.add_row(
-            "token space",
-            f"{token.space.encoder} (dim {token.space.dim}, fingerprint {token.space.fingerprint[:23]})",
-        )
+        shape = f"parts {token.space.describe()}" if token.space.parts else f"dim {token.space.dim}"
+        grid.add_row("token space", f"{token.space.encoder} ({shape}, fingerprint {token.space.fingerprint[:23]})")
     else:
-        grid.add_row("token space", f"unknown: plain textual-inversion file (dim {token.dim}), no provenance")
+        shape = f"parts {' + '.join(f'{n} ({d})' for n, d in token.layout)}" if token.layout else f"dim {token.dim}"
+        grid.add_row("token space", f"unknown: plain textual-inversion file ({shape}), no provenance")
     grid.add_row(
         "vector", f"norm {s['norm']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}  mean {s['mean']:.5f}"
     )
+    for name, ps in d.get("parts", {}).items():
+        grid.add_row(name, f"norm {ps['norm']:.4f}  min {ps['min']:.4f}  max {ps['max']:.4f}  mean {ps['mean']:.5f}")
     src = token.source
     if src:
         line = src["kind"]
@@ -91,6 +92,8 @@ def diff_table(result: dict[str, Any]) -> Any:
     t.add_row("B", f"{result['b']['path']} ({result['b']['id'][:19]})")
     t.add_row("cosine", f"{result['cosine']:.4f}")
     t.add_row("L2", f"{result['l2']:.4f}")
+    for name, part in (result.get("parts") or {}).items():
+        t.add_row(name, f"cosine {part['cosine']:.4f}  L2 {part['l2']:.4f}")
     if result["norm_ratio"] is not None:
         t.add_row("norm B/A", f"{result['norm_ratio']:.4f}")
     if result["latent_distance"] is not None:

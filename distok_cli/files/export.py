@@ -6,6 +6,8 @@ What these tools need (read from their loaders; ``formats/distok-token-v1.md`` �
   pickle and drops the token silently), A1111 skips other suffixes, InvokeAI refuses them;
 - one tensor ``emb_params`` of shape ``[1, 768]``: InvokeAI probes that key and picks SD 1.x from the
   width (a ``[768]`` tensor fails there); the others take the one tensor as it is;
+- for SDXL exactly two tensors, ``clip_l`` ``[1, 768]`` and ``clip_g`` ``[1, 1280]``, nothing else: ComfyUI
+  and A1111 look those keys up, and InvokeAI would take a file that also holds ``emb_params`` for SD 1.x;
 - a name that is the trigger word: A1111 uses the file stem, ComfyUI ``embedding:STEM``, InvokeAI the model
   name (the stem by default), diffusers whatever ``token=`` says.
 
@@ -37,6 +39,8 @@ CLIP_L_REPOS = (
     "CompVis/stable-diffusion-v1-1",
 )
 CLIP_L_DIM = 768
+#: What each base model's embedding files hold: SD 1.x one 768-d vector, SDXL clip_l (768) + clip_g (1280).
+BASES = ("sd1", "sdxl")
 DTYPES = ("float32", "float16")
 SUFFIX = ".safetensors"
 #: A trigger word: lowercase letters, digits, '-' and '_', 3 to 64 characters, starting with a letter or
@@ -51,13 +55,19 @@ class Target:
     label: str
     folder: str  # where the tool looks, relative to its install
 
-    def usage(self, path: str, name: str) -> str:
+    def usage(self, path: str, name: str, base: str = "sd1") -> str:
+        model = "an SDXL model" if base == "sdxl" else "an SD 1.x model"
         if self.name == "comfyui":
-            return f"ComfyUI: put {path} in {self.folder}/ and write embedding:{name} in a prompt"
+            return f"ComfyUI: put {path} in {self.folder}/ and write embedding:{name} in a prompt ({model})"
         if self.name == "a1111":
-            return f"AUTOMATIC1111: put {path} in {self.folder}/ and write {name} in a prompt"
+            return f"AUTOMATIC1111: put {path} in {self.folder}/ and write {name} in a prompt ({model})"
         if self.name == "invokeai":
-            return f"InvokeAI: install {path} by path (Models > Add Model) and write <{name}> in a prompt"
+            return f"InvokeAI: install {path} by path (Models > Add Model) and write <{name}> in a prompt ({model})"
+        if base == "sdxl":
+            return (f'diffusers: sd = safetensors.torch.load_file("{path}"); '
+                    f'pipe.load_textual_inversion(sd["clip_l"], token="{name}", text_encoder=pipe.text_encoder, '
+                    f'tokenizer=pipe.tokenizer); pipe.load_textual_inversion(sd["clip_g"], token="{name}", '
+                    f'text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2); then write {name} in a prompt')
         return f'diffusers: pipe.load_textual_inversion("{path}", token="{name}"), then write {name} in a prompt'
 
 
@@ -87,24 +97,53 @@ def in_clip_l_space(token: Token) -> bool:
     return False
 
 
-def check_exportable(token: Token, target: Target) -> None:
+SDXL_PARTS = tuple(n for n, _ in tokenfile.SDXL_LAYOUT)
+
+
+def base_of(token: Token) -> str:
+    """The base model a token's embedding file is for: ``sdxl`` for parts clip_l + clip_g, else ``sd1``."""
+    return "sdxl" if tuple(n for n, _ in token.layout) == SDXL_PARTS else "sd1"
+
+
+def check_exportable(token: Token, target: Target, base: str = "auto") -> str:
+    """Refuse a token that ``target`` cannot use on ``base`` (auto: the token's own); return the base."""
     what = token.path or token.short_id
+    if base not in ("auto", *BASES):
+        raise BadInput(f"--base must be auto, sd1 or sdxl, got {base!r}")
+    own = base_of(token)
+    if base == "sdxl" and own != "sdxl":
+        raise BadInput(
+            f"{what} is a one-part {token.dim}-d token; an SDXL embedding needs clip_l (768) and clip_g (1280): "
+            "ComfyUI would feed it to CLIP-L only ('shape mismatch' for the other), AUTOMATIC1111 ignores it. "
+            "Train on SDXL (--recipe sdxl-animals) and encode the distribution there"
+        )
+    if base == "sd1" and own != "sd1":
+        raise BadInput(f"{what} is an SDXL token (clip_l + clip_g); SD 1.x loads one 768-d vector: export it with --base sdxl")
     if token.plain:
         raise BadInput(
             f"{what} is a plain textual-inversion file (no distok provenance): it loads in {target.label} as it "
             f"is, under a .safetensors name"
         )
-    if token.space is not None and token.space.encoder.startswith("twin:"):
+    if token.space is not None and token.space.encoder.startswith("twin:") and target.name != "diffusers":
         raise BadInput(
             f"{what} was made with a random-weight twin ({token.space.encoder}): it means nothing in "
-            f"{target.label}; export tokens from a model trained on the real Kandinsky 2.1 or SD 1.x text encoder"
+            f"{target.label}; export tokens from a model trained on the real Kandinsky 2.1, SD 1.x or SDXL text encoders"
         )
+    if own == "sdxl":
+        if token.layout != tokenfile.SDXL_LAYOUT and not token.space.encoder.startswith("twin:"):  # type: ignore[union-attr]
+            raise BadInput(f"{what} has parts {token.space.describe()}; SDXL's are clip_l (768) + clip_g (1280)")  # type: ignore[union-attr]
+        return own
+    if token.space is not None and token.space.encoder.startswith("twin:"):
+        return own
     if not in_clip_l_space(token):
         encoder = token.space.encoder if token.space is not None else "an unknown encoder"
+        shape = " + ".join(f"{n} ({d})" for n, d in token.layout) if token.layout else f"{token.dim}-d"
         raise BadInput(
-            f"{what} is a {token.dim}-d token of {encoder}; {target.label} loads SD 1.x embeddings, which live "
-            f"in CLIP ViT-L/14's 768-d space (encoders: {', '.join(CLIP_L_REPOS[:3])}, …)"
+            f"{what} is a {shape} token of {encoder}; {target.label} loads SD 1.x embeddings, which live "
+            f"in CLIP ViT-L/14's 768-d space (encoders: {', '.join(CLIP_L_REPOS[:3])}, …), and SDXL ones "
+            "(clip_l 768 + clip_g 1280)"
         )
+    return own
 
 
 def _slug(text: str) -> str:
@@ -150,12 +189,12 @@ def exported(token: Token, target: Target, name: str, dtype: str) -> Token:
 
 
 def plan(tokens: list[Token], target: Target, dest: Path, template: str, dtype: str,
-         overwrite: bool) -> list[tuple[Token, Path, bytes]]:
+         overwrite: bool, base: str = "auto") -> list[tuple[Token, Path, bytes]]:
     """Every token checked, named, placed and serialised before anything is written: a refusal writes nothing."""
     out: list[tuple[Token, Path, bytes]] = []
     seen: dict[str, str] = {}
     for i, tok in enumerate(tokens):
-        check_exportable(tok, target)
+        check_exportable(tok, target, base)
         name = name_for(tok, template, i)
         what = tok.path or tok.short_id
         if name in seen:

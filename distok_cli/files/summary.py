@@ -25,7 +25,7 @@ def stats(vec: np.ndarray) -> dict[str, float]:
 
 def describe(token: Token) -> dict[str, Any]:
     """Everything ``inspect --json`` prints for one token."""
-    return {
+    out = {
         "path": token.path,
         "id": token.id,
         "kind": "textual-inversion" if token.plain else "distok",
@@ -39,6 +39,9 @@ def describe(token: Token) -> dict[str, Any]:
         "export": token.export,
         "tool_version": token.tool_version or None,
     }
+    if token.layout:  # a token with parts: each part's width and statistics too
+        out["parts"] = {name: {"dim": int(v.shape[-1]), **stats(v)} for name, v in token.part_vectors().items()}
+    return out
 
 
 def source_distribution(token: Token) -> dict[str, float] | None:
@@ -73,9 +76,13 @@ def _deltas(p: dict[str, float] | None, q: dict[str, float] | None) -> dict[str,
 
 def compare(a: Token, b: Token) -> dict[str, Any]:
     """What ``diff A B`` reports (deltas are B minus A)."""
-    if a.dim != b.dim:
+    if a.dim != b.dim or a.layout != b.layout:
         from distok_cli.errors import BadInput
+        from distok_cli.files.tokenfile import describe_layout
 
+        if a.layout or b.layout:
+            raise BadInput(f"cannot compare tokens of different token spaces ({describe_layout(a.layout, a.dim)} vs "
+                           f"{describe_layout(b.layout, b.dim)})")
         raise BadInput(f"cannot compare tokens of different dimension ({a.dim} vs {b.dim})")
     na, nb = float(np.linalg.norm(a.vector)), float(np.linalg.norm(b.vector))
     out: dict[str, Any] = {
@@ -89,6 +96,11 @@ def compare(a: Token, b: Token) -> dict[str, Any]:
         "source": _deltas(source_distribution(a), source_distribution(b)),
         "estimate": _deltas(estimate_distribution(a), estimate_distribution(b)),
     }
+    if a.layout:  # each part compared on its own too
+        out["parts"] = {
+            name: {"cosine": cosine(va, vb), "l2": float(np.linalg.norm(np.asarray(va, np.float64) - np.asarray(vb, np.float64)))}
+            for (name, va), vb in zip(a.part_vectors().items(), b.part_vectors().values())
+        }
     za = a.source.get("z") if a.source else None
     zb = b.source.get("z") if b.source else None
     if isinstance(za, list) and isinstance(zb, list) and len(za) == len(zb):

@@ -85,7 +85,7 @@ def check_renderable(tokens: list[Token], cfg: Any = None) -> None:
             space = f"{t.space.encoder}'s {t.dim}-d token space" if t.space else f"a {t.dim}-d token space"
             raise BadInput(
                 f"{t.path or t.short_id} is a token of {space}; no renderer reads it (rendering needs a "
-                f"{RENDER_DIM}-d CLIP ViT-L/14 token: train with one of the recipes {', '.join(renderable_recipes())}, "
+                f"{RENDER_DIM}-d CLIP ViT-L/14 token or a token with parts: train with one of the recipes {', '.join(renderable_recipes())}, "
                 "e.g. `distok train -r tiny -o runs/tiny`, and encode or sample with that run)"
             )
         if cfg is not None:

@@ -104,8 +104,11 @@ def examples() -> dict[str, bytes | Token]:
         title="pig55-sheep25-snake20",
         tool_version=TOOL_VERSION,
     )
+    sdxl_exported = export.exported(sdxl, export.TARGETS["comfyui"], export.name_for(sdxl, export.DEFAULT_TEMPLATE, 0),
+                                    "float16")
     return {
         "sdxl-pig-sheep-snake.distok": sdxl,
+        f"{sdxl_exported.export['name']}.safetensors": sdxl_exported,
         "pig55-sheep25-snake20-447da2.safetensors": exported,
         "pig-sheep-snake.distok": pig,
         "sampled-cauchy.distok": sampled,

@@ -20,10 +20,14 @@ def export(
         str, typer.Option("--name", help="Trigger-word template: {title}, {id}, {id6}, {stem}, {i}.")
     ] = "{title}-{id6}",
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16.")] = "float32",
+    base: Annotated[
+        str, typer.Option("--base", help="auto (the token's own), sd1 (one 768-d vector) or sdxl (clip_l + clip_g); "
+                                         "a token of the other kind is refused.")
+    ] = "auto",
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write tokens as NAME.safetensors embeddings for an SD 1.x tool; print the paths, and how to use each."""
+    """Write tokens as NAME.safetensors embeddings for an SD 1.x or SDXL tool; print the paths, and how to use each."""
     from distok_cli.cli.output import Output, expand_paths
     from distok_cli.errors import BadInput
     from distok_cli.files import export as exp
@@ -34,7 +38,7 @@ def export(
     out = Output(quiet)
     target = exp.TARGETS[to]
     loaded = [tokenfile.load(p) for p in expand_paths(tokens)]
-    jobs = exp.plan(loaded, target, output, name, dtype, overwrite)
+    jobs = exp.plan(loaded, target, output, name, dtype, overwrite, base)
     for (tok, _, _), path in zip(jobs, exp.write(jobs, overwrite)):
         out.data(path)
-        out.notice(target.usage(path, tok.export["name"]))
+        out.notice(target.usage(path, tok.export["name"], exp.base_of(tok)))
