@@ -57,7 +57,7 @@ def site(tmp_path_factory, kandinsky):
     return root, page
 
 
-def test_the_page_holds_everything_and_needs_nothing_else(site):
+def test_the_page_holds_everything_and_needs_nothing_else(site, tmp_path):
     root, page = site
     text = page.read_text()
     # Self-contained: no network, no other file needed to display it (full images are links).
@@ -73,7 +73,9 @@ def test_the_page_holds_everything_and_needs_nothing_else(site):
     assert "model <code>sha256:111111111111</code>, recipe tiny, step 5" in text
     assert ("distok render tokens/pig.distok &#x27;a photo of a &lt;&gt;&#x27; &#x27;a watercolor of a &lt;&gt;&#x27; "
             "--seeds 0,1 -r tiny") in text
-    assert "distok export tokens/c.distok --to comfyui" in text
+    # the tokens are the twin's: ComfyUI would refuse them, diffusers loads the twin, so the page offers that
+    assert "distok export tokens/c.distok --to diffusers" in text and "--to comfyui" not in text
+    assert run_cli(["export", root / "tokens" / "c.distok", "--to", "diffusers", "-o", tmp_path, "-q"]).code == 0
     assert 'data-prior="cauchy"' in text and 'data-classes="pig sheep"' in text
 
 

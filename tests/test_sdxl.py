@@ -7,7 +7,10 @@ parts anywhere changes a shape and fails here.
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +240,49 @@ def test_the_real_sdxl_recipe_says_what_to_do_when_the_model_is_not_cached(tmp_p
     r = run_cli(["train", "-r", "sdxl-animals", "-o", tmp_path / "run", "--steps", "1"])
     assert_one_line_error(r, 1, "model 'stabilityai/stable-diffusion-xl-base-1.0' is not available locally (HF_HUB_OFFLINE is set")
     assert not (tmp_path / "run").exists()
+
+
+def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, tmp_path):
+    """The gallery shows a two-part token's space by its parts, its renders, and only command lines that
+    work for it (each one is run here); a screenshot is kept for a person to look at."""
+    import shlex
+    import shutil
+    import subprocess
+
+    from .conftest import ROOT
+    from .test_gallery import _body, _browse
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(sdxl_tokens[-1]).parent, site / "tokens")
+    r = run_cli(["render", site / "tokens" / "pig-sheep.distok", "a photo of a <>", "--seeds", "0-1", "-o", site / "renders", "-q"])
+    assert r.code == 0, r.err
+    page = site / "gallery.html"
+    g = run_cli(["gallery", site / "tokens", site / "renders", "-m", sdxl_run, "-o", page])
+    assert g.code == 0, g.err
+    text = page.read_text()
+    assert "space twin:sdxl (clip_l (32) + clip_g (64))" in text
+    commands = [line for line in re.findall(r'<pre class="cmd">(.*?)</pre>', text)]
+    shown = [html.unescape(c) for c in commands if "pig-sheep.distok" in html.unescape(c)]
+    assert shown == ["distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r sdxl-tiny",
+                     "distok export tokens/pig-sheep.distok --to diffusers", "distok inspect tokens/pig-sheep.distok"]
+    for line in shown:
+        args = shlex.split(line)[1:]
+        extra = ["-o", tmp_path / f"again-{args[0]}", "-q"] if args[0] in ("render", "export") else []
+        done = subprocess.run([sys.executable, "-m", "distok_cli", *args, *map(str, extra)], cwd=site, capture_output=True, text=True)
+        assert done.returncode == 0, (line, done.stderr[-300:])
+    b = _browse(page.as_uri(), "--dump-dom")
+    body = _body(b.stdout)
+    assert body["tokens"] == "3" and body["images-loaded"] == "2" and body["errors"] == ""
+    shot = tmp_path / "gallery.png"
+    assert _browse(page.as_uri(), f"--screenshot={shot}", "--window-size=1400,1200").returncode == 0
+    keep = ROOT / ".pytest_cache" / "distok"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, keep / "gallery-sdxl-screenshot.png")
+
+
+def test_eval_scores_two_part_tokens_against_the_raw_mix_of_both_parts(sdxl_run, tmp_path):
+    r = run_cli(["eval", sdxl_run, "--estimator", "text", "--styles", "none", "--json", "-q", "-o", tmp_path / "e"])
+    assert r.code == 0, r.err
+    rep = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert json.loads(r.out)["estimator"] == rep["estimator"] == "text:twin:sdxl" and len(rep["items"]) == rep["n"] == 30
+    assert set(rep["baselines"]) == {"raw_mix"} and (tmp_path / "e" / "eval.png").is_file()

@@ -195,13 +195,29 @@ def _lineage(tok: Token) -> str:
         items.append(f"model <code>{_e(m['hash'][:19])}</code>" + (f", recipe {_e(m['recipe'])}" if m.get("recipe") else "")
                      + (f", step {m['step']}" if "step" in m else ""))
     if tok.space is not None:
-        items.append(f"space {_e(tok.space.encoder)} ({tok.space.dim}-d)")
+        shape = _e(tok.space.describe()) if tok.space.parts else f"{tok.space.dim}-d"
+        items.append(f"space {_e(tok.space.encoder)} ({shape})")
     if tok.export:
         items.append(f"exported for {_e(tok.export['target'])} as <code>{_e(tok.export['name'])}</code> "
                      f"from <code>{_e(tok.export['source_id'][:19])}</code>")
     if tok.tool_version:
         items.append(f"written by distok {_e(tok.tool_version)}")
     return "<ul class=\"lineage\">" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
+
+
+def _export_targets(tok: Token) -> list[str]:
+    """The export targets that would accept ``tok`` (ComfyUI first): the page offers no refused command."""
+    from distok_cli.errors import BadInput
+    from distok_cli.files import export
+
+    ok = []
+    for name in ("comfyui", "diffusers"):
+        try:
+            export.check_exportable(tok, export.TARGETS[name])
+            ok.append(name)
+        except BadInput:
+            continue
+    return ok
 
 
 def _commands(tok: Token, renders: list[Render], page_dir: Path) -> str:
@@ -213,7 +229,7 @@ def _commands(tok: Token, renders: list[Render], page_dir: Path) -> str:
     lines = [
         f"distok render {shlex.quote(path)} {' '.join(shlex.quote(p) for p in prompts)} "
         f"--seeds {','.join(map(str, seeds))}{recipe}",
-        f"distok export {shlex.quote(path)} --to comfyui",
+        *(f"distok export {shlex.quote(path)} --to {t}" for t in _export_targets(tok)[:1]),
         f"distok inspect {shlex.quote(path)}",
     ]
     return "".join(f'<pre class="cmd">{_e(line)}</pre>' for line in lines)
