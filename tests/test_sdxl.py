@@ -261,7 +261,7 @@ def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, 
     assert g.code == 0, g.err
     text = page.read_text()
     assert "space twin:sdxl (clip_l (32) + clip_g (64))" in text
-    commands = [line for line in re.findall(r'<pre class="cmd">(.*?)</pre>', text)]
+    commands = re.findall(r'<pre class="cmd">(.*?)</pre>', text)
     shown = [html.unescape(c) for c in commands if "pig-sheep.distok" in html.unescape(c)]
     assert shown == ["distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r sdxl-tiny",
                      "distok export tokens/pig-sheep.distok --to diffusers", "distok inspect tokens/pig-sheep.distok"]
@@ -286,3 +286,13 @@ def test_eval_scores_two_part_tokens_against_the_raw_mix_of_both_parts(sdxl_run,
     rep = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert json.loads(r.out)["estimator"] == rep["estimator"] == "text:twin:sdxl" and len(rep["items"]) == rep["n"] == 30
     assert set(rep["baselines"]) == {"raw_mix"} and (tmp_path / "e" / "eval.png").is_file()
+
+
+def test_method_and_jobs_never_name_sdxl():
+    """SDXL is a backend: what is specific to it lives in backends/ and its recipes (import-linter also
+    forbids method/ and jobs/ to import distok_cli.backends.sdxl)."""
+    from .conftest import ROOT
+
+    for layer in ("method", "jobs"):
+        for path in (ROOT / "distok_cli" / layer).glob("*.py"):
+            assert "sdxl" not in path.read_text().lower(), path
