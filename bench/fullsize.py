@@ -5,7 +5,8 @@ Speed does not depend on weight values, so these give real timings where no weig
   - the Kandinsky 2.1 prior pipeline: that text encoder, the CLIP ViT-L/14 image encoder, PriorTransformer
     (its defaults are the real prior);
   - the Kandinsky 2.1 decoder pipeline: UNet and MoVQ (real configs), M-CLIP (XLM-R large);
-  - BLIP image-text matching with a ViT-L/384 vision tower.
+  - BLIP image-text matching with a ViT-L/384 vision tower;
+  - the SDXL base 1.0 pipeline: UNet, VAE, CLIP ViT-L/14 and OpenCLIP ViT-bigG/14 text encoders (real configs).
 Tokenizers are the offline twins' (no files to download); ``clip_tokenizer`` adds the recipe's words as
 whole tokens so that prompts have their real lengths ("a photo of a <>" is 7 positions, as in CLIP).
 """
@@ -99,6 +100,43 @@ def kandinsky_pipelines(device: str, words: list[str] = ()):
                          clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
     dec = KandinskyPipeline(text_encoder=mclip, tokenizer=xt, unet=unet, scheduler=ddim, movq=movq)
     return prior_pipe, dec
+
+
+SDXL_UNET = dict(
+    act_fn="silu", addition_embed_type="text_time", addition_embed_type_num_heads=64, addition_time_embed_dim=256,
+    attention_head_dim=[5, 10, 20], block_out_channels=[320, 640, 1280], cross_attention_dim=2048,
+    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"], in_channels=4, layers_per_block=2,
+    norm_num_groups=32, out_channels=4, projection_class_embeddings_input_dim=2816, sample_size=128,
+    transformer_layers_per_block=[1, 2, 10], up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    use_linear_projection=True,
+)
+SDXL_VAE = dict(
+    block_out_channels=[128, 256, 512, 512], down_block_types=["DownEncoderBlock2D"] * 4, in_channels=3, out_channels=3,
+    latent_channels=4, layers_per_block=2, norm_num_groups=32, sample_size=1024, scaling_factor=0.13025,
+    up_block_types=["UpDecoderBlock2D"] * 4, force_upcast=True,
+)
+
+
+def sdxl_pipeline(device: str, words: list[str] = ()):
+    """SDXL base 1.0 with the real architectures (UNet 2.6 B parameters) and random weights."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tok, tok2 = clip_tokenizer(words), clip_tokenizer(words)
+    ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    with torch.device(device):
+        te = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                          num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                                          **ids)).eval()
+        te2 = CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+            max_position_embeddings=77, projection_dim=1280, hidden_act="gelu", **ids)).eval()
+        unet = UNet2DConditionModel(**SDXL_UNET).eval()
+        vae = AutoencoderKL(**SDXL_VAE).eval()
+    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+                                   timestep_spacing="leading", num_train_timesteps=1000)
+    return StableDiffusionXLPipeline(vae=vae, text_encoder=te, tokenizer=tok, text_encoder_2=te2, tokenizer_2=tok2,
+                                     unet=unet, scheduler=sched, force_zeros_for_empty_prompt=True)
 
 
 def blip_itm(device: str):

@@ -10,7 +10,9 @@ would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-o
    render's time goes at batch 1 and 16 (prior text encoder, prior steps, UNet steps, MoVQ decode, the
    rest; bench/stages.py hooks the renderer's modules and synchronises at each boundary); the
    prior alone; BlipItmEstimator on 60 classes; Trainer.train_step (text side) at n = 8 and 64, and at
-   n = 8 padded to 77 positions (what TextSide did before it trimmed after the last EOS);
+   n = 8 padded to 77 positions (what TextSide did before it trimmed after the last EOS); SDXL
+   (base 1.0 architecture, recipe sdxl-animals): SDXLRenderer.render at 1024 px, 30 Euler steps, guidance 5,
+   batch 1 and 4, with peak VRAM, and the SDXL training step (both text encoders) at n = 8;
 2. speed-up attempts, each checked against the eager output of the same inputs (max |Δ| in 0-255 pixels,
    or in embedding units), in the order bench/results/physical-limits.md argues for: the UNet in CUDA
    graphs (torch.compile mode="reduce-overhead") at batch 1 with its compile time (the single-concept
@@ -118,6 +120,43 @@ def pixel_diff(a: list, b: list) -> int:
     import numpy as np
 
     return max(int(np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)).max()) for x, y in zip(a, b))
+
+
+def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> None:
+    """SDXL (recipe sdxl-animals): a 1024 px render at 30 steps, batch 1 and 4, and the training step at n = 8."""
+    import fullsize
+
+    from distok_cli.backends.sdxl import SDXLRenderer
+    from distok_cli.backends.token_estimators import TextEstimator
+    from distok_cli.files import recipes
+    from distok_cli.method.trainer import Trainer
+
+    cfg = recipes.load("sdxl-animals")
+    if smoke:
+        from distok_cli.backends import twins
+
+        pipe = twins.build_sdxl()
+        cfg = recipes.override(cfg, ["render.size=64", "render.steps=2", f"classes={','.join(recipes.load('tiny').classes)}"])
+    else:
+        t = time.perf_counter()
+        pipe = fullsize.sdxl_pipeline(device, list(cfg.classes))
+        log("sdxl_build_pipeline_s", round(time.perf_counter() - t, 1))
+    renderer = SDXLRenderer(cfg.render, device, dtype, pipeline=pipe)
+    from distok_cli.backends.diffusion import Settings
+
+    s = Settings.from_config(cfg.render)
+    log("sdxl_render_settings", {"size": s.size, "steps": s.steps, "guidance": s.guidance, "scheduler": cfg.render.scheduler})
+    vecs = torch.randn(4, renderer.text.dim, generator=torch.Generator().manual_seed(0)) * 0.02
+    for b in (1, 4):
+        reset_peak()
+        log(f"sdxl_render_s_per_image_b{b}", bench(lambda b=b: renderer.render(vecs[:b], [PROMPT] * b, list(range(b)), s),
+                                                   1, max(1, reps - 1)) / b)
+        log(f"sdxl_render_peak_vram_GiB_b{b}", peak_gib())
+    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000"])
+    est = TextEstimator(renderer.text, list(tcfg.classes), "a photo of a {}", PROMPT, 1.0, "bench")
+    tr = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-bench-")) / "sdxl", renderer.text, est, device)
+    log("sdxl_train_step_ms_n8", bench(tr.train_step, 3, steps) * 1000)
+    log("sdxl_train_20k_steps_min_n8", RESULTS["sdxl_train_step_ms_n8"] * 20000 / 60000)
 
 
 def main() -> None:
@@ -249,8 +288,14 @@ def main() -> None:
             if STATE["cuda"]:
                 torch.cuda.empty_cache()
 
-    text = renderer.text
     steps = 2 if args.smoke else 20
+    with part("sdxl", 70 * scale) as ok:
+        if ok:
+            sdxl_part(args.smoke, device, dtype, reps, steps)
+    if STATE["cuda"]:
+        torch.cuda.empty_cache()  # the SDXL models are gone with sdxl_part's frame
+
+    text = renderer.text
 
     def trainer_for(n: int, name: str) -> Trainer:
         tcfg = recipes.override(cfg, [f"train.n={n}", "estimator.kind=text", "train.estimate_every=100000"])

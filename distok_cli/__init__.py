@@ -1,3 +1,3 @@
 """distok: creative tokens from class distributions (DisTok, CVPR 2026)."""
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

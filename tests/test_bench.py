@@ -24,7 +24,8 @@ def test_gpu_bench_smoke_runs_every_part_and_compares_with_eager(tmp_path, kandi
     for key in ("render_s_per_concept_b1", "render_s_per_concept_b2", "prior_s_per_concept_b8",
                 "estimate_s_per_image_b8", "train_step_ms_n8", "train_step_ms_n64",
                 "train_step_ms_n8_padded77", "train_20k_steps_min_n8", "cl_render_s_per_concept_b1",
-                "compile_render_s_per_concept_b1", "compile_render_s_per_concept_b2", "train_compile_default_step_ms_n8"):
+                "compile_render_s_per_concept_b1", "compile_render_s_per_concept_b2", "train_compile_default_step_ms_n8",
+                "sdxl_render_s_per_image_b1", "sdxl_render_s_per_image_b4", "sdxl_train_step_ms_n8"):
         assert isinstance(res[key], float) and res[key] > 0, key
     # Where a render's time goes: each stage hooked once per call (2 prior and 2 decoder steps in the smoke run).
     for b in (1, 2):

@@ -296,3 +296,68 @@ def test_method_and_jobs_never_name_sdxl():
     for layer in ("method", "jobs"):
         for path in (ROOT / "distok_cli" / layer).glob("*.py"):
             assert "sdxl" not in path.read_text().lower(), path
+
+
+# ------------------------------------------------------------------------------------ D_tok heads
+
+
+def _parted_space(widths=(("aa", 6), ("bb", 10))):
+    from distok_cli.files.tokenfile import SpacePart, TokenSpace
+
+    return TokenSpace.with_parts("e", tuple(SpacePart(n, d, "fp16-sha256:" + str(i) * 64) for i, (n, d) in enumerate(widths)))
+
+
+def test_part_heads_numpy_checkpoint_matches_torch_and_starts_at_the_mix(tmp_path):
+    import torch
+
+    from distok_cli.files import checkpoint
+    from distok_cli.method.model import DisTok
+
+    space = _parted_space()
+    torch.manual_seed(0)
+    m = DisTok(16, 8, 4, residual=True, parts=space.layout)
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(m(x)[1], x)  # every head's last layer starts at zero: token = mix
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    ck = m.to_checkpoint(torch.randn(5, 16), {"classes": list("abcde"), "token_space": space.to_json()})
+    assert ck.config["heads"] == "parts"
+    assert {k: list(v.shape) for k, v in ck.tensors.items() if k.startswith("D_tok.")} == {
+        "D_tok.aa.0.weight": [8, 4], "D_tok.aa.0.bias": [8], "D_tok.aa.2.weight": [6, 8], "D_tok.aa.2.bias": [6],
+        "D_tok.bb.0.weight": [8, 4], "D_tok.bb.0.bias": [8], "D_tok.bb.2.weight": [10, 8], "D_tok.bb.2.bias": [10]}
+    z, tok = m(x)
+    cz, ctok = ck.tokens(x.numpy())
+    np.testing.assert_allclose(ctok, tok.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ck.decode(cz), m.decode(z).detach().numpy(), rtol=1e-5, atol=1e-5)
+    # head aa writes exactly the first 6 values: zeroing head bb changes only the last 10
+    with torch.no_grad():
+        for p in m.D_tok["bb"].parameters():
+            p.zero_()
+    np.testing.assert_allclose(m.D_tok(z)[:, 6:].detach().numpy(), 0)
+    ck.save(tmp_path / "m.safetensors")
+    back = checkpoint.load(tmp_path / "m.safetensors")
+    assert back.head_names == ["D_tok.aa", "D_tok.bb"]
+    torch.testing.assert_close(DisTok.from_checkpoint(back)(x)[1], torch.from_numpy(back.tokens(x.numpy())[1]), rtol=1e-5, atol=1e-5)
+    joint = checkpoint.Checkpoint(ck.tensors, {**ck.config, "heads": "joint"})
+    joint.save(tmp_path / "j.safetensors")
+    with pytest.raises(Exception, match="checkpoint tensors are"):
+        checkpoint.load(tmp_path / "j.safetensors")
+
+
+def test_part_heads_need_a_space_with_parts(tmp_path):
+    r = run_cli(["train", "-r", "tiny", "-o", tmp_path / "run", "--steps", "1", "--set", "train.heads=parts",
+                 "--set", "estimator.kind=text"])
+    assert_one_line_error(r, 2, "train.heads parts needs a token space with parts; twin:kandinsky21-prior's is one vector (use joint)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_inspect_neighbors_reads_each_part_in_its_own_encoder(sdxl_tokens, sdxl_pipe):
+    r = run_cli(["inspect", sdxl_tokens[-1], "--neighbors", "1", "--json"])
+    assert r.code == 0, r.err
+    near = json.loads(r.out)["neighbors"]
+    tok = tokenfile.load(sdxl_tokens[-1])
+    for part, enc in (("clip_l", sdxl_pipe.text_encoder), ("clip_g", sdxl_pipe.text_encoder_2)):
+        m = enc.get_input_embeddings().weight.detach().double().numpy()
+        v = tok.part_vectors()[part].astype(np.float64)
+        best = (m @ v / np.linalg.norm(m, axis=1) / np.linalg.norm(v)).max()
+        assert near[part][0]["cosine"] == pytest.approx(best, abs=1e-5)

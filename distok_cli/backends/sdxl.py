@@ -27,8 +27,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-import numpy as np
-
 from distok_cli.backends.loading import from_pretrained, placement
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
@@ -108,9 +106,6 @@ class SDXLTextSide:
         import torch
 
         return torch.cat([side.class_embeddings(classes) for side in self.sides], -1)
-
-    def embedding_matrix(self) -> np.ndarray:
-        raise BadInput("nearest words are shown for one-part tokens only")
 
 
 def load_text_side(ref: str, device: str, torch_dtype: Any) -> SDXLTextSide:

@@ -39,6 +39,11 @@ def cache_dir() -> Path:
     return Path(root) / "twins" / TWIN_VERSION
 
 
+def built_path(name: str) -> Path:
+    """Where twin ``name`` is (or would be) built, without building it."""
+    return cache_dir().parent / SEPARATE[name] / name if name in SEPARATE else cache_dir() / name
+
+
 def twin_path(name: str) -> Path:
     """The folder of twin ``name``, building all twins first if the cache lacks them."""
     if name not in NAMES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,9 @@ def resolve(ref: str) -> Path:
 
         return folder()
     if ref.startswith("twin:"):
-        from distok_cli.backends.twins import cache_dir
+        from distok_cli.backends.twins import built_path
 
-        p = cache_dir() / ref.split(":", 1)[1]
+        p = built_path(ref.split(":", 1)[1])
         if p.is_dir():
             return p
         raise ModelNotAvailable(f"twin {ref!r} is not built yet", hint="render or train with the tiny recipe once")
@@ -79,11 +80,34 @@ def _matrix_from(folder: Path) -> np.ndarray:
     raise BadInput(f"no token-embedding matrix in the safetensors weights under {folder}")
 
 
-def load_space(space: TokenSpace) -> tuple[list[str], np.ndarray]:
-    root = resolve(space.encoder)
+def load_space(space: TokenSpace | Any, encoder: str | None = None) -> tuple[list[str], np.ndarray]:
+    """Vocabulary and embedding matrix of a one-part space, or of one part (``encoder``: the space's)."""
+    root = resolve(encoder or space.encoder)
     enc = root / space.subfolder if space.subfolder else root
-    tok_dir = root / "tokenizer" if space.subfolder == "text_encoder" else enc
+    # a pipeline's text_encoder[_N] has its tokenizer[_N] beside it
+    tok_dir = root / space.subfolder.replace("text_encoder", "tokenizer") if space.subfolder.startswith("text_encoder") else enc
     return _vocab_from(tok_dir), _matrix_from(enc)
+
+
+def nearest_parts(token: Token, k: int) -> dict[str, list[tuple[str, float]]]:
+    """For a token with parts: each part's ``k`` nearest vocabulary tokens in its own encoder."""
+    if token.space is None:
+        raise BadInput(f"{token.path}: a plain embedding names no token space, so it has no vocabulary to compare")
+    out = {}
+    for part, vec in zip(token.space.parts, token.part_vectors().values()):
+        vocab, matrix = load_space(part, token.space.encoder)
+        if space_fingerprint(matrix) != part.fingerprint:
+            raise BadInput(f"{token.path}: the local {token.space.encoder} ({part.name}) is not the encoder this token was made for")
+        out[part.name] = _top(vocab, matrix, vec, k)
+    return out
+
+
+def _top(vocab: list[str], matrix: np.ndarray, vec: np.ndarray, k: int) -> list[tuple[str, float]]:
+    m = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    v = vec / max(float(np.linalg.norm(vec)), 1e-12)
+    sims = m @ v
+    order = np.argsort(-sims, kind="stable")[:k]
+    return [(vocab[i].replace("</w>", "") if i < len(vocab) else f"#{i}", float(sims[i])) for i in order]
 
 
 def nearest(token: Token, k: int) -> list[tuple[str, float]]:
@@ -95,8 +119,4 @@ def nearest(token: Token, k: int) -> list[tuple[str, float]]:
     vocab, matrix = load_space(token.space)
     if space_fingerprint(matrix) != token.space.fingerprint:
         raise BadInput(f"{token.path}: the local {token.space.encoder} is not the encoder this token was made for")
-    m = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    v = token.vector / max(float(np.linalg.norm(token.vector)), 1e-12)
-    sims = m @ v
-    order = np.argsort(-sims, kind="stable")[:k]
-    return [(vocab[i].replace("</w>", "") if i < len(vocab) else f"#{i}", float(sims[i])) for i in order]
+    return _top(vocab, matrix, token.vector, k)

@@ -26,7 +26,7 @@ def bars(dist: dict[str, float], width: int = 30, limit: int = 12) -> Any:
     return table
 
 
-def token_panel(token: Token, neighbors: list[tuple[str, float]] | None = None) -> Any:
+def token_panel(token: Token, neighbors: Any = None) -> Any:
     from rich.panel import Panel
     from rich.table import Table
 
@@ -77,7 +77,10 @@ def token_panel(token: Token, neighbors: list[tuple[str, float]] | None = None) 
         grid.add_row("exported", f"for {e['target']} as {e['name']} ({e['dtype']}) from {e['source_id'][:19]}")
     if token.tool_version:
         grid.add_row("written by", f"distok {token.tool_version}")
-    if neighbors is not None:
+    if isinstance(neighbors, dict):
+        for part, rows in neighbors.items():
+            grid.add_row(f"neighbours {part}", ", ".join(f"{t} ({c:.3f})" for t, c in rows))
+    elif neighbors is not None:
         grid.add_row("neighbours", ", ".join(f"{t} ({c:.3f})" for t, c in neighbors))
     return Panel(grid, title=str(token.path), title_align="left")
 

@@ -6,7 +6,8 @@ in ``distok_cli.method.model``; ``tests/test_method.py`` checks that both give t
 
 File layout (spec: ``formats/distok-checkpoint-v1.md``): tensors ``E_dis.0.weight [H, d]``,
 ``E_dis.0.bias [H]``, ``E_dis.2.weight [ω, H]``, ``E_dis.2.bias [ω]``, ``D_tok.0.weight [H, ω]``,
-``D_tok.0.bias [H]``, ``D_tok.2.weight [d, H]``, ``D_tok.2.bias [d]``, ``class_embeddings [K, d]``;
+``D_tok.0.bias [H]``, ``D_tok.2.weight [d, H]``, ``D_tok.2.bias [d]`` (with ``heads: parts``, those four per
+part as ``D_tok.<part>.*``, out width the part's), ``class_embeddings [K, d]``;
 metadata ``distok.checkpoint`` = ``1.0``, ``distok.config`` (canonical JSON) and ``distok.content_id``.
 """
 
@@ -94,8 +95,17 @@ class Checkpoint:
         """distok's residual decoder (a ``skip`` layer beside D_tok; see ``distok_cli.method.model``)."""
         return bool(self.config.get("residual", False))
 
+    @property
+    def head_names(self) -> list[str]:
+        """D_tok's heads: ``["D_tok"]``, or one ``D_tok.<part>`` per part (``config.heads: parts``)."""
+        if self.config.get("heads") == "parts":
+            return [f"D_tok.{name}" for name, _ in self.space.layout]
+        return ["D_tok"]
+
     def _correction(self, z: np.ndarray) -> np.ndarray:
-        return self._layer("D_tok.2", gelu_tanh(self._layer("D_tok.0", z.astype(np.float32))))
+        z = z.astype(np.float32)
+        outs = [self._layer(f"{h}.2", gelu_tanh(self._layer(f"{h}.0", z))) for h in self.head_names]
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, -1)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """A latent's token (``sample``): latents [N, ω] → tokens [N, d]; ``D_tok(z)``, plus ``skip(z)``
@@ -185,11 +195,16 @@ def _validate(ckpt: Checkpoint) -> None:
         space_from_json(c["token_space"])  # parts: names, widths and fingerprint
     except BadInput as exc:
         raise _bad(where, str(exc)) from None
-    want = {
-        "E_dis.0.weight": [h, d], "E_dis.0.bias": [h], "E_dis.2.weight": [w, h], "E_dis.2.bias": [w],
-        "D_tok.0.weight": [h, w], "D_tok.0.bias": [h], "D_tok.2.weight": [d, h], "D_tok.2.bias": [d],
-        "class_embeddings": [k, d],
-    }
+    want = {"E_dis.0.weight": [h, d], "E_dis.0.bias": [h], "E_dis.2.weight": [w, h], "E_dis.2.bias": [w], "class_embeddings": [k, d]}
+    if c.get("heads") == "parts":  # 0.5: one D_tok head per part of the token space
+        layout = space_from_json(c["token_space"]).layout
+        if not layout:
+            raise _bad(where, "checkpoint heads 'parts' needs a token space with parts")
+        heads = [(f"D_tok.{name}", dim) for name, dim in layout]
+    else:
+        heads = [("D_tok", d)]
+    for head, out in heads:
+        want.update({f"{head}.0.weight": [h, w], f"{head}.0.bias": [h], f"{head}.2.weight": [out, h], f"{head}.2.bias": [out]})
     if "latent_mean" in t or "latent_std" in t:  # optional (0.3): the latents' running mean and std
         want.update({"latent_mean": [w], "latent_std": [w]})
     if c.get("residual", False):  # 0.4: distok's residual decoder

@@ -148,6 +148,7 @@ class TrainConfig(_Section):
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     grad_clip: Annotated[float, Field(ge=0)] = 1.0
     hidden: Positive = 768
+    heads: Literal["joint", "parts"] = "joint"
     latent_dim: Positive = 20
     eps1: Real = 0.85
     eps2: Real = 0.80

@@ -10,6 +10,10 @@ at zero. A distribution's token is ``mix + D_tok(z)`` (z = E_dis(mix)): it *star
 Σ p_i t_i, so training only has to learn a correction, and the part of the mix a 20-d latent cannot hold
 passes through. A latent alone (``sample``) decodes to ``skip(z) + D_tok(z)``: the mix the latent stands
 for, plus the same correction. Without the residual path both are ``D_tok(z)``, as in the paper.
+
+**Heads** (``train.heads``): for a token space with parts (one vector per text encoder), ``parts`` gives
+``D_tok`` one MLP per part (ω → H → d_part each, outputs concatenated in the space's order; tensors
+``D_tok.<part>.0.weight`` ...); ``joint`` is one MLP for the whole vector. Measured: bench/sdxl_heads.py.
 """
 
 from __future__ import annotations
@@ -29,17 +33,34 @@ def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d_out))
 
 
+class PartHeads(nn.ModuleDict):
+    """D_tok with one MLP per part of the token space; the outputs concatenated in the space's order."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(z) for head in self.values()], -1)
+
+    def last_layers(self) -> list[nn.Linear]:
+        return [head[2] for head in self.values()]
+
+
 class DisTok(nn.Module):
-    def __init__(self, dim: int, hidden: int = 768, latent_dim: int = 20, residual: bool = False) -> None:
+    def __init__(self, dim: int, hidden: int = 768, latent_dim: int = 20, residual: bool = False,
+                 parts: tuple[tuple[str, int], ...] = ()) -> None:
+        """``parts``: ((name, width), ...) for one D_tok head per part (the widths sum to ``dim``)."""
         super().__init__()
         self.dim, self.hidden, self.latent_dim, self.residual = dim, hidden, latent_dim, residual
+        self.parts = tuple(parts)
+        if parts and sum(d for _, d in parts) != dim:
+            raise ValueError(f"parts {parts} are not {dim} wide")
         self.E_dis = mlp(dim, hidden, latent_dim)
-        self.D_tok = mlp(latent_dim, hidden, dim)
+        self.D_tok = PartHeads({n: mlp(latent_dim, hidden, d) for n, d in parts}) if parts else mlp(latent_dim, hidden, dim)
         if residual:
             self.skip = nn.Linear(latent_dim, dim)
+            last = self.D_tok.last_layers() if parts else [self.D_tok[2]]
             with torch.no_grad():  # the correction starts at zero: a token starts at its input mix
-                self.D_tok[2].weight.zero_()
-                self.D_tok[2].bias.zero_()
+                for layer in last:
+                    layer.weight.zero_()
+                    layer.bias.zero_()
         # Where E_dis puts its inputs: running mean and std per latent dimension (see Trainer.track_latents).
         # Random latents are drawn as latent_mean + latent_std · ε, so sampled tokens sit on the trained manifold.
         self.register_buffer("latent_mean", torch.zeros(latent_dim))
@@ -77,6 +98,7 @@ class DisTok(nn.Module):
             "activation": "gelu_tanh",
             "class_embedding": CLASS_EMBEDDING_RULE,
             **({"residual": True} if self.residual else {}),
+            **({"heads": "parts"} if self.parts else {}),
             **config,
         }
         return Checkpoint(tensors, cfg)
@@ -84,7 +106,8 @@ class DisTok(nn.Module):
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint) -> DisTok:
         c = ckpt.config
-        model = cls(c["dim"], c["hidden"], c["latent_dim"], residual=bool(c.get("residual", False)))
+        parts = ckpt.space.layout if c.get("heads") == "parts" else ()
+        model = cls(c["dim"], c["hidden"], c["latent_dim"], residual=bool(c.get("residual", False)), parts=parts)
         state = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.tensors.items() if k != "class_embeddings"}
         model.load_state_dict(state, strict=False)  # checkpoints before 0.3 have no latent statistics
         return model

@@ -74,7 +74,11 @@ class Trainer:
         self.gen = torch.Generator("cpu").manual_seed(recipe.seed)
         self.classes = list(recipe.classes)
         self.T = text.class_embeddings(self.classes).to(device)  # [K, d]
-        self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual).to(device)
+        layout = text.space.layout
+        if t.heads == "parts" and not layout:
+            raise BadInput(f"train.heads parts needs a token space with parts; {text.space.encoder}'s is one vector (use joint)")
+        parts = layout if t.heads == "parts" else ()
+        self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual, parts=parts).to(device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.pool = Pool(run / "pool", t.pool_max)
         self.step = 0

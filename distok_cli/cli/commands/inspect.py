@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,14 +39,16 @@ def inspect(
                 Console(highlight=False).print_json(data=info)
             continue
         token = tokenfile.load(path)
-        near = None
+        near: Any = None
         if neighbors:
-            from distok_cli.backends.vocab import nearest
+            from distok_cli.backends.vocab import nearest, nearest_parts
 
-            near = nearest(token, neighbors)
+            near = nearest_parts(token, neighbors) if token.layout else nearest(token, neighbors)
         if json_:
             d = summary.describe(token)
-            if near is not None:
+            if isinstance(near, dict):  # a token with parts: each part's neighbours in its own encoder
+                d["neighbors"] = {part: [{"token": t, "cosine": c} for t, c in rows] for part, rows in near.items()}
+            elif near is not None:
                 d["neighbors"] = [{"token": t, "cosine": c} for t, c in near]
             out.data(json.dumps(d, sort_keys=True))
         else:
