@@ -151,3 +151,24 @@ def grouped_bars_png(groups: Sequence[str], series: Mapping[str, Sequence[float]
     ax.legend(loc="upper center", ncol=len(series), frameon=True, framealpha=0.85, edgecolor="none")
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
+
+
+def lines_png(xs: Sequence[float], series: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
+              dashed: Mapping[str, Sequence[float]] | None = None) -> bytes:
+    """One line per series over ``xs`` (e.g. each end class's estimated share along a sweep), markers at
+    the points; ``dashed``: the same series' reference values (e.g. the source weights), thin and dashed."""
+    plt = _pyplot()
+    colors = (A_COLOR, B_COLOR, "#55a868", "#8172b3", "#c44e52", "#937860")
+    fig, ax = plt.subplots(figsize=(7.0, 3.8), constrained_layout=True)
+    for j, (name, ys) in enumerate(series.items()):
+        color = colors[j % len(colors)]
+        ax.plot(xs, ys, marker="o", markersize=3.5, color=color, label=name)
+        if dashed and name in dashed:
+            ax.plot(xs, dashed[name], linestyle="--", linewidth=0.9, color=color, alpha=0.7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title, loc="left")
+    ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none")
+    ax.grid(alpha=0.3)
+    return _png(fig)

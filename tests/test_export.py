@@ -67,7 +67,7 @@ def test_export_writes_name_safetensors_and_says_how_to_use_it(tmp_path, target)
     assert r.err == USAGE[target].format(path=path, name="pig55-sheep25-snake20-447da2") + "\n"
     tok = tokenfile.load(path)
     src = tokenfile.load(PIG)
-    assert tok.export == {"target": target, "name": "pig55-sheep25-snake20-447da2", "dtype": "float32", "source_id": src.id}
+    assert tok.exported == {"target": target, "name": "pig55-sheep25-snake20-447da2", "dtype": "float32", "source_id": src.id}
     assert (tok.source, tok.model, tok.space, tok.id) == (src.source, src.model, src.space, src.id)
 
 
@@ -173,7 +173,7 @@ def test_name_collisions_are_refused_without_overwrite(tmp_path):
                           f"{tmp_path}/pig55-sheep25-snake20-447da2.safetensors exists (use --overwrite to replace it)")
     assert open(r.out.strip(), "rb").read() == first
     r2 = run_cli(["export", PIG, "--to", "comfyui", "-o", tmp_path, "--overwrite", "-q"])
-    assert r2.code == 0 and tokenfile.load(r2.out.strip()).export["target"] == "comfyui"
+    assert r2.code == 0 and tokenfile.load(r2.out.strip()).exported["target"] == "comfyui"
     # Two tokens that would get one name in one call.
     comp = str(EXAMPLES / "composition.distok")
     assert_one_line_error(run_cli(["export", PIG, comp, "--to", "comfyui", "--name", "mine-1", "-o", tmp_path / "n"]), 2,

@@ -176,7 +176,7 @@ def test_hostile_strings_show_as_text_and_run_nowhere(tmp_path, kandinsky):
                          source={"kind": "distribution", "distribution": {bad: 0.6, "cat": 0.4}},
                          estimate={"estimator": bad, "distribution": {bad: 1.0}, "kl": 0.5, "js": 0.1},
                          title=bad, model={"hash": "sha256:" + "2" * 64, "recipe": bad, "step": 1},
-                         export={"target": "comfyui", "name": f"x{i}-export", "dtype": "float32", "source_id": "sha256:" + "3" * 64})
+                         exported={"target": "comfyui", "name": f"x{i}-export", "dtype": "float32", "source_id": "sha256:" + "3" * 64})
         name = f"{bad.replace('/', '_')}.distok"
         tokenfile.save(tok, root / "tokens" / name)
         names.append(name)

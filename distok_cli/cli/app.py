@@ -7,7 +7,20 @@ import sys
 
 import typer
 
-from distok_cli.cli.commands import demo, diff, encode, estimate, export, gallery, inspect, model, render, sample, train
+from distok_cli.cli.commands import (
+    demo,
+    diff,
+    encode,
+    estimate,
+    export,
+    gallery,
+    inspect,
+    model,
+    render,
+    sample,
+    sweep,
+    train,
+)
 from distok_cli.cli.commands import eval as eval_cmd
 from distok_cli.errors import DistokError
 
@@ -38,6 +51,7 @@ def _root(
 app.command("train")(train.train)
 app.command("encode")(encode.encode)
 app.command("sample")(sample.sample)
+app.command("sweep")(sweep.sweep)
 app.command("render")(render.render)
 app.command("estimate")(estimate.estimate)
 app.command("inspect")(inspect.inspect)

@@ -72,8 +72,8 @@ def token_panel(token: Token, neighbors: Any = None) -> Any:
             grid.add_row("divergence", f"KL(source‖estimate) {est['kl']:.4f}  JS {est.get('js', float('nan')):.4f}")
     if token.model:
         grid.add_row("model", f"{token.model.get('hash', '?')[:19]}  recipe {token.model.get('recipe', '?')}")
-    if token.export:
-        e = token.export
+    if token.exported:
+        e = token.exported
         grid.add_row("exported", f"for {e['target']} as {e['name']} ({e['dtype']}) from {e['source_id'][:19]}")
     if token.tool_version:
         grid.add_row("written by", f"distok {token.tool_version}")

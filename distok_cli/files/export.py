@@ -185,7 +185,7 @@ def exported(token: Token, target: Target, name: str, dtype: str) -> Token:
             raise BadInput(f"{token.path or token.short_id}: values beyond float16's range (use --dtype float32)")
         vec = vec.astype(np.float16).astype(np.float32)
     record = {"target": target.name, "name": name, "dtype": dtype, "source_id": token.id}
-    return replace(token, vector=vec, export=record, title=token.title or name)
+    return replace(token, vector=vec, exported=record, title=token.title or name)
 
 
 def plan(tokens: list[Token], target: Target, dest: Path, template: str, dtype: str,

@@ -36,7 +36,7 @@ def describe(token: Token) -> dict[str, Any]:
         "source": token.source,
         "estimate": token.estimate,
         "model": token.model,
-        "export": token.export,
+        "export": token.exported,
         "tool_version": token.tool_version or None,
     }
     if token.layout:  # a token with parts: each part's width and statistics too

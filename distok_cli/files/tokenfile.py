@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from distok_cli import __version__
+from distok_cli._version import __version__
 from distok_cli.errors import BadInput, DistokError
 from distok_cli.files import distributions as dists
 from distok_cli.files import frame, schema
@@ -181,7 +181,7 @@ class Token:
     extra: dict[str, str] = field(default_factory=dict)
     plain: bool = False
     path: str | None = None
-    export: dict[str, Any] | None = None  # set on files written by `distok export` (§10 of the spec)
+    exported: dict[str, Any] | None = None  # the distok.export record of files written by `distok export` (§10)
     #: a plain file's parts ((name, dim), ...); a distok token's come from its space
     plain_layout: tuple[tuple[str, int], ...] = ()
 
@@ -209,6 +209,48 @@ class Token:
     def with_estimate(self, estimate: dict[str, Any]) -> Token:
         return replace(self, estimate=estimate)
 
+    @property
+    def lineage(self) -> dict[str, Any]:
+        """Where the token came from, in one dict: ``kind`` (distribution, latent, composition, pool or
+        plain), and what is known of ``distribution``, ``parents`` (content ids and weights), ``latent``
+        (prior, seed, index), ``sweep`` (path, index, t), ``refine``, ``model`` (hash, recipe) and ``export``."""
+        src = self.source or {}
+        out: dict[str, Any] = {"kind": "plain" if self.plain else src.get("kind"), "id": self.id}
+        if isinstance(src.get("distribution"), dict):
+            out["distribution"] = src["distribution"]
+        if src.get("parents"):
+            out["parents"] = src["parents"]
+        if src.get("kind") == "latent":
+            out["latent"] = {k: src[k] for k in ("prior", "scale", "seed", "index") if k in src}
+        for key in ("sweep", "refine"):
+            if key in src:
+                out[key] = src[key]
+        if self.model:
+            out["model"] = self.model
+        if self.exported:
+            out["export"] = self.exported
+        return out
+
+    def save(self, path: str | os.PathLike[str], overwrite: bool = True) -> str:
+        """Write the token file (atomically; without ``overwrite`` an existing file is refused). Returns the path."""
+        return save(self, path, overwrite)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> Token:
+        """Read and validate a token file (``.distok``, an export, or a plain textual-inversion file)."""
+        return load(path)
+
+    def export(self, to: str, dest: str | os.PathLike[str] = ".", name: str = "{title}-{id6}", dtype: str = "float32",
+               base: str = "auto", overwrite: bool = False) -> str:
+        """Write ``NAME.safetensors`` for ComfyUI, AUTOMATIC1111, InvokeAI or diffusers (``to``) into ``dest``,
+        as ``distok export`` does; returns the path."""
+        from distok_cli.files import export as exp
+
+        if to not in exp.TARGETS:
+            raise BadInput(f"--to must be {', '.join(list(exp.TARGETS)[:-1])} or {list(exp.TARGETS)[-1]}, got {to!r}")
+        jobs = exp.plan([self], exp.TARGETS[to], Path(dest), name, dtype, overwrite, base)
+        return exp.write(jobs, overwrite)[0]
+
 
 def split(vector: np.ndarray, layout: tuple[tuple[str, int], ...]) -> dict[str, np.ndarray]:
     """A concatenated vector's parts, by name ({} for no layout)."""
@@ -235,7 +277,7 @@ def metadata_for(token: Token) -> dict[str, str]:
         raise BadInput("vector has NaN or Inf values")
     # The reader's rules, so that whatever is written reads back: the schema, then the sums.
     for value, definition in ((token.source, "source"), (token.estimate, "estimate"), (token.model, "model"),
-                              (token.export, "export")):
+                              (token.exported, "export")):
         if value is not None:
             schema.validate(value, definition, SCHEMA, definition)
     _check_sums(token.source, token.estimate)
@@ -255,8 +297,8 @@ def metadata_for(token: Token) -> dict[str, str]:
         meta[K_ESTIMATE] = canonical_json(token.estimate)
     if token.model is not None:
         meta[K_MODEL] = canonical_json(token.model)
-    if token.export is not None:
-        meta[K_EXPORT] = canonical_json(token.export)
+    if token.exported is not None:
+        meta[K_EXPORT] = canonical_json(token.exported)
     for k, v in token.extra.items():
         if k in meta or not isinstance(v, str):
             continue
@@ -306,7 +348,7 @@ def to_bytes(token: Token) -> bytes:
     """Serialise ``token`` to the exact bytes of its token file (deterministic)."""
     meta = metadata_for(token)
     tensors = tensors_of(token)
-    if token.export is not None and token.export["dtype"] == "float16":
+    if token.exported is not None and token.exported["dtype"] == "float16":
         return safetensors_bytes({k: v.astype(np.float16) for k, v in tensors.items()}, meta, keep_dtype=True)
     return safetensors_bytes(tensors, meta)
 
@@ -623,7 +665,7 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, An
         source=values[K_SOURCE],
         estimate=values[K_ESTIMATE],
         model=values[K_MODEL],
-        export=values[K_EXPORT],
+        exported=values[K_EXPORT],
         title=meta.get("modelspec.title"),
         tool_version=meta.get(K_TOOL, ""),
         extra=extra,

@@ -5,7 +5,8 @@ as a thumbnail (a JPEG data URI) that links to the full image by a relative path
 its renders by prompt and seed, its source distribution beside its estimate as bars, KL/JS, its nearest
 classes (cosine to a model's class embeddings, when a model in the token's space is given), its lineage,
 and the command lines that re-render or export it. Plain JavaScript sorts and filters the cards by KL,
-prior (or source kind) and source class.
+prior (or source kind) and source class. Tokens of one sweep (``distok sweep``) are also shown together, in
+path order, as one strip above the cards.
 
 No torch: numpy and Pillow only.
 """
@@ -48,6 +49,8 @@ class Card:
     token: Token
     renders: list[Render] = field(default_factory=list)
     neighbours: list[tuple[str, float]] | None = None
+    #: other files holding the same vector (same content id; e.g. a corner shared by two sweeps)
+    duplicates: list[Token] = field(default_factory=list)
 
 
 def collect(paths: list[str]) -> tuple[list[Token], list[tuple[str, dict[str, Any]]]]:
@@ -93,7 +96,10 @@ def cards_for(tokens: list[Token], pngs: list[tuple[str, dict[str, Any]]], model
     file still holds the same token."""
     by_id: dict[str, Card] = {}
     for tok in tokens:
-        by_id.setdefault(tok.id, Card(tok))
+        if tok.id in by_id:
+            by_id[tok.id].duplicates.append(tok)
+        else:
+            by_id[tok.id] = Card(tok)
     for path, meta in pngs:
         tid = meta["token"]["id"]
         if tid not in by_id and meta["token"]["path"]:
@@ -197,9 +203,9 @@ def _lineage(tok: Token) -> str:
     if tok.space is not None:
         shape = _e(tok.space.describe()) if tok.space.parts else f"{tok.space.dim}-d"
         items.append(f"space {_e(tok.space.encoder)} ({shape})")
-    if tok.export:
-        items.append(f"exported for {_e(tok.export['target'])} as <code>{_e(tok.export['name'])}</code> "
-                     f"from <code>{_e(tok.export['source_id'][:19])}</code>")
+    if tok.exported:
+        items.append(f"exported for {_e(tok.exported['target'])} as <code>{_e(tok.exported['name'])}</code> "
+                     f"from <code>{_e(tok.exported['source_id'][:19])}</code>")
     if tok.tool_version:
         items.append(f"written by distok {_e(tok.tool_version)}")
     return "<ul class=\"lineage\">" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
@@ -268,7 +274,7 @@ def _card(card: Card, page_dir: Path, size: int) -> tuple[str, int]:
     title = tok.title or Path(tok.path or "token").stem
     metrics = (f"KL {kl:.3f}" if isinstance(kl, (int, float)) else "KL —") + (f" · JS {js:.3f}" if isinstance(js, (int, float)) else "")
     body = f"""
-<article class="card" data-kl="{'' if kl is None else f'{kl:.6f}'}" data-prior="{_e(prior)}" data-classes="{_e(classes)}" data-title="{_e(title)}">
+<article class="card" id="card-{_e(tok.short_id)}" data-kl="{'' if kl is None else f'{kl:.6f}'}" data-prior="{_e(prior)}" data-classes="{_e(classes)}" data-title="{_e(title)}">
   <header><h2>{_e(title)}</h2><span class="id">{_e(tok.short_id)}</span><span class="tag">{_e(prior)}</span><span class="metric">{metrics}</span></header>
   <div class="path">{_e(_rel(tok.path, page_dir) if tok.path else "")}</div>
   <section class="renders">{renders}</section>
@@ -305,6 +311,9 @@ h3{font-size:13px;margin:8px 0 4px;color:#555;text-transform:uppercase;letter-sp
 .lineage{margin:0;padding-left:18px;font-size:13px}.muted{color:#999}.small{font-size:12px;color:#666}
 pre.cmd{background:#1e1e1e;color:#ddd;padding:6px 10px;border-radius:4px;margin:4px 0;overflow-x:auto;font-size:12px}
 .hidden{display:none}
+.sweeps{padding:16px 20px 0}.sweep{background:#fff;border:1px solid #ddd;border-radius:8px;padding:8px 16px;margin-bottom:12px}
+.sweep .strip{flex-wrap:nowrap;overflow-x:auto}.sweep figcaption{white-space:nowrap}
+.noimg{display:flex;align-items:center;justify-content:center;width:96px;height:96px;background:#eee;border-radius:4px;font-size:11px;color:#555}
 """
 
 JS = """
@@ -348,6 +357,32 @@ JS = """
 """
 
 
+def _sweeps(cards: list[Card], page_dir: Path, size: int) -> tuple[str, int]:
+    """One strip per sweep among the cards: each token in path order, as its first render (or its label),
+    linking to its card; captioned with its weights or t. Returns (html, number of strips)."""
+    from distok_cli.jobs.rendering import sweep_groups, sweep_label
+
+    by_id = {c.token.id: c for c in cards}
+    strips = []
+    for group in sweep_groups([t for c in cards for t in (c.token, *c.duplicates)]):
+        rec = group[0].source["sweep"]  # type: ignore[index]
+        cells = []
+        for tok in group:
+            card = by_id[tok.id]
+            first = sorted(card.renders, key=lambda r: (r.prompt, r.seed))[:1]
+            label = _e(sweep_label(tok))
+            inner = (f'<img src="{thumbnail(first[0].path, size // 2)}" alt="{label}" width="{size // 2}" height="{size // 2}">'
+                     if first else f'<span class="noimg">{label}</span>')
+            cells.append(f'<figure><a href="#card-{_e(tok.short_id)}">{inner}</a><figcaption>{label}</figcaption></figure>')
+        prompt = _e(sorted(by_id[group[0].id].renders, key=lambda r: (r.prompt, r.seed))[0].prompt) if by_id[group[0].id].renders else ""
+        shape = f"triangle, grid {rec['grid']}" if rec["path"] == "triangle" else f"{rec['path']}, {rec['interpolation']}"
+        strips.append(f'<div class="sweep" data-count="{len(group)}"><h3>sweep: {len(group)} of {rec["count"]} tokens '
+                      f'({_e(shape)}) <span class="small">{prompt}</span></h3><div class="strip">{"".join(cells)}</div></div>')
+    if not strips:
+        return "", 0
+    return f'<section class="sweeps">{"".join(strips)}</section>', len(strips)
+
+
 def page(cards: list[Card], page_dir: Path, title: str = "distok gallery", size: int = THUMB,
          progress: Progress | None = None) -> str:
     """The whole HTML page (a string); ``progress`` advances once per card."""
@@ -363,17 +398,18 @@ def page(cards: list[Card], page_dir: Path, title: str = "distok gallery", size:
     options = "".join(f'<option value="{_e(p)}">{_e(p)}</option>' for p in priors)
     classes = sorted({cl for c in cards for cl in (source_distribution(c.token) or {})})
     datalist = "".join(f'<option value="{_e(c)}">' for c in classes)
+    sweeps, n_sweeps = _sweeps(cards, page_dir, size)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="distok"><title>{_e(title)}</title><style>{CSS}</style></head>
-<body data-tokens="{len(cards)}" data-images="{images}">
+<body data-tokens="{len(cards)}" data-images="{images}" data-sweeps="{n_sweeps}">
 <header class="top"><h1>{_e(title)}</h1>
 <label>sort <select id="sort"><option value="kl-asc">KL, low first</option><option value="kl-desc">KL, high first</option>
 <option value="prior">prior / kind</option><option value="title">title</option></select></label>
 <label>prior <select id="prior"><option value="">all</option>{options}</select></label>
 <label>source class <input id="cls" list="classes" placeholder="e.g. pig" size="12"><datalist id="classes">{datalist}</datalist></label>
 <span id="count" class="small"></span></header>
-<main>{"".join(bodies) if bodies else '<p class="muted">no tokens found</p>'}</main>
+{sweeps}<main>{"".join(bodies) if bodies else '<p class="muted">no tokens found</p>'}</main>
 <script>{JS}</script></body></html>
 """
 

@@ -6,6 +6,7 @@ Kept apart from the command so that training (estimation task), ``estimate`` and
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,8 +284,57 @@ def write_grid(jobs: list[Job], path: Path) -> str:
     first: dict[tuple[str, str], Path] = {}
     for j in jobs:
         first.setdefault((j.token.id, j.prompt), j.out)
-    rows = [[Image.open(first[(t.id, p)]) for p in prompts] for t in tokens]
     buf = io.BytesIO()
-    contact_sheet(rows, token_names(tokens), prompts).save(buf, format="PNG")
+    ordered = sweep_order(tokens)
+    if ordered is not None:  # one sweep: a strip per prompt in path order (a triangle for a triangle sweep)
+        from distok_cli.backends.diffusion import triangle_sheet
+
+        labels = [sweep_label(t) for t in ordered]
+        if ordered[0].source["sweep"]["path"] == "triangle":  # type: ignore[index]
+            grid = ordered[0].source["sweep"]["grid"]  # type: ignore[index]
+            sheet = triangle_sheet([[Image.open(first[(t.id, p)]) for t in ordered] for p in prompts], labels, grid, prompts)
+        else:
+            sheet = contact_sheet([[Image.open(first[(t.id, p)]) for t in ordered] for p in prompts], prompts, labels)
+        sheet.save(buf, format="PNG")
+    else:
+        rows = [[Image.open(first[(t.id, p)]) for p in prompts] for t in tokens]
+        contact_sheet(rows, token_names(tokens), prompts).save(buf, format="PNG")
     atomic_write(path, buf.getvalue())
     return str(path)
+
+
+def _sweep_key(token: Token) -> str | None:
+    rec = (token.source or {}).get("sweep")
+    return json.dumps([rec["path"], rec["ends"], rec["count"]], sort_keys=True) if isinstance(rec, dict) else None
+
+
+def sweep_groups(tokens: list[Token]) -> list[list[Token]]:
+    """The sweeps among ``tokens`` (the same path and ends in ``source.sweep``), each in path order, each of
+    at least two tokens with distinct indices; in the order their first token comes."""
+    groups: dict[str, list[Token]] = {}
+    for t in tokens:
+        key = _sweep_key(t)
+        if key is not None:
+            groups.setdefault(key, []).append(t)
+    out = []
+    for members in groups.values():
+        index = [t.source["sweep"]["index"] for t in members]  # type: ignore[index]
+        if len(members) >= 2 and len(set(index)) == len(index):
+            out.append([t for _, t in sorted(zip(index, members), key=lambda x: x[0])])
+    return out
+
+
+def sweep_order(tokens: list[Token]) -> list[Token] | None:
+    """``tokens`` in path order when they are all of one sweep; else None."""
+    groups = sweep_groups(tokens)
+    return groups[0] if len(groups) == 1 and len(groups[0]) == len(tokens) else None
+
+
+def sweep_label(token: Token) -> str:
+    """Where a sweep token lies: its weights (weights, triangle) or its t (between tokens)."""
+    rec = (token.source or {}).get("sweep") or {}
+    if rec.get("path") in ("weights", "triangle") and isinstance((token.source or {}).get("distribution"), dict):
+        from distok_cli.files import distributions as dists
+
+        return " ".join(f"{c} {w:.2f}" for c, w in dists.top(token.source["distribution"], 3))  # type: ignore[index]
+    return f"t {rec.get('t', 0):.2f}"

@@ -108,7 +108,7 @@ def examples() -> dict[str, bytes | Token]:
                                     "float16")
     return {
         "sdxl-pig-sheep-snake.distok": sdxl,
-        f"{sdxl_exported.export['name']}.safetensors": sdxl_exported,
+        f"{sdxl_exported.exported['name']}.safetensors": sdxl_exported,
         "pig55-sheep25-snake20-447da2.safetensors": exported,
         "pig-sheep-snake.distok": pig,
         "sampled-cauchy.distok": sampled,

@@ -26,6 +26,7 @@ def encode(
     quiet: QuietOpt = False,
 ) -> None:
     """Encode a distribution into a token with a trained model (one MLP forward); print the path."""
+    from distok_cli import api
     from distok_cli.cli.model_choice import load_model
     from distok_cli.cli.output import Output
     from distok_cli.errors import BadInput
@@ -33,8 +34,8 @@ def encode(
     from distok_cli.method import generate
 
     out = Output(quiet)
-    ckpt, _ = load_model(model, out)
-    token = generate.encode(ckpt, generate.read_spec(spec), normalize=not no_normalize)
+    ckpt, path = load_model(model, out)
+    token = api.Model(ckpt, path).encode(generate.read_spec(spec), normalize=not no_normalize)
     if refine:
         from distok_cli.method.matching import refine_token
 

@@ -41,4 +41,4 @@ def export(
     jobs = exp.plan(loaded, target, output, name, dtype, overwrite, base)
     for (tok, _, _), path in zip(jobs, exp.write(jobs, overwrite)):
         out.data(path)
-        out.notice(target.usage(path, tok.export["name"], exp.base_of(tok)))
+        out.notice(target.usage(path, tok.exported["name"], exp.base_of(tok)))

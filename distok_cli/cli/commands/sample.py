@@ -33,7 +33,9 @@ def sample(
         tokens = generate.from_pool(model_path, n, seed)
         paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
     else:
-        tokens = generate.sample(ckpt, n, prior, scale, seed)
+        from distok_cli import api
+
+        tokens = api.Model(ckpt, model_path).samples(n, prior, seed, scale)
         paths = [output / f"{generate.sample_name(prior, seed, i)}.distok" for i in range(n)]
     import contextlib
 
