@@ -121,3 +121,26 @@ def break_step(monkeypatch, at: int, action) -> None:
 
 def ctrl_c() -> None:
     raise KeyboardInterrupt
+
+
+def write_model(path, space: dict, classes: list[str], recipe: str = "tiny", seed: int = 1, hidden: int = 8,
+                latent: int = 4, class_embeddings=None):
+    """A random residual DisTok checkpoint in ``space`` (numpy, no training): what `distok train` writes, as
+    far as encode, sample and sweep can tell. Returns the path."""
+    import numpy as np
+
+    from distok_cli.files import checkpoint
+
+    rng = np.random.default_rng(seed)
+    d, h, w = space["dim"], hidden, latent
+    shapes = {"E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
+              "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,),
+              "skip.weight": (d, w), "skip.bias": (d,), "class_embeddings": (len(classes), d)}
+    tensors = {k: (0.05 * rng.standard_normal(s)).astype(np.float32) for k, s in shapes.items()}
+    tensors["E_dis.2.weight"] *= 20  # latents of order one, so that the decoder is not linear over a path
+    if class_embeddings is not None:
+        tensors["class_embeddings"] = np.asarray(class_embeddings, np.float32)
+    config = {"classes": classes, "dim": d, "hidden": h, "latent_dim": w, "activation": "gelu_tanh", "residual": True,
+              "token_space": space, "fusion_input": "mean", "recipe": recipe, "step": 1}
+    checkpoint.Checkpoint(tensors, config).save(path)
+    return path

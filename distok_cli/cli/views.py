@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distok_cli.files import distributions as dists
-from distok_cli.files.summary import describe, source_distribution
+from distok_cli.files.summary import describe, source_distribution, sweep_text
 from distok_cli.files.tokenfile import Token
 
 
@@ -59,6 +59,8 @@ def token_panel(token: Token, neighbors: Any = None) -> Any:
         for p in src.get("parents") or []:
             who = p.get("class") or p.get("title") or p.get("id", "?")
             grid.add_row("parent", f"{p['weight']:.3f} × {who}" + (f" ({p['id'][:19]})" if p.get("id") else ""))
+        if sweep_text(token):
+            grid.add_row("sweep", sweep_text(token) or "")
         ref = src.get("refine")
         if isinstance(ref, dict) and isinstance(ref.get("steps"), int):
             kl = (f": KL {ref['kl_before']:.3f} -> {ref['kl_after']:.3f}"

@@ -106,3 +106,12 @@ def compare(a: Token, b: Token) -> dict[str, Any]:
     if isinstance(za, list) and isinstance(zb, list) and len(za) == len(zb):
         out["latent_distance"] = math.sqrt(sum((x - y) ** 2 for x, y in zip(za, zb)))
     return out
+
+
+def sweep_text(token: Token) -> str | None:
+    """"weights sweep, token 2 of 4 (t 0.33, lerp)": where on a sweep the token lies (None off a sweep)."""
+    rec = (token.source or {}).get("sweep")
+    if not isinstance(rec, dict):
+        return None
+    where = f"point {tuple(rec['point'])}" if "point" in rec else f"t {rec.get('t', 0):.3g}"
+    return f"{rec['path']} sweep, token {rec['index'] + 1} of {rec['count']} ({where}, {rec['interpolation']})"

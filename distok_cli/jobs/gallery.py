@@ -196,6 +196,10 @@ def _lineage(tok: Token) -> str:
         items.append(f"{kind}: " + _e(", ".join(f"{c} {p:.2f}" for c, p in dists.top(src["distribution"], 5))))
     else:
         items.append(_e(kind))
+    from distok_cli.files.summary import sweep_text
+
+    if sweep_text(tok):
+        items.append(_e(sweep_text(tok) or ""))
     if tok.model:
         m = tok.model
         items.append(f"model <code>{_e(m['hash'][:19])}</code>" + (f", recipe {_e(m['recipe'])}" if m.get("recipe") else "")
