@@ -248,7 +248,7 @@ class Token:
 
         if to not in exp.TARGETS:
             raise BadInput(f"--to must be {', '.join(list(exp.TARGETS)[:-1])} or {list(exp.TARGETS)[-1]}, got {to!r}")
-        jobs = exp.plan([self], exp.TARGETS[to], Path(dest), name, dtype, overwrite, base)
+        jobs = exp.plan([self], exp.TARGETS[to], Path(dest).expanduser(), name, dtype, overwrite, base)
         return exp.write(jobs, overwrite)[0]
 
 
