@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -361,3 +362,48 @@ def test_inspect_neighbors_reads_each_part_in_its_own_encoder(sdxl_tokens, sdxl_
         v = tok.part_vectors()[part].astype(np.float64)
         best = (m @ v / np.linalg.norm(m, axis=1) / np.linalg.norm(v)).max()
         assert near[part][0]["cosine"] == pytest.approx(best, abs=1e-5)
+
+
+def test_encode_and_sample_of_a_two_part_model_import_no_torch(sdxl_run, tmp_path):
+    code = (f"import sys; from distok_cli.cli.app import main; "
+            f"main(['encode', 'pig:1', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 'p.distok')!r}, '-q']); "
+            f"main(['sample', '--n', '2', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 's')!r}, '-q']); "
+            "print([x for x in ('torch', 'diffusers', 'transformers') if x in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "[]", r.stderr[-500:]
+    assert tokenfile.load(tmp_path / "p.distok").layout == (("clip_l", 32), ("clip_g", 64))
+
+
+def test_the_sdxl_text_embedding_by_hand_and_its_gradient_reaches_both_parts(sdxl_pipe):
+    """E = [unit(mean of [h_L | h_G] over positions 1..EOS) | unit(pooled_G)] / √2, so a cosine of E is the
+    mean of the per-position cosine and the pooled cosine; a loss on E moves clip_l and clip_g."""
+    import torch
+    import torch.nn.functional as F
+
+    from distok_cli.backends.sdxl import load_text_side
+
+    text = load_text_side("twin:sdxl", "cpu", torch.float32)
+    prompts = ["a photo of a cat", "a sketch of a dog"]
+    e = text.encode(prompts)
+    assert e.shape == (2, 32 + 64 + 64) and torch.allclose(e.norm(dim=-1), torch.ones(2))
+    means, pooled = [], None
+    for side in text.sides:
+        ids = side.tokenizer(prompts, padding="max_length", max_length=77, return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = side.encoder(input_ids=ids, output_hidden_states=True)
+        rows = []
+        for b in range(2):
+            eos = int((ids[b] == side.tokenizer.eos_token_id).nonzero()[0])
+            rows.append(out.hidden_states[-2][b, 1 : eos + 1].mean(0))
+        means.append(torch.stack(rows))
+        pooled = getattr(out, "text_embeds", None)
+    pos = F.normalize(torch.cat(means, -1), dim=-1)
+    pool = F.normalize(pooled, dim=-1)
+    torch.testing.assert_close(e, torch.cat([pos, pool], -1) / 2**0.5, rtol=1e-4, atol=1e-5)
+    cos = float(e[0] @ e[1])
+    assert cos == pytest.approx(0.5 * float(pos[0] @ pos[1]) + 0.5 * float(pool[0] @ pool[1]), abs=1e-5)
+    v = (0.02 * torch.randn(1, 96)).requires_grad_()
+    target = text.encode(["a photo of a pig"])[0]
+    loss = 1 - text.encode(["a photo of a <distok>"], v)[0] @ target
+    loss.backward()
+    assert v.grad[0, :32].abs().sum() > 0 and v.grad[0, 32:].abs().sum() > 0

@@ -80,7 +80,8 @@ class SDXLTextSide:
 
     # ----------------------------------------------------------------------------------- E
     def encode(self, prompts: list[str], vectors: Any = None) -> Any:
-        """E(prompt), [B, 2 · ... ]: see the module docstring; differentiable in ``vectors``."""
+        """E(prompt), [B, h_L + h_G + pooled_G] (SDXL: 768 + 1280 + 1280), unit norm: see the module
+        docstring; differentiable in ``vectors``."""
         import torch
         import torch.nn.functional as F
 
