@@ -407,3 +407,13 @@ def test_the_sdxl_text_embedding_by_hand_and_its_gradient_reaches_both_parts(sdx
     loss = 1 - text.encode(["a photo of a <distok>"], v)[0] @ target
     loss.backward()
     assert v.grad[0, :32].abs().sum() > 0 and v.grad[0, 32:].abs().sum() > 0
+
+
+def test_a_community_sdxl_embedding_renders_with_the_sdxl_recipe_by_default(tmp_path):
+    from safetensors.numpy import save_file
+
+    p = tmp_path / "community.safetensors"
+    save_file({"clip_l": np.ones((1, 768), np.float32), "clip_g": np.ones((1, 1280), np.float32)}, str(p))
+    r = run_cli(["render", p, "a photo of a <>", "-o", tmp_path / "r"])
+    assert "using recipe sdxl-animals (the tokens have SDXL's two parts" in r.err
+    assert_one_line_error(r, 1, "model 'stabilityai/stable-diffusion-xl-base-1.0' is not available locally")

@@ -351,7 +351,7 @@ def placement(recipe: Recipe, device: str, dtype: str) -> tuple[str, str]:
 
 def for_tokens(given: str | None, tokens: list[Any]) -> str:
     """The recipe to render/estimate ``tokens`` with: ``given``, else the one their model was trained with
-    (when all agree and it is a known recipe), else ``tiny``."""
+    (when all agree and it is a known recipe), else ``sdxl-animals`` for tokens with SDXL's parts, else ``tiny``."""
     if given:
         return given
     recorded = {t.model.get("recipe") for t in tokens if getattr(t, "model", None) and t.model.get("recipe")}
@@ -360,6 +360,10 @@ def for_tokens(given: str | None, tokens: list[Any]) -> str:
         if name in available():
             log.info(f"using recipe {name} (recorded in the token; --recipe chooses another)")
             return name
+    layouts = {tuple(n for n, _ in getattr(t, "layout", ())) for t in tokens}
+    if tokens and layouts == {BACKEND_PARTS["sdxl"]}:  # e.g. a community SDXL embedding: SDXL, not the tiny twin
+        log.info("using recipe sdxl-animals (the tokens have SDXL's two parts; --recipe chooses another)")
+        return "sdxl-animals"
     return "tiny"
 
 
