@@ -243,12 +243,11 @@ def test_the_real_sdxl_recipe_says_what_to_do_when_the_model_is_not_cached(tmp_p
     assert not (tmp_path / "run").exists()
 
 
-def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, tmp_path):
+def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, tmp_path, monkeypatch):
     """The gallery shows a two-part token's space by its parts, its renders, and only command lines that
     work for it (each one is run here); a screenshot is kept for a person to look at."""
     import shlex
     import shutil
-    import subprocess
 
     from .conftest import ROOT
     from .test_gallery import _body, _browse
@@ -266,11 +265,12 @@ def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, 
     shown = [html.unescape(c) for c in commands if "pig-sheep.distok" in html.unescape(c)]
     assert shown == ["distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r sdxl-tiny",
                      "distok export tokens/pig-sheep.distok --to diffusers", "distok inspect tokens/pig-sheep.distok"]
+    monkeypatch.chdir(site)  # the page's command lines are relative to its folder
     for line in shown:
         args = shlex.split(line)[1:]
         extra = ["-o", tmp_path / f"again-{args[0]}", "-q"] if args[0] in ("render", "export") else []
-        done = subprocess.run([sys.executable, "-m", "distok_cli", *args, *map(str, extra)], cwd=site, capture_output=True, text=True)
-        assert done.returncode == 0, (line, done.stderr[-300:])
+        done = run_cli([*args, *extra])
+        assert done.code == 0, (line, done.err[-300:])
     b = _browse(page.as_uri(), "--dump-dom")
     body = _body(b.stdout)
     assert body["tokens"] == "3" and body["images-loaded"] == "2" and body["errors"] == ""

@@ -13,7 +13,7 @@ for, plus the same correction. Without the residual path both are ``D_tok(z)``, 
 
 **Heads** (``train.heads``): for a token space with parts (one vector per text encoder), ``parts`` gives
 ``D_tok`` one MLP per part (ω → H → d_part each, outputs concatenated in the space's order; tensors
-``D_tok.<part>.0.weight`` ...); ``joint`` is one MLP for the whole vector. Measured: bench/sdxl_heads.py.
+``D_tok.<part>.0.weight`` ...); ``joint`` is one MLP for the whole vector. Measured: BENCHMARKS.md, "D_tok for two parts".
 """
 
 from __future__ import annotations
