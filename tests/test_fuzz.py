@@ -165,6 +165,7 @@ def test_the_fuzz_script_reaches_3000_cases_across_all_commands():
     assert {c.command for c in cases} >= {"train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model", "export", "gallery"}
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_a_slice_of_the_fuzz_cases_all_exit_2_and_leave_nothing():
     """Every 25th case of bench/fuzz.py (all families), under the same checks and timeout as the script."""
     fuzz = _fuzz_module()

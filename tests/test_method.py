@@ -587,6 +587,7 @@ def test_sample_with_an_overflowing_scale_is_one_line_exit_2(run, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # long (CI runs the slow tests too)
 def test_no_overwrite_is_atomic_when_two_writers_race(run, tmp_path):
     """Two processes write the same name at once, many times: exactly one wins each time, the other exits 2."""
     code = (

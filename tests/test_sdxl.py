@@ -417,3 +417,12 @@ def test_a_community_sdxl_embedding_renders_with_the_sdxl_recipe_by_default(tmp_
     r = run_cli(["render", p, "a photo of a <>", "-o", tmp_path / "r"])
     assert "using recipe sdxl-animals (the tokens have SDXL's two parts" in r.err
     assert_one_line_error(r, 1, "model 'stabilityai/stable-diffusion-xl-base-1.0' is not available locally")
+
+
+@pytest.mark.slow  # renders every distribution (CI runs the slow tests too)
+def test_eval_with_blip_on_sdxl_renders(sdxl_run, tmp_path):
+    (tmp_path / "d.json").write_text('[{"pig": 0.5, "sheep": 0.5}, {"cat": 1}]')
+    r = run_cli(["eval", sdxl_run, "--styles", "none", "--json", "-q", "-o", tmp_path / "e", "--distributions", tmp_path / "d.json"])
+    assert r.code == 0, r.err
+    rep = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert rep["estimator"] == "blip-itm:twin:blip-itm" and rep["n"] == 2 and "raw_mix" in rep["baselines"]
