@@ -108,6 +108,18 @@ def _browse(url: str, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
+def screenshot(page: Path, name: str, size: str, tmp_path: Path) -> Path:
+    """A headless-Chromium screenshot of ``page`` (``size`` "W,H"), also kept as .pytest_cache/distok/NAME
+    for a person to look at."""
+    shot = tmp_path / name
+    r = _browse(page.as_uri(), f"--screenshot={shot}", f"--window-size={size}")
+    assert r.returncode == 0 and shot.read_bytes().startswith(b"\x89PNG"), r.stderr[-300:]
+    keep = ROOT / ".pytest_cache" / "distok"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, keep / name)
+    return shot
+
+
 def _body(dom: str) -> dict[str, str]:
     tag = re.search(r"<body([^>]*)>", dom).group(1)
     return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', tag))
@@ -127,17 +139,12 @@ def test_the_page_in_headless_chromium(site, tmp_path):
     assert _body(_browse(page.as_uri() + "#prior=cauchy", "--dump-dom").stdout)["shown"] == "cauchy-s0-i0"
     assert _body(_browse(page.as_uri() + "#cls=sheep", "--dump-dom").stdout)["shown"] == "pig70-sheep30"
     assert _body(_browse(page.as_uri() + "#sort=title", "--dump-dom").stdout)["shown"] == "cauchy-s0-i0,gaussian-s0-i1,pig70-sheep30"
-    shot = tmp_path / "gallery.png"
-    r = _browse(page.as_uri(), f"--screenshot={shot}", "--window-size=1400,1600")
-    assert r.returncode == 0 and shot.read_bytes().startswith(b"\x89PNG")
+    shot = screenshot(page, "gallery-screenshot.png", "1400,1600", tmp_path)
     from PIL import Image
 
     with Image.open(shot) as im:
         assert im.size == (1400, 1600)
         assert len(set(im.convert("RGB").resize((64, 64)).getdata())) > 50  # not a blank page
-    keep = ROOT / ".pytest_cache" / "distok"
-    keep.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, keep / "gallery-screenshot.png")
 
 
 def test_the_browser_check_sees_a_script_error(tmp_path):

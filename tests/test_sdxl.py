@@ -249,8 +249,7 @@ def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, 
     import shlex
     import shutil
 
-    from .conftest import ROOT
-    from .test_gallery import _body, _browse
+    from .test_gallery import _body, _browse, screenshot
 
     site = tmp_path / "site"
     shutil.copytree(Path(sdxl_tokens[-1]).parent, site / "tokens")
@@ -274,11 +273,7 @@ def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, 
     b = _browse(page.as_uri(), "--dump-dom")
     body = _body(b.stdout)
     assert body["tokens"] == "3" and body["images-loaded"] == "2" and body["errors"] == ""
-    shot = tmp_path / "gallery.png"
-    assert _browse(page.as_uri(), f"--screenshot={shot}", "--window-size=1400,1200").returncode == 0
-    keep = ROOT / ".pytest_cache" / "distok"
-    keep.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, keep / "gallery-sdxl-screenshot.png")
+    screenshot(page, "gallery-sdxl-screenshot.png", "1400,1200", tmp_path)
 
 
 def test_eval_scores_two_part_tokens_against_the_raw_mix_of_both_parts(sdxl_run, tmp_path):

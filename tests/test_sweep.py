@@ -214,10 +214,7 @@ def test_sweep_estimates_monotonicity_and_plot(twin_model, tmp_path):
 
 
 def test_the_gallery_shows_a_sweep_as_one_strip(twin_model, tmp_path):
-    import shutil
-
-    from .conftest import ROOT
-    from .test_gallery import _body, _browse
+    from .test_gallery import _body, _browse, screenshot
 
     site = tmp_path / "site"
     line = run_cli(["sweep", "cat:dog", "--steps", "4", "-m", twin_model, "-o", site / "tokens", "-q"])
@@ -232,8 +229,4 @@ def test_the_gallery_shows_a_sweep_as_one_strip(twin_model, tmp_path):
     assert re.findall(r"<figcaption>(.*?)</figcaption>", first) == ["cat 1.00", "cat 0.67 dog 0.33", "dog 0.67 cat 0.33", "dog 1.00"]
     body = _body(_browse(page.as_uri(), "--dump-dom").stdout)
     assert body["sweeps"] == "2" and body["errors"] == "" and body["images-broken"] == "0"
-    shot = tmp_path / "g.png"
-    assert _browse(page.as_uri(), f"--screenshot={shot}", "--window-size=1400,900").returncode == 0
-    keep = ROOT / ".pytest_cache" / "distok"
-    keep.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, keep / "gallery-sweep-screenshot.png")
+    screenshot(page, "gallery-sweep-screenshot.png", "1400,900", tmp_path)
