@@ -3,11 +3,13 @@
 A one-part token (format 1.0) is a safetensors file with exactly one tensor, ``emb_params``, float32,
 shape ``[1, d]``; a token with one part per text encoder (format 2.0, e.g. SDXL's ``clip_l`` [1, 768] and
 ``clip_g`` [1, 1280]) has one tensor per part, named after it. Everything else is namespaced strings in
-``__metadata__``. In memory a token is one vector, its parts concatenated in the token space's order. The writer here serialises the header
-itself (sorted keys, fixed separators, space padding to 8 bytes) so that the same inputs always give
-the same bytes; the reader parses and checks every byte range before it trusts anything, so corrupt
-files fail with one line instead of a traceback. Plain textual-inversion safetensors files (one tensor
-of shape ``[d]`` or ``[1, d]``, any key; or SDXL's ``clip_l`` + ``clip_g``) are read too, as tokens without provenance. Pickles never are.
+``__metadata__``. In memory a token is one vector, its parts concatenated in the token space's order.
+
+The writer here serialises the header itself (sorted keys, fixed separators, space padding to 8 bytes) so
+that the same inputs always give the same bytes; the reader parses and checks every byte range before it
+trusts anything, so corrupt files fail with one line instead of a traceback. Plain textual-inversion
+safetensors files (one tensor of shape ``[d]`` or ``[1, d]``, any key; or SDXL's ``clip_l`` + ``clip_g``)
+are read too, as tokens without provenance. Pickles never are.
 
 Only numpy is imported: ``inspect``, ``diff``, ``encode`` and ``sample`` must start fast.
 """
