@@ -162,7 +162,7 @@ def test_the_fuzz_script_reaches_3000_cases_across_all_commands():
     fuzz = _fuzz_module()
     cases = fuzz.cases()
     assert len(cases) >= 3000
-    assert {c.command for c in cases} >= {"train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model", "export", "gallery"}
+    assert {c.command for c in cases} >= {"train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model", "export", "gallery", "sweep"}
 
 
 @pytest.mark.slow  # long (CI runs the slow tests too)
