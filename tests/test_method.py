@@ -259,6 +259,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, kandinsky):
     assert pa == sorted(p.name for p in (tmp_path / "b" / "pool").iterdir()) and any(n.endswith(".png") for n in pa)
 
 
+@pytest.mark.slow  # long; SIGTERM between steps and Ctrl-C inside a step are in the default suite
 def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch, kandinsky):
     break_step(monkeypatch, 4, ctrl_c)
     sets = sum((["--set", s] for s in FAST), [])

@@ -186,18 +186,20 @@ def twin_model(tmp_path_factory, kandinsky):
 def test_render_grid_lays_a_sweep_out_as_a_strip_and_a_triangle(twin_model, tmp_path):
     from PIL import Image
 
-    line = run_cli(["sweep", "cat:dog", "--steps", "4", "-m", twin_model, "-o", tmp_path / "l", "-q"])
+    line = run_cli(["sweep", "cat:dog", "--steps", "3", "-m", twin_model, "-o", tmp_path / "l", "-q"])
     r = run_cli(["render", "-", "a photo of a <>", "a plush toy of a <>", "--grid", "-o", tmp_path / "r", "-q"], stdin=line.out)
     assert r.code == 0, r.err
-    with Image.open(tmp_path / "r" / "grid.png") as im:  # 2 prompt rows × 4 tokens in path order
-        assert im.size == (140 + 4 * 164 + 4, 28 + 2 * 164 + 4)
-    tri = run_cli(["sweep", "cat:dog:pig", "--grid", "3", "-m", twin_model, "-o", tmp_path / "t", "-q"])
+    with Image.open(tmp_path / "r" / "grid.png") as im:  # 2 prompt rows × 3 tokens in path order
+        assert im.size == (140 + 3 * 164 + 4, 28 + 2 * 164 + 4)
+    tri = run_cli(["sweep", "cat:dog:pig", "--grid", "2", "-m", twin_model, "-o", tmp_path / "t", "-q"])
     r = run_cli(["render", "-", "a photo of a <>", "--grid", "-o", tmp_path / "rt", "-q"], stdin=tri.out)
     assert r.code == 0, r.err
-    with Image.open(tmp_path / "rt" / "grid.png") as im:  # rows of 1, 2, 3 cells of 128 px, labelled
-        assert im.size == (3 * 134 + 6, 24 + 3 * (128 + 16 + 6) + 6)
-        row0 = np.asarray(im.convert("L"))[24 + 6 + 64]  # the first row's one image, centred
-        assert (row0[:130] == 255).all() and (row0[140:260] != 255).any() and (row0[280:] == 255).all()
+    with Image.open(tmp_path / "rt" / "grid.png") as im:  # rows of 1 and 2 cells of 128 px, labelled
+        assert im.size == (2 * 134 + 6, 24 + 2 * (128 + 16 + 6) + 6)
+        row0 = np.asarray(im.convert("L"))[24 + 6 + 64]  # the first row's one image, centred (x 73 to 201)
+        assert (row0[:70] == 255).all() and (row0[80:190] != 255).any() and (row0[205:] == 255).all()
+        row1 = np.asarray(im.convert("L"))[24 + 6 + 150 + 64]  # the second row's two images, edge to edge
+        assert (row1[10:130] != 255).any() and (row1[145:265] != 255).any()
 
 
 def test_sweep_estimates_monotonicity_and_plot(twin_model, tmp_path):
