@@ -213,6 +213,11 @@ def test_sweep_estimates_monotonicity_and_plot(twin_model, tmp_path):
     assert tok.estimate["estimator"].startswith("text:") and math.isfinite(tok.estimate["kl"])
     assert (tmp_path / "s" / "sweep.png").read_bytes().startswith(b"\x89PNG")
     assert "end-class shares move monotonically" in r.err or "not monotonic:" in r.err
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "sweep.png").write_bytes(b"mine")
+    again = run_cli(["sweep", "cat:dog", "--steps", "2", "-m", twin_model, "-o", tmp_path / "p", "--estimate", "text"])
+    assert_one_line_error(again, 2, "sweep.png exists (use --overwrite to replace)")
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["sweep.png"]
 
 
 def test_the_gallery_shows_a_sweep_as_one_strip(twin_model, tmp_path):

@@ -67,7 +67,7 @@ def sweep(
     s = api.Model(ckpt, path).sweep(*ends, steps=steps, grid=grid, slerp=slerp)
     width = len(str(len(s.tokens) - 1)) if len(s.tokens) > 1000 else 3
     paths = [output / f"{i:0{width}d}-{tokenfile.safe_name(t.title or 'token', 100)}.distok" for i, t in enumerate(s.tokens)]
-    for p in paths:  # before any estimate is computed
+    for p in paths + ([output / "sweep.png"] if estimate else []):  # before any estimate is computed
         generate.check_new_path(p, overwrite)
     out.notice(f"{len(s.tokens)} tokens {HOW[s.kind]}" + (f", {s.interpolation}" if s.kind in ("latent", "token") else ""))
     if estimate:
