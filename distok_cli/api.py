@@ -93,7 +93,7 @@ class Model:
                 raise BadInput(f"{ends[0]!r}: give two classes (a:b) for a line or three (a:b:c) for a triangle")
             if grid is not None:
                 raise BadInput("grid is for three corners (a:b:c); a line between two classes takes steps")
-            sw._known(ckpt, names)
+            sw.check_classes(ckpt, names)
             return sw.weights(ckpt, {names[0]: 1.0}, {names[1]: 1.0}, steps)
         if len(ends) != 2:
             raise BadInput(f"a sweep has one corner spec (a:b or a:b:c) or two ends, got {len(ends)}")

@@ -282,14 +282,14 @@ def triangle_sheet(rows: list[list[Any]], labels: list[str], grid: int, prompts:
     labelled with its weights; the prompts stacked, each under its own heading."""
     from PIL import Image, ImageDraw
 
-    font, pad, label_h, head = _font(11), 6, 16, 24
+    font, heading, pad, label_h, head = _font(11), _font(14), 6, 16, 24
     width = grid * (cell + pad) + pad
     tri_h = grid * (cell + label_h + pad) + pad
     sheet = Image.new("RGB", (width, len(prompts) * (tri_h + head)), "white")
     draw = ImageDraw.Draw(sheet)
     for q, (prompt, images) in enumerate(zip(prompts, rows)):
         top = q * (tri_h + head)
-        draw.text((pad, top + 4), prompt[:80], fill="black", font=_font(14))
+        draw.text((pad, top + 4), prompt[:80], fill="black", font=heading)
         idx = 0
         for r in range(grid):
             x0 = (width - (r + 1) * (cell + pad) + pad) // 2

@@ -588,9 +588,10 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
     if space is None:
         raise _bad(path, f"metadata lacks {K_SPACE}")
     try:
-        layout = space_from_json(space).layout
+        parsed = space_from_json(space)
     except BadInput as exc:
         raise _bad(path, str(exc)) from None
+    layout = parsed.layout
     if bool(layout) != (major == "2"):
         raise _bad(path, "format 1.x tokens have one vector and 2.x tokens have parts" if major == "1" or layout
                    else "a format 2.x token space must list its parts")
@@ -612,7 +613,7 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
     vec = np.concatenate(rows) if len(rows) > 1 else rows[0]
     if not np.isfinite(vec).all():
         raise _bad(path, "tensor has NaN or Inf values")
-    return _token_from_meta(vec, meta, values, path)
+    return _token_from_meta(vec, meta, values, parsed, path)
 
 
 def _names(tensors: dict[str, Any]) -> str:
@@ -641,8 +642,9 @@ def _plain_vector(path: str, fr: frame.Frame) -> tuple[np.ndarray, tuple[tuple[s
     return arr, (), name
 
 
-def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, Any], path: str) -> Token:
-    """A distok token from its vector, metadata and the metadata's decoded (schema-checked) JSON values."""
+def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, Any], parsed: TokenSpace, path: str) -> Token:
+    """A distok token from its vector, metadata, the metadata's decoded (schema-checked) JSON values and its
+    parsed token space."""
     try:
         schema.validate(meta, "", SCHEMA, "metadata")
     except BadInput as exc:
@@ -652,10 +654,6 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, An
     space = values[K_SPACE]
     if space["dim"] != arr.shape[0]:
         raise _bad(path, f"token space dim {space['dim']} does not match the tensor ({arr.shape[0]})")
-    try:
-        parsed = space_from_json(space)
-    except BadInput as exc:
-        raise _bad(path, str(exc)) from None
     try:
         _check_sums(values[K_SOURCE], values[K_ESTIMATE])
     except BadInput as exc:

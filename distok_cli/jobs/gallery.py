@@ -198,8 +198,9 @@ def _lineage(tok: Token) -> str:
         items.append(_e(kind))
     from distok_cli.files.summary import sweep_text
 
-    if sweep_text(tok):
-        items.append(_e(sweep_text(tok) or ""))
+    where = sweep_text(tok)
+    if where:
+        items.append(_e(where))
     if tok.model:
         m = tok.model
         items.append(f"model <code>{_e(m['hash'][:19])}</code>" + (f", recipe {_e(m['recipe'])}" if m.get("recipe") else "")
@@ -370,15 +371,16 @@ def _sweeps(cards: list[Card], page_dir: Path, size: int) -> tuple[str, int]:
     strips = []
     for group in sweep_groups([t for c in cards for t in (c.token, *c.duplicates)]):
         rec = group[0].source["sweep"]  # type: ignore[index]
-        cells = []
+        cells, prompt = [], ""
         for tok in group:
             card = by_id[tok.id]
             first = sorted(card.renders, key=lambda r: (r.prompt, r.seed))[:1]
+            if first and not prompt:
+                prompt = _e(first[0].prompt)
             label = _e(sweep_label(tok))
             inner = (f'<img src="{thumbnail(first[0].path, size // 2)}" alt="{label}" width="{size // 2}" height="{size // 2}">'
                      if first else f'<span class="noimg">{label}</span>')
             cells.append(f'<figure><a href="#card-{_e(tok.short_id)}">{inner}</a><figcaption>{label}</figcaption></figure>')
-        prompt = _e(sorted(by_id[group[0].id].renders, key=lambda r: (r.prompt, r.seed))[0].prompt) if by_id[group[0].id].renders else ""
         shape = f"triangle, grid {rec['grid']}" if rec["path"] == "triangle" else f"{rec['path']}, {rec['interpolation']}"
         strips.append(f'<div class="sweep" data-count="{len(group)}"><h3>sweep: {len(group)} of {rec["count"]} tokens '
                       f'({_e(shape)}) <span class="small">{prompt}</span></h3><div class="strip">{"".join(cells)}</div></div>')

@@ -44,11 +44,10 @@ def shares_plot(s: Sweep, path: Path) -> str:
         names = [next(iter(e)) for e in s.tokens[0].source["sweep"]["ends"]]  # type: ignore[index]
     else:
         names = list(s.monotonic["classes"])
-    order = list(range(len(s.tokens)))
-    xs = [float(i) for i in order]
+    xs = [float(i) for i in range(len(s.tokens))]
+    src = [(t.source or {}).get("distribution") for t in s.tokens]
     for c in names:
-        series[c] = [s.tokens[i].estimate["distribution"].get(c, 0.0) for i in order]  # type: ignore[index]
-        src = [(s.tokens[i].source or {}).get("distribution") for i in order]
+        series[c] = [t.estimate["distribution"].get(c, 0.0) for t in s.tokens]  # type: ignore[index]
         if all(isinstance(d, dict) for d in src):
             dashed[c] = [d.get(c, 0.0) for d in src]  # type: ignore[union-attr]
     verdict = "monotonic" if s.monotonic["all"] else "not monotonic"

@@ -34,7 +34,6 @@ from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, check_compatible, 
 #: Most tokens one line sweep writes (``--steps``), and the largest triangle (``--grid``: 820 tokens).
 MAX_STEPS = 1000
 MAX_GRID = 40
-INTERPOLATIONS = ("lerp", "slerp")
 
 
 @dataclass
@@ -79,7 +78,8 @@ def check_grid(grid: int) -> int:
     return grid
 
 
-def _known(ckpt: Checkpoint, names: list[str]) -> None:
+def check_classes(ckpt: Checkpoint, names: list[str]) -> None:
+    """Refuse a class the model does not know, naming the nearest ones."""
     for n in names:
         if n not in ckpt.classes:
             raise BadInput(f"unknown class {n!r}{dists.suggest(n, ckpt.classes)} (the model knows {len(ckpt.classes)} classes)")
@@ -93,10 +93,6 @@ def _line(a: dict[str, float], b: dict[str, float], t: float) -> dict[str, float
     names = list(dict.fromkeys([*a, *b]))
     out = {c: (1 - t) * a.get(c, 0.0) + t * b.get(c, 0.0) for c in names}
     return {c: w for c, w in out.items() if w > 0}
-
-
-def _ends_record(ends: list[Any]) -> list[Any]:
-    return [e.id if isinstance(e, Token) else e for e in ends]
 
 
 # ------------------------------------------------------------------------------------------- sweeps
@@ -126,7 +122,7 @@ def triangle(ckpt: Checkpoint, names: list[str], grid: int) -> Sweep:
     check_grid(grid)
     if len(names) != 3 or len(set(names)) != 3:
         raise BadInput(f"a triangle needs three distinct classes (a:b:c), got {':'.join(names)}")
-    _known(ckpt, names)
+    check_classes(ckpt, names)
     m = grid - 1
     points = [(m - r, r - k, k) for r in range(grid) for k in range(r + 1)]
     tokens, labels = [], []
@@ -232,7 +228,7 @@ def _normalised(ckpt: Checkpoint, p: dict[str, float]) -> dict[str, float]:
     names = [n for n in p if not n.endswith(TOKEN_SUFFIXES)]
     if len(names) != len(p):
         raise BadInput("a weights sweep runs between class distributions; give two token files to sweep between tokens")
-    _known(ckpt, names)
+    check_classes(ckpt, names)
     total = sum(p.values())
     if not total > 0 or not math.isfinite(total):
         raise BadInput("weights must sum to a positive number")

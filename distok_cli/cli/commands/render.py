@@ -83,7 +83,6 @@ def render(
             raise BadInput("no prompt given: add one with '<>' where the token goes, e.g. \"a photo of a <>\"")
         token_list = [tokenfile.load(p) for p in expand_paths(token_args)]
         seed_list = rendering.parse_seeds(seeds) if seeds is not None else [rendering.check_seed(seed or 0)]
-        rendering.check_renderable(token_list)
         cfg = recipes.load(recipes.for_tokens(recipe, token_list), list(set_ or []))
     rendering.check_renderable(token_list, cfg)
 
