@@ -12,7 +12,9 @@ would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-o
    prior alone; BlipItmEstimator on 60 classes; Trainer.train_step (text side) at n = 8 and 64, and at
    n = 8 padded to 77 positions (what TextSide did before it trimmed after the last EOS); SDXL
    (base 1.0 architecture, recipe sdxl-animals): SDXLRenderer.render at 1024 px, 30 Euler steps, guidance 5,
-   batch 1 and 4, with peak VRAM, and the SDXL training step (both text encoders) at n = 8;
+   batch 1 and 4, with peak VRAM, where a batch-1 render's time goes (each text encoder, UNet steps, VAE
+   decode, the rest), the VAE decode alone in fp32 (what diffusers runs, force_upcast) and fp16, the SDXL
+   training step (both text encoders) at n = 8, then a batch-1 render in bf16 (no upcast) and its stages;
 2. speed-up attempts, each checked against the eager output of the same inputs (max |Δ| in 0-255 pixels,
    or in embedding units), in the order bench/results/physical-limits.md argues for: the UNet in CUDA
    graphs (torch.compile mode="reduce-overhead") at batch 1 with its compile time (the single-concept
@@ -122,6 +124,31 @@ def pixel_diff(a: list, b: list) -> int:
     return max(int(np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16)).max()) for x, y in zip(a, b))
 
 
+def stage_times(renderer, render, key: str) -> None:
+    """One ``render()`` with every stage's calls timed (synchronised at each boundary): where the time goes."""
+    import stages
+
+    spent: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    began: dict[str, float] = {}
+
+    def enter(name: str) -> None:
+        sync()
+        began[name] = time.perf_counter()
+
+    def leave(name: str) -> None:
+        sync()
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - began.pop(name)
+        calls[name] = calls.get(name, 0) + 1
+
+    render()  # warm
+    with stages.hooked(renderer, enter, leave):
+        total = first_call_s(render)
+    log(key, {name: {"calls": calls[name], "total_ms": round(spent[name] * 1e3, 2),
+                     "per_call_ms": round(spent[name] * 1e3 / calls[name], 3)} for name in spent}
+        | {"other_ms": round((total - sum(spent.values())) * 1e3, 2), "render_ms": round(total * 1e3, 2)})
+
+
 def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> None:
     """SDXL (recipe sdxl-animals): a 1024 px render at 30 steps, batch 1 and 4, and the training step at n = 8."""
     import fullsize
@@ -152,11 +179,26 @@ def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> No
         log(f"sdxl_render_s_per_image_b{b}", bench(lambda b=b: renderer.render(vecs[:b], [PROMPT] * b, list(range(b)), s),
                                                    1, max(1, reps - 1)) / b)
         log(f"sdxl_render_peak_vram_GiB_b{b}", peak_gib())
+    stage_times(renderer, lambda: renderer.render(vecs[:1], [PROMPT], [0], s), "sdxl_stages_ms_b1")
+    # SDXL base's VAE config says force_upcast, so diffusers casts it to fp32 for every decode of an fp16
+    # render (and back): the decode alone in fp32 and in fp16 says what an fp16-safe VAE would save.
+    vae = renderer.pipe.vae
+    log("sdxl_vae_force_upcast", bool(vae.config.force_upcast))
+    lat = torch.randn(1, 4, s.size // 8, s.size // 8, generator=torch.Generator().manual_seed(0)).to(device)
+    for name, dt in (("fp32", torch.float32), ("fp16", torch.float16)):
+        vae.to(dtype=dt)
+        with torch.inference_mode():
+            log(f"sdxl_vae_decode_ms_{name}", bench(lambda dt=dt: vae.decode(lat.to(dt)), 1, reps) * 1000)
+    vae.to(dtype=renderer.dtype)
     tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000"])
     est = TextEstimator(renderer.text, list(tcfg.classes), "a photo of a {}", PROMPT, 1.0, "bench")
     tr = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-bench-")) / "sdxl", renderer.text, est, device)
     log("sdxl_train_step_ms_n8", bench(tr.train_step, 3, steps) * 1000)
     log("sdxl_train_20k_steps_min_n8", RESULTS["sdxl_train_step_ms_n8"] * 20000 / 60000)
+    # `render --dtype bfloat16`: diffusers upcasts the VAE only for fp16, so a bf16 render decodes in bf16.
+    bf16 = SDXLRenderer(cfg.render, device, "bfloat16", pipeline=renderer.pipe)
+    log("sdxl_render_s_per_image_b1_bf16", bench(lambda: bf16.render(vecs[:1], [PROMPT], [0], s), 1, max(1, reps - 1)))
+    stage_times(bf16, lambda: bf16.render(vecs[:1], [PROMPT], [0], s), "sdxl_bf16_stages_ms_b1")
 
 
 def main() -> None:
@@ -222,33 +264,9 @@ def main() -> None:
             log("render_peak_vram_GiB_b1", peak_gib())
             eager[1] = render(1)()
 
-    def stage_times(b: int, prefix: str = "") -> None:
-        """One render with every stage's calls timed (synchronised at each boundary): where the time goes."""
-        import stages
-
-        spent: dict[str, float] = {}
-        calls: dict[str, int] = {}
-        began: dict[str, float] = {}
-
-        def enter(name: str) -> None:
-            sync()
-            began[name] = time.perf_counter()
-
-        def leave(name: str) -> None:
-            sync()
-            spent[name] = spent.get(name, 0.0) + time.perf_counter() - began.pop(name)
-            calls[name] = calls.get(name, 0) + 1
-
-        render(b)()  # warm
-        with stages.hooked(renderer, enter, leave):
-            total = first_call_s(render(b))
-        log(f"{prefix}stages_ms_b{b}", {name: {"calls": calls[name], "total_ms": round(spent[name] * 1e3, 2),
-                                       "per_call_ms": round(spent[name] * 1e3 / calls[name], 3)} for name in spent}
-            | {"other_ms": round((total - sum(spent.values())) * 1e3, 2), "render_ms": round(total * 1e3, 2)})
-
     with part("stages_b1", 8 * scale) as ok:
         if ok:
-            stage_times(1)
+            stage_times(renderer, render(1), "stages_ms_b1")
     best = None
     for b in batches:
         with part(f"render_b{b}", (3 + 0.45 * b) * 3 * scale) as ok:
@@ -265,7 +283,8 @@ def main() -> None:
                 best = (per, b) if best is None or per < best[0] else best
     with part(f"stages_b{batches[-1] if args.smoke else 16}", 30 * scale) as ok:
         if ok:
-            stage_times(batches[-1] if args.smoke else 16)
+            b = batches[-1] if args.smoke else 16
+            stage_times(renderer, render(b), f"stages_ms_b{b}")
     if best:
         log("render_s_per_concept_best", {"seconds": round(best[0], 4), "batch": best[1]})
     with part("prior_b8", 10 * scale) as ok:
@@ -289,7 +308,7 @@ def main() -> None:
                 torch.cuda.empty_cache()
 
     steps = 2 if args.smoke else 20
-    with part("sdxl", 70 * scale) as ok:
+    with part("sdxl", 80 * scale) as ok:
         if ok:
             sdxl_part(args.smoke, device, dtype, reps, steps)
     if STATE["cuda"]:
@@ -358,7 +377,7 @@ def main() -> None:
             if unet_graphs:
                 with part("stages_graphs_b1", 8) as ok2:
                     if ok2:
-                        stage_times(1, "graphs_")
+                        stage_times(renderer, render(1), "graphs_stages_ms_b1")
 
     # distok's own --compile (compile_unet: default mode, static shapes), batched first, then batch 1,
     # with the prior eager again so that the figures are --compile's alone.

@@ -26,8 +26,17 @@ peak, 3.35 TB/s HBM3 (NVIDIA's datasheet). Where an eager anchor time is known, 
 the time each operator costs eagerly: far above the GPU's few µs per small kernel means the stage is
 launch-bound (host-side dispatch), which is what CUDA graphs and compilation remove.
 
+With --sdxl it counts SDXL instead (recipe sdxl-animals; about 19 GiB and 7 minutes on 2 cores): a render of
+one image at 1024 px (SDXLRenderer.render, 2 Euler steps counted, scaled to the recipe's 30; CFG on) split
+into each text encoder, UNet steps and the VAE decode, and one training step (n = 8, both text encoders),
+with floors on one H200 SXM (the card the SDXL target names: the same 989 TFLOP/s fp16 peak, 4.8 TB/s
+HBM3e). SDXL base's VAE says force_upcast, so diffusers decodes an fp16 render in fp32: the decode row also
+gives that floor (convolutions in TF32, which PyTorch allows for cuDNN by default: 494 TFLOP/s; the rest,
+attention included, in plain fp32: 67 TFLOP/s) and its traffic in fp32.
+
 Usage:  python bench/physical_limits.py [--out bench/results/physical-limits]   (writes .json and .md)
-        python bench/physical_limits.py --tiny --out /tmp/limits   (the twins: checks the script, counts nothing real)
+        python bench/physical_limits.py --sdxl [--out bench/results/physical-limits-sdxl]
+        python bench/physical_limits.py --tiny [--sdxl] --out /tmp/limits   (the twins: checks the script, counts nothing real)
 """
 
 from __future__ import annotations
@@ -52,6 +61,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 PEAK_FLOPS = 989e12  # H100 SXM5, dense fp16/bf16 tensor cores
 HBM_BYTES_S = 3.35e12  # H100 SXM5, HBM3
+# H200 SXM (NVIDIA's datasheet): the H100's tensor cores, faster memory. Dense peaks (half the sparse ones).
+H200 = {"card": "H200 SXM", "peak_flops": 989e12, "hbm_bytes_s": 4.8e12, "tf32_flops": 494e12, "fp32_flops": 67e12}
 FP16_OF_FP32 = 0.5
 aten = torch.ops.aten
 NO_KERNEL = {aten._unsafe_view.default, aten.detach.default, aten.lift_fresh.default, aten.empty.memory_format,
@@ -75,6 +86,9 @@ FLOPS = {**fc.flop_registry,
          aten.scaled_dot_product_attention: _cpu_flash,  # one fused kernel on the GPU: not decomposed
          aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash,
          aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward}
+
+
+CONV = {aten.convolution, aten._convolution, aten.convolution_backward}
 
 
 def _caller() -> str:
@@ -127,7 +141,10 @@ class Counter(TorchDispatchMode):
         s["eager_bytes"] += (_nbytes((args, kwargs)) + _nbytes(out)) * FP16_OF_FP32
         formula = FLOPS.get(func._overloadpacket)
         if formula is not None:
-            s["flops"] += formula(*args, **kwargs, out_val=out)
+            flops = formula(*args, **kwargs, out_val=out)
+            s["flops"] += flops
+            if func._overloadpacket in CONV:
+                s["conv_flops"] += flops
         return out
 
 
@@ -143,12 +160,13 @@ def per_call(counter: Counter, name: str) -> dict:
     return {**{k: v / n for k, v in counter.stats[name].items()}, "host_reads": reads}
 
 
-def floors(row: dict) -> dict:
-    """The three floors of one call on the H100, in ms, and the anchors' implied cost per operator."""
-    row["compute_floor_ms"] = row["flops"] / PEAK_FLOPS * 1e3
-    row["weights_floor_ms"] = row["weight_bytes"] / HBM_BYTES_S * 1e3
-    row["eager_traffic_ms"] = row["eager_bytes"] / HBM_BYTES_S * 1e3
-    name = row["stage"]
+def floors(row: dict, peak: float = PEAK_FLOPS, hbm: float = HBM_BYTES_S, anchored: bool = True) -> dict:
+    """The three floors of one call (on the H100 unless told), in ms, and (``anchored``: Kandinsky's stages)
+    the anchors' implied cost per operator."""
+    row["compute_floor_ms"] = row["flops"] / peak * 1e3
+    row["weights_floor_ms"] = row["weight_bytes"] / hbm * 1e3
+    row["eager_traffic_ms"] = row["eager_bytes"] / hbm * 1e3
+    name = row["stage"] if anchored else None
     if name in ANCHOR_MS:
         row["anchor_eager_ms"] = ANCHOR_MS[name]
         row["anchor_us_per_kernel"] = ANCHOR_MS[name] * 1e3 / row["kernels"]
@@ -161,11 +179,15 @@ def floors(row: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "physical-limits"))
+    ap.add_argument("--out", default=None)
     ap.add_argument("--tiny", action="store_true", help="the offline twins at 64 px: checks the script in seconds")
+    ap.add_argument("--sdxl", action="store_true", help="count SDXL (recipe sdxl-animals), floors on one H200")
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "bench" / "results" / ("physical-limits-sdxl" if args.sdxl else "physical-limits"))
     torch.manual_seed(0)
     torch.set_grad_enabled(True)
+    if args.sdxl:
+        return sdxl(args)
     import fullsize
     import numpy as np
     import stages
@@ -260,6 +282,118 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(table(result))
     print(table(result), end="")
+
+
+def sdxl(args) -> None:
+    """The SDXL count (``--sdxl``): a 1024 px render split by stage, and one training step; H200 floors."""
+    import fullsize
+    import stages
+
+    from distok_cli.backends.diffusion import Settings
+    from distok_cli.backends.sdxl import SDXLRenderer
+    from distok_cli.backends.token_estimators import TextEstimator
+    from distok_cli.files import recipes
+    from distok_cli.method.trainer import Trainer
+
+    t0 = time.monotonic()
+    cfg = recipes.load("sdxl-animals")
+    if args.tiny:
+        from distok_cli.backends import twins
+
+        cfg = recipes.override(cfg, ["render.size=64"])
+        pipe = twins.build_sdxl()
+    else:
+        pipe = fullsize.sdxl_pipeline("cpu", list(cfg.classes))
+    renderer = SDXLRenderer(cfg.render, "cpu", "float32", pipeline=pipe)
+    s = Settings.from_config(cfg.render, batch_size=1)
+    s1 = Settings.from_config(recipes.override(cfg, ["render.steps=2"]).render, batch_size=1)
+    vec = torch.randn(1, renderer.text.dim) * 0.02
+    counter = Counter()
+    with stages.hooked(renderer, counter.enter, counter.leave), counter:
+        renderer.render(vec, ["a photo of a <>"], [0], s1)
+    assert counter.calls["unet_step"] == s1.steps
+    calls = {**counter.calls, "unet_step": s.steps}
+    mods = stages.render_modules(renderer)
+    vae = renderer.pipe.vae
+    rows: list[dict] = []
+    for name in ("text_l", "text_g", "unet_step", "vae_decode"):
+        weights = params_bytes_fp16(mods[name]) if name in mods else (
+            params_bytes_fp16(vae.decoder) + params_bytes_fp16(vae.post_quant_conv))
+        row = floors({"stage": name, "calls_per_render": calls[name], **per_call(counter, name), "weight_bytes": weights},
+                     H200["peak_flops"], H200["hbm_bytes_s"], anchored=False)
+        if name == "vae_decode":  # as diffusers runs it for an fp16 render of SDXL base (force_upcast): fp32
+            conv = row.get("conv_flops", 0.0)
+            row["fp32_compute_floor_ms"] = round((conv / H200["tf32_flops"] + (row["flops"] - conv) / H200["fp32_flops"]) * 1e3, 4)
+            row["fp32_traffic_ms"] = round(row["eager_bytes"] * 2 / H200["hbm_bytes_s"] * 1e3, 4)
+        rows.append(row)
+    other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
+    print(json.dumps(rows, indent=1), flush=True)
+
+    small = ",".join(recipes.load("tiny").classes)
+    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={small}"])
+    text = renderer.text
+    est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
+    trainer = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-limits-")) / "run", text, est, "cpu")
+    trainer.train_step()
+    trainer.train_step()
+    counter = Counter()
+    with counter:
+        counter.enter("train_step")
+        trainer.train_step()
+        counter.leave("train_step")
+    encoders = params_bytes_fp16(renderer.pipe.text_encoder) + params_bytes_fp16(renderer.pipe.text_encoder_2)
+    rows.append(floors({"stage": "train_step", **per_call(counter, "train_step"), "weight_bytes": 2 * encoders},
+                       H200["peak_flops"], H200["hbm_bytes_s"], anchored=False))
+
+    staged = [r for r in rows if "calls_per_render" in r]
+    total = {k: sum(r[k] * r["calls_per_render"] for r in staged)
+             for k in ("flops", "kernels", "compute_floor_ms", "weights_floor_ms", "eager_traffic_ms")}
+    dec = rows[3]
+    total["compute_floor_ms_fp32_decode"] = total["compute_floor_ms"] - dec["compute_floor_ms"] + dec["fp32_compute_floor_ms"]
+    total["eager_traffic_ms_fp32_decode"] = total["eager_traffic_ms"] - dec["eager_traffic_ms"] + dec["fp32_traffic_ms"]
+    result = {"what": "counted on the CPU (fp32 run, bytes given as fp16); floors for one H200 SXM", "card": H200,
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "tiny": args.tiny,
+              "render": {"size": s.size, "steps": s.steps, "guidance": s.guidance, "scheduler": cfg.render.scheduler},
+              "counted_render": {"steps": s1.steps}, "stages": rows,
+              "render_per_image_b1": {k: round(v, 4) for k, v in total.items()}, "render_other": other,
+              "wall_s": round(time.monotonic() - t0, 1)}
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(sdxl_table(result))
+    print(sdxl_table(result), end="")
+
+
+def sdxl_table(res: dict) -> str:
+    card = res["card"]
+    lines = [f"# Physical limits, SDXL (counted, not timed; {res['date']}, torch {res['torch']})", "",
+             "`python bench/physical_limits.py --sdxl`: distok's SDXLRenderer and training step run once on the CPU with",
+             "SDXL base 1.0's architectures and random weights; FLOPs, kernels (non-view ATen operators) and bytes per",
+             f"call of each stage; floors on one {card['card']} ({card['peak_flops'] / 1e12:.0f} TFLOP/s fp16, "
+             f"{card['hbm_bytes_s'] / 1e12:.2f} TB/s; the H100's compute floors are the same). No anchor: nobody has timed SDXL here.", "",
+             "| stage (per call) | calls / render | GFLOP | kernels | fp16 weights MB | eager traffic MB | compute floor ms | weights floor ms | eager traffic ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in res["stages"]:
+        lines.append("| {} | {} | {:,.1f} | {:,.0f} | {:,.0f} | {:,.0f} | {:.3f} | {:.3f} | {:.3f} |".format(
+            r["stage"], r.get("calls_per_render", "—"), r["flops"] / 1e9, r["kernels"], r["weight_bytes"] / 1e6,
+            r["eager_bytes"] / 1e6, r["compute_floor_ms"], r["weights_floor_ms"], r["eager_traffic_ms"]))
+    dec = next(r for r in res["stages"] if r["stage"] == "vae_decode")
+    lines += ["", f"The VAE decode as diffusers runs it for an fp16 render (SDXL base's VAE says force_upcast, so it is cast "
+              f"to fp32 for the decode): {dec.get('conv_flops', 0) / 1e9:,.1f} of its {dec['flops'] / 1e9:,.1f} GFLOP are "
+              f"convolutions (TF32, {card['tf32_flops'] / 1e12:.0f} TFLOP/s), the rest in fp32 ({card['fp32_flops'] / 1e12:.0f} "
+              f"TFLOP/s): compute floor {dec['fp32_compute_floor_ms']:.2f} ms, eager traffic {dec['fp32_traffic_ms']:.2f} ms.", "",
+              "Values read back to the host per call, by code line:", ""]
+    for r in res["stages"]:
+        reads = ", ".join(f"`{where}` × {n:g}" for where, n in r["host_reads"].items()) or "none"
+        lines.append(f"- {r['stage']}: {reads}")
+    other = ", ".join(f"`{w}` × {n:g}" for w, n in res["render_other"]["host_reads"].items()) or "none"
+    lines.append(f"- rest of a render (scheduler, pipeline; the counted render of {res['counted_render']['steps']} steps): {other}")
+    t = res["render_per_image_b1"]
+    lines += ["", f"One render, one image ({res['render']['steps']} {res['render']['scheduler']} steps, {res['render']['size']} px, "
+              f"guidance {res['render']['guidance']}): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
+              f"compute floor {t['compute_floor_ms']:.0f} ms with an fp16 decode, {t['compute_floor_ms_fp32_decode']:.0f} ms "
+              f"with diffusers' fp32 decode; weights floor {t['weights_floor_ms']:.0f} ms; eager traffic "
+              f"{t['eager_traffic_ms']:.0f} ms ({t['eager_traffic_ms_fp32_decode']:.0f} ms with the fp32 decode).", ""]
+    return "\n".join(lines)
 
 
 def table(res: dict) -> str:

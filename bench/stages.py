@@ -1,4 +1,5 @@
-"""Which stage of a render is running: the prior's text encoder, a prior step, a UNet step, the MoVQ decode.
+"""Which stage of a render is running: for Kandinsky 2.1 the prior's text encoder, a prior step, a UNet step,
+the MoVQ decode; for SDXL each text encoder, a UNet step, the VAE decode.
 
 Shared by bench/gpu_bench.py (per-stage wall time, CUDA-synchronised) and bench/physical_limits.py
 (per-stage FLOPs and kernel counts): both hook the renderer's own modules, so the split is the one the
@@ -13,33 +14,43 @@ from typing import Any
 
 
 def render_modules(renderer: Any) -> dict[str, Any]:
-    """Stage name → module of a KandinskyRenderer (the MoVQ decode is a method, hooked separately)."""
+    """Stage name → module of a KandinskyRenderer or an SDXLRenderer (the decode is a method, hooked apart)."""
+    if getattr(renderer, "backend", None) == "sdxl":
+        pipe = renderer.pipe
+        return {"text_l": pipe.text_encoder, "text_g": pipe.text_encoder_2, "unet_step": pipe.unet}
     return {"prior_text": renderer.prior.text_encoder, "prior_step": renderer.prior.prior,
             "unet_step": renderer.decoder.unet}
+
+
+def decoder(renderer: Any) -> tuple[str, Any]:
+    """The decode stage's name and the module whose ``decode`` method it is."""
+    if getattr(renderer, "backend", None) == "sdxl":
+        return "vae_decode", renderer.pipe.vae
+    return "movq_decode", renderer.decoder.movq
 
 
 @contextlib.contextmanager
 def hooked(renderer: Any, enter: Callable[[str], None], leave: Callable[[str], None]) -> Iterator[None]:
     """Within the block, ``enter(stage)``/``leave(stage)`` run around every call of each stage's module and
-    of ``decoder.movq.decode`` ("movq_decode"). Calls nest only if a stage calls another; none does."""
+    of the decode ("movq_decode" or "vae_decode"). Calls nest only if a stage calls another; none does."""
     handles = []
     for name, module in render_modules(renderer).items():
         handles.append(module.register_forward_pre_hook(lambda m, a, n=name: enter(n)))
         handles.append(module.register_forward_hook(lambda m, a, o, n=name: leave(n)))
-    movq = renderer.decoder.movq
-    original = movq.decode
+    stage, module = decoder(renderer)
+    original = module.decode
 
     def decode(*args: Any, **kwargs: Any) -> Any:
-        enter("movq_decode")
+        enter(stage)
         try:
             return original(*args, **kwargs)
         finally:
-            leave("movq_decode")
+            leave(stage)
 
-    movq.decode = decode
+    module.decode = decode
     try:
         yield
     finally:
         for h in handles:
             h.remove()
-        del movq.decode  # back to the class's method
+        del module.decode  # back to the class's method

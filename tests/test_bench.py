@@ -34,6 +34,15 @@ def test_gpu_bench_smoke_runs_every_part_and_compares_with_eager(tmp_path, kandi
             "prior_text": 2, "prior_step": 2, "unet_step": 2, "movq_decode": 1}  # text: prompt, then the empty one
         staged = sum(st[k]["total_ms"] for k in ("prior_text", "prior_step", "unet_step", "movq_decode"))
         assert 0 < staged <= st["render_ms"] and abs(st["other_ms"] - (st["render_ms"] - staged)) < 0.1
+    # SDXL: each text encoder once (the empty prompt's embedding is zeros: force_zeros_for_empty_prompt, as
+    # in SDXL base), 2 UNet steps, one VAE decode; the decode alone in fp32 and fp16.
+    st = res["sdxl_stages_ms_b1"]
+    assert {k: st[k]["calls"] for k in ("text_l", "text_g", "unet_step", "vae_decode")} == {
+        "text_l": 1, "text_g": 1, "unet_step": 2, "vae_decode": 1}
+    staged = sum(st[k]["total_ms"] for k in ("text_l", "text_g", "unet_step", "vae_decode"))
+    assert 0 < staged <= st["render_ms"] and abs(st["other_ms"] - (st["render_ms"] - staged)) < 0.1
+    assert res["sdxl_vae_decode_ms_fp32"] > 0 and res["sdxl_vae_decode_ms_fp16"] > 0
+    assert res["sdxl_render_s_per_image_b1_bf16"] > 0 and res["sdxl_bf16_stages_ms_b1"]["vae_decode"]["calls"] == 1
     # Dynamo capture (aot_eager backend on the CPU) reproduces the eager pixels and embeddings exactly.
     assert res["compile_max_pixel_diff_vs_eager_b1"] == 0
     assert res["train_compile_default_max_abs_diff_vs_eager"] == 0.0
@@ -124,3 +133,30 @@ def test_physical_limits_runs_on_the_twins_and_its_floors_follow_from_its_counts
     assert total == sum(rows[s]["kernels"] * rows[s]["calls_per_render"] for s in ("prior_text", "prior_step", "unet_step", "movq_decode"))
     table = (tmp_path / "l.md").read_text()
     assert table == r.stdout[r.stdout.index("# Physical limits"):] and table.count("\n| ") == 1 + 7  # header and seven stages
+
+
+@pytest.mark.slow  # long (CI runs the slow tests too)
+def test_physical_limits_counts_sdxl_by_stage_with_h200_floors_and_the_fp32_decode(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "physical_limits.py"), "--tiny", "--sdxl", "--out", str(tmp_path / "l")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "l.json").read_text())
+    assert res["card"]["card"] == "H200 SXM" and res["counted_render"] == {"steps": 2} and res["render"]["steps"] == 30
+    rows = {row["stage"]: row for row in res["stages"]}
+    assert list(rows) == ["text_l", "text_g", "unet_step", "vae_decode", "train_step"]
+    # Each encoder once (the empty prompt's conditioning is zeros), 30 UNet steps, one decode.
+    assert [rows[s]["calls_per_render"] for s in ("text_l", "text_g", "unet_step", "vae_decode")] == [1, 1, 30, 1]
+    for row in rows.values():
+        assert row["flops"] > 0 and row["kernels"] >= 10 and row["weight_bytes"] > 0, row
+        assert row["compute_floor_ms"] == round(row["flops"] / 989e12 * 1e3, 4)
+        assert row["weights_floor_ms"] == round(row["weight_bytes"] / 4.8e12 * 1e3, 4)
+        assert not any(k.startswith("anchor") for k in row), row  # Kandinsky's anchors are not SDXL's
+    dec = rows["vae_decode"]
+    assert 0 < dec["conv_flops"] < dec["flops"]
+    assert dec["fp32_compute_floor_ms"] == round((dec["conv_flops"] / 494e12 + (dec["flops"] - dec["conv_flops"]) / 67e12) * 1e3, 4)
+    assert dec["fp32_traffic_ms"] == round(dec["eager_bytes"] * 2 / 4.8e12 * 1e3, 4)
+    assert [s for s in ("text_l", "text_g", "unet_step", "vae_decode") if rows[s]["host_reads"]] == []
+    total = res["render_per_image_b1"]
+    assert total["kernels"] == sum(rows[s]["kernels"] * rows[s]["calls_per_render"] for s in ("text_l", "text_g", "unet_step", "vae_decode"))
+    table = (tmp_path / "l.md").read_text()
+    assert table == r.stdout[r.stdout.index("# Physical limits, SDXL"):] and table.count("\n| ") == 1 + 5
