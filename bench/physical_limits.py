@@ -177,6 +177,27 @@ def floors(row: dict, peak: float = PEAK_FLOPS, hbm: float = HBM_BYTES_S, anchor
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
 
 
+def count_train_step(cfg, text) -> dict:
+    """One training step (n = 8) on ``text`` as train runs it, counted after two warm-up steps have filled
+    its caches; eight classes keep the start-up caches small (the step's work does not depend on them)."""
+    from distok_cli.backends.token_estimators import TextEstimator
+    from distok_cli.files import recipes
+    from distok_cli.method.trainer import Trainer
+
+    small = ",".join(recipes.load("tiny").classes)
+    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={small}"])
+    est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
+    trainer = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-limits-")) / "run", text, est, "cpu")
+    trainer.train_step()
+    trainer.train_step()
+    counter = Counter()
+    with counter:
+        counter.enter("train_step")
+        trainer.train_step()
+        counter.leave("train_step")
+    return per_call(counter, "train_step")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
@@ -196,9 +217,7 @@ def main() -> None:
     from distok_cli.backends.blip import BlipItmEstimator
     from distok_cli.backends.diffusion import KandinskyRenderer, Settings
     from distok_cli.backends.textside import TextSide
-    from distok_cli.backends.token_estimators import TextEstimator
     from distok_cli.files import recipes
-    from distok_cli.method.trainer import Trainer
 
     t0 = time.monotonic()
     cfg = recipes.load("kandinsky21-animals")
@@ -232,21 +251,8 @@ def main() -> None:
     other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
     print(json.dumps(rows, indent=1), flush=True)
 
-    # One training step (n = 8), the text side as train runs it; eight classes keep the start-up caches
-    # small (the step's work does not depend on the number of classes).
-    small = ",".join(recipes.load("tiny").classes)
-    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={small}"])
     text = renderer.text
-    est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
-    trainer = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-limits-")) / "run", text, est, "cpu")
-    trainer.train_step()
-    trainer.train_step()
-    counter = Counter()
-    with counter:
-        counter.enter("train_step")
-        trainer.train_step()
-        counter.leave("train_step")
-    rows.append(floors({"stage": "train_step", **per_call(counter, "train_step"),
+    rows.append(floors({"stage": "train_step", **count_train_step(cfg, text),
                         "weight_bytes": 2 * params_bytes_fp16(text.encoder)}))  # read forward and backward
     # The anchor's own work (20.9 ms): CLIP-L forward and backward into one injected row, 8 prompts × 77
     # positions. Only this row matches the anchor; the whole step above does more (MLPs, losses, Adam).
@@ -291,9 +297,7 @@ def sdxl(args) -> None:
 
     from distok_cli.backends.diffusion import Settings
     from distok_cli.backends.sdxl import SDXLRenderer
-    from distok_cli.backends.token_estimators import TextEstimator
     from distok_cli.files import recipes
-    from distok_cli.method.trainer import Trainer
 
     t0 = time.monotonic()
     cfg = recipes.load("sdxl-animals")
@@ -329,20 +333,8 @@ def sdxl(args) -> None:
     other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
     print(json.dumps(rows, indent=1), flush=True)
 
-    small = ",".join(recipes.load("tiny").classes)
-    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={small}"])
-    text = renderer.text
-    est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
-    trainer = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-limits-")) / "run", text, est, "cpu")
-    trainer.train_step()
-    trainer.train_step()
-    counter = Counter()
-    with counter:
-        counter.enter("train_step")
-        trainer.train_step()
-        counter.leave("train_step")
     encoders = params_bytes_fp16(renderer.pipe.text_encoder) + params_bytes_fp16(renderer.pipe.text_encoder_2)
-    rows.append(floors({"stage": "train_step", **per_call(counter, "train_step"), "weight_bytes": 2 * encoders},
+    rows.append(floors({"stage": "train_step", **count_train_step(cfg, renderer.text), "weight_bytes": 2 * encoders},
                        H200["peak_flops"], H200["hbm_bytes_s"], anchored=False))
 
     staged = [r for r in rows if "calls_per_render" in r]
@@ -361,6 +353,16 @@ def sdxl(args) -> None:
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(sdxl_table(result))
     print(sdxl_table(result), end="")
+
+
+def host_reads(res: dict, rest: str) -> list[str]:
+    """One line per stage, then the rest of a render: where values were read back, by code line."""
+    lines = []
+    for r in res["stages"]:
+        reads = ", ".join(f"`{where}` × {n:g}" for where, n in r["host_reads"].items()) or "none"
+        lines.append(f"- {r['stage']}: {reads}")
+    other = ", ".join(f"`{w}` × {n:g}" for w, n in res["render_other"]["host_reads"].items()) or "none"
+    return lines + [f"- rest of a render ({rest}): {other}"]
 
 
 def sdxl_table(res: dict) -> str:
@@ -382,11 +384,7 @@ def sdxl_table(res: dict) -> str:
               f"convolutions (TF32, {card['tf32_flops'] / 1e12:.0f} TFLOP/s), the rest in fp32 ({card['fp32_flops'] / 1e12:.0f} "
               f"TFLOP/s): compute floor {dec['fp32_compute_floor_ms']:.2f} ms, eager traffic {dec['fp32_traffic_ms']:.2f} ms.", "",
               "Values read back to the host per call, by code line:", ""]
-    for r in res["stages"]:
-        reads = ", ".join(f"`{where}` × {n:g}" for where, n in r["host_reads"].items()) or "none"
-        lines.append(f"- {r['stage']}: {reads}")
-    other = ", ".join(f"`{w}` × {n:g}" for w, n in res["render_other"]["host_reads"].items()) or "none"
-    lines.append(f"- rest of a render (scheduler, pipeline; the counted render of {res['counted_render']['steps']} steps): {other}")
+    lines += host_reads(res, f"scheduler, pipeline; the counted render of {res['counted_render']['steps']} steps")
     t = res["render_per_image_b1"]
     lines += ["", f"One render, one image ({res['render']['steps']} {res['render']['scheduler']} steps, {res['render']['size']} px, "
               f"guidance {res['render']['guidance']}): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
@@ -410,11 +408,8 @@ def table(res: dict) -> str:
             r.get("anchor_eager_ms", "—"), f"{r['anchor_us_per_kernel']:.1f}" if "anchor_us_per_kernel" in r else "—"))
     lines += ["", "Values read back to the host per call, by code line (on a GPU each read of a value that lives there is a "
               "sync, and a CUDA graph must end before it; a CPU run cannot tell where a value would live):", ""]
-    for r in res["stages"]:
-        reads = ", ".join(f"`{where}` × {n:g}" for where, n in r["host_reads"].items()) or "none"
-        lines.append(f"- {r['stage']}: {reads}")
-    other = ", ".join(f"`{w}` × {n:g}" for w, n in res["render_other"]["host_reads"].items()) or "none"
-    lines.append(f"- rest of a render (schedulers, pipelines; the counted render of {res['counted_render']['prior_steps']} + {res['counted_render']['steps']} steps): {other}")
+    counted = res["counted_render"]
+    lines += host_reads(res, f"schedulers, pipelines; the counted render of {counted['prior_steps']} + {counted['steps']} steps")
     t = res["render_per_concept_b1"]
     lines += ["", f"One render, one concept (prior {res['render']['prior_steps']} + decoder {res['render']['steps']} steps, "
               f"{res['render']['size']} px): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
