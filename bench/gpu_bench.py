@@ -281,10 +281,10 @@ def main() -> None:
                 log(f"render_s_per_concept_b{b}", per)
                 log(f"render_peak_vram_GiB_b{b}", peak_gib())
                 best = (per, b) if best is None or per < best[0] else best
-    with part(f"stages_b{batches[-1] if args.smoke else 16}", 30 * scale) as ok:
+    b_stages = batches[-1] if args.smoke else 16
+    with part(f"stages_b{b_stages}", 30 * scale) as ok:
         if ok:
-            b = batches[-1] if args.smoke else 16
-            stage_times(renderer, render(b), f"stages_ms_b{b}")
+            stage_times(renderer, render(b_stages), f"stages_ms_b{b_stages}")
     if best:
         log("render_s_per_concept_best", {"seconds": round(best[0], 4), "batch": best[1]})
     with part("prior_b8", 10 * scale) as ok:

@@ -152,6 +152,17 @@ def params_bytes_fp16(module) -> int:
     return sum(p.numel() for p in module.parameters()) * 2
 
 
+def stage_weight_bytes(renderer, mods: dict, name: str) -> int:
+    """fp16 bytes of a stage's weights: its module's, or for the decode (MoVQ or the SDXL VAE, as
+    bench/stages.py hooks it) the decoder's and post_quant_conv's, the parts a decode runs."""
+    if name in mods:
+        return params_bytes_fp16(mods[name])
+    import stages
+
+    dec = stages.decoder(renderer)[1]
+    return params_bytes_fp16(dec.decoder) + params_bytes_fp16(dec.post_quant_conv)
+
+
 def per_call(counter: Counter, name: str) -> dict:
     """A stage's counts per call, and where it read tensor values back to Python (``.item()``, ``float``,
     ``bool``): on a GPU a sync wherever the tensor lives there."""
@@ -243,9 +254,7 @@ def main() -> None:
     assert (counter.calls["prior_step"], counter.calls["unet_step"]) == (s1.prior_steps, s1.steps)
     calls = {**counter.calls, "prior_step": s.prior_steps, "unet_step": s.steps}
     for name in ("prior_text", "prior_step", "unet_step", "movq_decode"):
-        movq = renderer.decoder.movq  # decode runs post_quant_conv and the decoder (force_not_quantize)
-        weights = params_bytes_fp16(mods[name]) if name in mods else (
-            params_bytes_fp16(movq.decoder) + params_bytes_fp16(movq.post_quant_conv))
+        weights = stage_weight_bytes(renderer, mods, name)
         rows.append(floors({"stage": name, "calls_per_render": calls[name], **per_call(counter, name),
                             "weight_bytes": weights}))
     other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
@@ -318,11 +327,9 @@ def sdxl(args) -> None:
     assert counter.calls["unet_step"] == s1.steps
     calls = {**counter.calls, "unet_step": s.steps}
     mods = stages.render_modules(renderer)
-    vae = renderer.pipe.vae
     rows: list[dict] = []
     for name in ("text_l", "text_g", "unet_step", "vae_decode"):
-        weights = params_bytes_fp16(mods[name]) if name in mods else (
-            params_bytes_fp16(vae.decoder) + params_bytes_fp16(vae.post_quant_conv))
+        weights = stage_weight_bytes(renderer, mods, name)
         row = floors({"stage": name, "calls_per_render": calls[name], **per_call(counter, name), "weight_bytes": weights},
                      H200["peak_flops"], H200["hbm_bytes_s"], anchored=False)
         if name == "vae_decode":  # as diffusers runs it for an fp16 render of SDXL base (force_upcast): fp32
