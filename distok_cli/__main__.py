@@ -1,3 +1,3 @@
-from distok_cli.cli.app import run
+from distok_cli.cli.entry import run
 
 run()

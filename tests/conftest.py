@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import tempfile
@@ -117,6 +118,18 @@ def break_step(monkeypatch, at: int, action) -> None:
         return real(self)
 
     monkeypatch.setattr(trainer.Trainer, "train_step", step)
+
+
+def assert_same_run(a, b) -> None:
+    """Checkpoint, optimizer/RNG state and pool byte for byte; the log row for row, but for its wall-clock
+    "seconds" (time since that process started, which no rerun can reproduce)."""
+    for name in ("model.safetensors", "state.safetensors"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    rows = [[{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in (d / "log.jsonl").read_text().splitlines()] for d in (a, b)]
+    assert rows[0] == rows[1]
+    pa, pb = (sorted((d / "pool").iterdir()) if (d / "pool").is_dir() else [] for d in (a, b))
+    assert [p.name for p in pa] == [p.name for p in pb]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(pa, pb))
 
 
 def ctrl_c() -> None:

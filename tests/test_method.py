@@ -17,7 +17,7 @@ from distok_cli.method import generate, losses, trainer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import admit
 
-from .conftest import ROOT, assert_one_line_error, break_step, ctrl_c, run_cli
+from .conftest import ROOT, assert_one_line_error, assert_same_run, break_step, ctrl_c, run_cli
 
 # The paper's objective: these tests check its steps by hand (distok's own steps: tests/test_matching.py).
 FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4", *recipes.PAPER_METHOD]
@@ -269,19 +269,7 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, monkeypatch, kandin
     monkeypatch.undo()
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0  # to the run's own 10 steps
     assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "10", "-q", *sets]).code == 0
-    _same_run(tmp_path / "r", tmp_path / "straight")
-
-
-def _same_run(a, b):
-    """Checkpoint, optimizer/RNG state and pool byte for byte; the log row for row, but for its wall-clock
-    "seconds" (time since that process started, which no rerun can reproduce)."""
-    for name in ("model.safetensors", "state.safetensors"):
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    rows = [[{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in (d / "log.jsonl").read_text().splitlines()] for d in (a, b)]
-    assert rows[0] == rows[1]
-    pa, pb = sorted((a / "pool").iterdir()), sorted((b / "pool").iterdir())
-    assert [p.name for p in pa] == [p.name for p in pb]
-    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(pa, pb))
+    assert_same_run(tmp_path / "r", tmp_path / "straight")
 
 
 def test_ctrl_c_inside_a_step_undoes_it_and_resumes_exactly(tmp_path, monkeypatch, kandinsky):
@@ -302,7 +290,7 @@ def test_ctrl_c_inside_a_step_undoes_it_and_resumes_exactly(tmp_path, monkeypatc
     monkeypatch.setattr(trainer.Trainer, "fusion_batch", real)
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0
     assert run_cli(["train", "-o", tmp_path / "straight", "--steps", "12", "-q", *sets]).code == 0
-    _same_run(tmp_path / "r", tmp_path / "straight")
+    assert_same_run(tmp_path / "r", tmp_path / "straight")
     pool = sorted(p.name for p in (tmp_path / "r" / "pool").iterdir())
     assert pool == sorted(p.name for p in (tmp_path / "straight" / "pool").iterdir()) and pool
 
@@ -641,7 +629,7 @@ def test_sigkill_at_random_instants_then_resume_equals_a_straight_run(tmp_path, 
         r = subprocess.run([*common, "-o", str(run), "--resume"], env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     assert kills >= 3
-    _same_run(run, tmp_path / "straight")
+    assert_same_run(run, tmp_path / "straight")
     assert not list(run.rglob(".*.tmp"))
 
 

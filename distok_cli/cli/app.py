@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from distok_cli import interrupts
 from distok_cli.cli.commands import (
     demo,
     diff,
@@ -69,22 +70,28 @@ def _error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code; errors become one line on stderr (DISTOK_DEBUG=1: traceback)."""
+    """Run the CLI and return its exit code; errors become one line on stderr (DISTOK_DEBUG=1: traceback).
+
+    Ctrl-C, SIGTERM and SIGHUP are handled for the whole command (:mod:`distok_cli.interrupts`): each exits
+    128 + the signal's number with one line, wherever it lands."""
+    with interrupts.handled():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     debug = os.environ.get("DISTOK_DEBUG", "") not in ("", "0")
     try:
         rv = app(args=argv, prog_name="distok", standalone_mode=False)
+        interrupts.check()  # a stop whose exception a library swallowed on the way
         return rv if isinstance(rv, int) else 0
     except DistokError as exc:
         if debug:
             raise
         _error(exc.one_line())
         return exc.exit_code
-    except typer.Abort:
-        _error("interrupted")
-        return 130
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+    except (typer.Abort, KeyboardInterrupt) as exc:  # the parser turns Ctrl-C into Abort; the signal is its cause
+        stop = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__
+        return _stopped(interrupts.signal_of(stop if isinstance(stop, KeyboardInterrupt) else KeyboardInterrupt()))
     except typer.TyperException as exc:  # usage errors from the parser: exit 2, one line
         if debug:
             raise
@@ -97,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as exc:  # a bug or an environment failure: still one line unless debugging
+        signum = interrupts.pending()
+        if signum is not None:  # a library turned the stop into another exception
+            return _stopped(signum)
         if debug:
             raise
         oom = "out of memory" in str(exc).lower()
@@ -105,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _stopped(signum: int) -> int:
+    _error(interrupts.words(signum))
+    return 128 + signum
+
+
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (see :mod:`distok_cli.cli.entry`, which installs the signal handlers first)."""
+    from distok_cli.cli.entry import run as entry_run
 
-
-if __name__ == "__main__":
-    run()
+    entry_run()

@@ -8,6 +8,7 @@ with the estimate) and its renders beside it, so the pool survives a restart and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import numpy as np
 
 from distok_cli.files import tokenfile
 from distok_cli.files.tokenfile import Token, TokenSpace
+
+_STEP = re.compile(r"^(\d{7,})-\d{2,}(?:\.distok|_\d+\.png)$")  # a concept's files: STEP-NN.distok, STEP-NN_I.png
 
 
 @dataclass
@@ -47,16 +50,15 @@ class Pool:
                                           sorted(str(x) for x in folder.glob(f"{p.stem}_*.png"))))
 
     def truncate(self, step: int) -> None:
-        """Drop the concepts admitted after ``step`` (entries and their files)."""
-        keep = [e for e in self.entries if e.step <= step]
-        if len(keep) == len(self.entries):
+        """Drop the concepts admitted after ``step``: their entries, and every file named for a later step
+        (also one whose entry was never listed, when an interrupt landed between its write and the list)."""
+        self.entries = [e for e in self.entries if e.step <= step]
+        if not self.folder.is_dir():
             return
-        for e in self.entries:
-            if e.step > step:
-                (self.folder / f"{e.name}.distok").unlink(missing_ok=True)
-                for img in e.images:
-                    Path(img).unlink(missing_ok=True)
-        self.entries = keep
+        for path in self.folder.iterdir():
+            admitted = _STEP.match(path.name)
+            if admitted and int(admitted.group(1)) > step:
+                path.unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from distok_cli import interrupts
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files import recipes as recipes_mod
@@ -72,6 +73,7 @@ class Trainer:
         t = recipe.train
         torch.manual_seed(recipe.seed)
         self.gen = torch.Generator("cpu").manual_seed(recipe.seed)
+        self.mark()
         self.classes = list(recipe.classes)
         self.T = text.class_embeddings(self.classes).to(device)  # [K, d]
         layout = text.space.layout
@@ -82,6 +84,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.pool = Pool(run / "pool", t.pool_max)
         self.step = 0
+        self.on_commit: Any = None  # called with each step's result inside its commit (train() logs there)
         self.target = recipe.train.steps  # the step this run trains to (stored, so a bare --resume knows it)
         with torch.no_grad():
             self.e_s = text.encode([t.q_s])[0]
@@ -139,7 +142,12 @@ class Trainer:
         return self.model.to_checkpoint(self.T, self.config())
 
     def save(self) -> None:
-        """Model, optimizer and RNG state, each written atomically."""
+        """Model, optimizer and RNG state (as marked at the end of step ``self.step``), each written
+        atomically; stop signals wait for the end of the write."""
+        with interrupts.deferred():
+            self._save()
+
+    def _save(self) -> None:
         self.run.mkdir(parents=True, exist_ok=True)
         self.checkpoint().save(self.run / "model.safetensors")
         tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
@@ -147,8 +155,7 @@ class Trainer:
         for pid, st in opt["state"].items():
             for key, val in st.items():
                 tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
-        tensors["rng.generator"] = self.gen.get_state()
-        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.generator"], tensors["rng.torch"] = self._marked
         meta = {"step": str(self.step), "target": str(self.target), "param_groups": json.dumps(opt["param_groups"], sort_keys=True)}
         # Our own deterministic writer: safetensors' own orders the metadata differently in every process.
         arrays = {k: v.numpy() for k, v in tensors.items()}
@@ -174,6 +181,7 @@ class Trainer:
         self.opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
         self.gen.set_state(tensors["rng.generator"])
         torch.set_rng_state(tensors["rng.torch"])
+        self.mark()
         self.step = int(meta["step"])
         self.target = int(meta.get("target", self.recipe.train.steps))
         self.rewind()
@@ -288,8 +296,7 @@ class Trainer:
         admitted = self.estimation(step) if step % t.estimate_every == 0 else 0
         task = self.choose_task()
         if task == "none":
-            self.step = step
-            return StepResult(step, task, 0.0, None, None, 0.0, len(self.pool), admitted)
+            return self._commit(StepResult(step, task, 0.0, None, None, 0.0, len(self.pool), admitted))
         if task == "match":
             p_match, styles = self.match_batch()
             inputs = p_match @ self.T
@@ -301,7 +308,6 @@ class Trainer:
             inputs = p.to(self.T.device) @ self.T
             e_nvl = self._nvl_targets(entries)
         z, t_crt = self.model(inputs)
-        self.track_latents(z.detach())
         lmix = lcst = lmatch = lrec = None
         if task == "match":
             assert self.scorer is not None
@@ -331,52 +337,87 @@ class Trainer:
         loss.backward()
         if t.grad_clip > 0:  # L_reg's 1/σ² spikes when a batch repeats one input (σ → 0)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        self.opt.step()
-        self.step = step
-        return StepResult(step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted,
-                          lmatch, lrec)
+        result = StepResult(step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted,
+                            lmatch, lrec)
+        return self._commit(result, z.detach())
+
+    def _commit(self, r: StepResult, z: torch.Tensor | None = None) -> StepResult:
+        """The only place a step changes what a checkpoint holds: the latent statistics, the update, the
+        counter, the RNG mark and the log row, all or nothing (stop signals wait for the end of the block).
+        Everything before it in a step can be undone by :meth:`undo_step`."""
+        with interrupts.deferred():
+            if z is not None:
+                self.track_latents(z)
+                self.opt.step()
+            self.step = r.step
+            self.mark()
+            if self.on_commit is not None:
+                self.on_commit(r)
+        return r
+
+    def mark(self) -> None:
+        """Remember the RNG state as it is at the end of step ``self.step`` (what a checkpoint saves)."""
+        self._marked = self.gen.get_state(), torch.get_rng_state()
+
+    def undo_step(self) -> None:
+        """Undo what a step that did not reach its commit left behind: its RNG draws and any pool concepts
+        (entries and files) it admitted."""
+        self.gen.set_state(self._marked[0])
+        torch.set_rng_state(self._marked[1])
+        self.pool.truncate(self.step)
 
     # -------------------------------------------------------------------------------------- loop
     def train(self, total: int, progress: Progress | None = None) -> list[StepResult]:
         """Train up to step ``total``; ``progress(1, info)`` per step.
 
         Checkpoints at step 0 (so no run folder is ever dead), every ``checkpoint_every`` steps, at the
-        end, and on Ctrl-C, where the interrupted step is undone first (its RNG draws and any pool
-        concepts it admitted), so that ``--resume`` continues exactly as if nothing had happened.
+        end, and when a stop signal or Ctrl-C arrives. A step changes the checkpointed state only in its
+        commit, which signals cannot split (:mod:`distok_cli.interrupts`), and a checkpoint write is whole
+        too; an interrupted step is undone (its RNG draws and any pool concepts it admitted), so the
+        checkpoint saved on the way out is exactly step ``self.step``'s and ``--resume`` continues as if
+        nothing had happened.
         """
         t = self.recipe.train
         self.target = total
         results: list[StepResult] = []
-        if not (self.run / STATE_FILE).is_file():
-            self.save()
+        self.mark()
         log = (self.run / "log.jsonl").open("a", encoding="utf-8")
         started = time.perf_counter()
+
+        def write_row(r: StepResult) -> None:
+            results.append(r)
+            if r.step % t.log_every == 0 or r.step == total:
+                row = dict(vars(r))
+                row["seconds"] = round(time.perf_counter() - started, 3)
+                try:
+                    log.write(json.dumps(row, sort_keys=True) + "\n")
+                    log.flush()
+                except OSError as exc:  # a full disk: the last checkpoint stays; --resume drops later rows
+                    raise write_error(self.run / "log.jsonl", exc) from None
+
+        self.on_commit = write_row
         try:
+            if not (self.run / STATE_FILE).is_file():
+                self.save()
             while self.step < total:
-                snapshot = self.gen.get_state(), torch.get_rng_state()
+                interrupts.check()  # a stop request whose exception library code swallowed
                 r = self.train_step()
-                results.append(r)
-                if r.step % t.log_every == 0 or r.step == total:
-                    row = dict(vars(r))
-                    row["seconds"] = round(time.perf_counter() - started, 3)
-                    try:
-                        log.write(json.dumps(row, sort_keys=True) + "\n")
-                        log.flush()
-                    except OSError as exc:  # a full disk: the last checkpoint stays; --resume drops later rows
-                        raise write_error(self.run / "log.jsonl", exc) from None
                 if progress is not None:
                     progress(1, f"{r.task} loss {r.loss:.4f} pool {r.pool}")
                 if r.step % t.checkpoint_every == 0 or r.step == total:
                     self.save()
-        except KeyboardInterrupt:
-            # The step in flight did not finish: the model and optimizer are as after self.step (an
-            # interrupt inside opt.step() itself is the one window this cannot undo).
-            self.gen.set_state(snapshot[0])
-            torch.set_rng_state(snapshot[1])
-            self.pool.truncate(self.step)
-            self.save()
+            interrupts.check()
+        except BaseException as exc:
+            if interrupts.signal_of(exc) is None:
+                raise
+            # A stop: the model and optimizer are as after self.step (the commit is whole); undo the rest of
+            # the step in flight and save step self.step's checkpoint (a second signal waits for the write).
+            with interrupts.deferred():
+                self.undo_step()
+                self.save()
             raise
         finally:
+            self.on_commit = None
             with contextlib.suppress(OSError):  # a full disk: the buffered rest is lost, --resume rewinds the log
                 log.close()
         return results

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -46,29 +42,35 @@ def train(
     from distok_cli.files.runlock import RunLock
 
     lock = RunLock(output)  # held while this command trains: one writer per run folder
-    created = trainer.prepare_run(output, cfg, resume, lock)
+    from distok_cli import interrupts
+
+    prepared = training = False
     try:
+        with interrupts.deferred():  # the folder is prepared whole, so a stop can undo it exactly
+            created = trainer.prepare_run(output, cfg, resume, lock)
+            prepared = True
         t = trainer.build(cfg, output, *where)
-    except BaseException:
-        lock.release()
-        if not resume:
-            trainer.discard_run(output, created)
-        raise
-    try:
         if resume:
             t.load_state()
             out.notice(f"resuming {output} at step {t.step}")
         total = steps if steps is not None else (t.target if resume else cfg.train.steps)
-        try:
-            with out.progress("training", total) as task, _stop_signals():
-                task.advance(t.step)
-                t.train(total, task.advance)
-        except KeyboardInterrupt as exc:
-            from distok_cli.errors import StoppedBySignal
+        with out.progress("training", total) as task:
+            task.advance(t.step)
+            training = True  # from here on a stop saves a checkpoint (Trainer.train)
+            t.train(total, task.advance)
+    except BaseException as exc:
+        signum = interrupts.signal_of(exc)
+        if not training:  # stopped or failed while starting: a fresh run leaves no half-made folder
+            lock.release()
+            if prepared and not resume:
+                trainer.discard_run(output, created)
+            raise
+        if signum is None:
+            raise
+        from distok_cli.errors import StoppedBySignal
 
-            signum = getattr(exc, "signum", signal.SIGINT)
-            name = {signal.SIGINT: "interrupted", signal.SIGTERM: "stopped by SIGTERM", signal.SIGHUP: "stopped by SIGHUP"}[signum]
-            raise StoppedBySignal(f"{name} at step {t.step}; checkpoint saved (continue with --resume)", signum) from None
+        raise StoppedBySignal(f"{interrupts.words(signum)} at step {t.step}; checkpoint saved (continue with --resume)",
+                              signum) from None
     finally:
         lock.release()
     from distok_cli.files import config
@@ -76,23 +78,3 @@ def train(
     out.notice(f"trained {cfg.name} to step {t.step}: pool {len(t.pool)}, checkpoint {output / 'model.safetensors'}")
     out.notice(f"{config.set_default_model(str(output))} is now the default model (`distok model` shows it)")
     out.data(str(output))
-
-
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[None]:
-    """SIGTERM (systemd, `docker stop`, SLURM preemption) and SIGHUP (the terminal went away) stop training
-    the way Ctrl-C does: the step in flight is undone, the checkpoint saved, and --resume continues exactly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    from distok_cli.errors import Interrupted
-
-    def stop(signum: int, frame: object) -> None:
-        raise Interrupted(signum)
-
-    saved = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
