@@ -55,6 +55,35 @@ def test_text_estimator_by_hand(minilm):
     torch.testing.assert_close(probs, ((e @ c.T) / 0.05).softmax(-1))
 
 
+def test_the_judge_reads_through_a_pooling_no_training_step_uses(minilm, kandinsky):
+    """MiniLM is judged by the max over positions (training and refinement read the mean); CLIP by the mean
+    of the last hidden states up to each prompt's EOS (training reads the pooled EOS state). By hand."""
+    classes = ["cat", "dog", "truck"]
+    est = TextEstimator(minilm, classes, "a photo of a {}", "a photo of a <>", 0.05, "minilm")
+    judge = est.judge()
+    assert judge.name == "text-judge:minilm" and judge.describe()["pooling"] == "max" and est.judge().pooling == "max"
+    assert judge.restyled("a drawing of a").pooling == "max"
+    t = minilm.class_embeddings(["dog", "truck"])
+    batch = minilm.tokenizer([TextSide.fill("a photo of a <>")] * 2, return_tensors="pt")
+    with torch.no_grad(), minilm.inject(t):
+        h = minilm.encoder(**batch).last_hidden_state
+    want = torch.nn.functional.normalize(h.amax(1), dim=-1)
+    torch.testing.assert_close(minilm.encode([TextSide.fill("a photo of a <>")] * 2, t, pooling="max"), want)
+    c = torch.nn.functional.normalize(minilm.encode([f"a photo of a {x}" for x in classes], pooling="max"), dim=-1)
+    torch.testing.assert_close(judge.cosines(t), want @ c.T)
+    assert not torch.allclose(judge.cosines(t), est.cosines(t))  # another readout, not the same one
+    # CLIP (the Kandinsky twin's text side): the mean up to EOS, whatever the padding of the other prompts
+    text = kandinsky.text
+    prompts = ["a cat", "a photo of a small dog"]
+    ids = text.tokenize(prompts)
+    with torch.no_grad():
+        out = text.encoder(input_ids=ids).last_hidden_state
+    for row in range(len(prompts)):
+        n = int((ids[row] == text.tokenizer.eos_token_id).int().argmax()) + 1
+        want = torch.nn.functional.normalize(out[row, :n].mean(0), dim=-1)
+        torch.testing.assert_close(text.encode(prompts, pooling="mean")[row], want, rtol=1e-4, atol=1e-5)
+
+
 def test_prior_estimator_compares_image_embeddings_with_class_text_embeddings(kandinsky, tiny_recipe):
     from distok_cli.backends.diffusion import Settings
 
@@ -143,6 +172,11 @@ def test_eval_on_a_tiny_run_writes_report_and_numbers_match_by_hand(tmp_path, ka
     assert summary["by_arity"]["2"]["kl"] == pytest.approx(np.mean(two)) and summary["by_arity"]["2"]["n"] == len(two)
     assert summary["vs_raw_mix"]["kl_reduction"] == pytest.approx(1 - summary["kl"] / raw["kl"])
     assert (run / "eval-text" / "eval.md").read_text().startswith("# distok eval: ")
+    j = summary["judge"]  # the second readout: every arm again, at the judge's own calibrated T
+    assert j["estimator"].startswith("text-judge:") and j["temperature"] > 0
+    assert set(j["training_style"]) == {"distok", "raw_mix"} and set(j["held_out"]["styles"]) == set(evaluation.default_styles())
+    assert j["held_out"]["kl_reduction"] == pytest.approx(1 - j["held_out"]["distok"]["kl"] / j["held_out"]["raw_mix"]["kl"])
+    assert "## The judge: `text-judge:" in (run / "eval-text" / "eval.md").read_text()
     assert (run / "eval-text" / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_one_line_error(run_cli(["eval", str(tmp_path)]), 2, "not a distok run folder")
 

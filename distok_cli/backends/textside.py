@@ -176,14 +176,24 @@ class TextSide:
             self._inputs_cache[key] = hit
         return hit
 
-    def encode(self, prompts: list[str], vectors: Any = None) -> Any:
+    #: The judge's pooling for each encoder's own (``distok eval``'s second readout): one that no training,
+    #: matching or refinement step ever reads. Sentence encoders (mean) are judged by the max over
+    #: positions; CLIP (pooled EOS state) by the mean of the last hidden states up to EOS.
+    JUDGE_POOLING = {"mean": "max", "clip": "mean"}
+
+    def encode(self, prompts: list[str], vectors: Any = None, pooling: str | None = None) -> Any:
         """E(prompt), [B, D]: CLIP's pooled (and, with a projection, projected) embedding, or for
         ``pooling="mean"`` the attention-masked mean of the last hidden states, L2-normalised.
 
-        ``vectors`` ([B, d] or [B, P, d]) fill the placeholders; gradients flow to them.
+        ``vectors`` ([B, d] or [B, P, d]) fill the placeholders; gradients flow to them. ``pooling`` (default:
+        the encoder's own) may name another: ``"mean"`` or ``"max"`` over the prompt's positions (for CLIP,
+        of its last hidden states up to EOS), L2-normalised.
         """
         import contextlib
 
+        import torch
+
+        how = pooling or self.pooling
         ids, mask = self._inputs(prompts)
         ctx = self.inject(vectors) if vectors is not None else contextlib.nullcontext()
         with ctx:
@@ -191,14 +201,19 @@ class TextSide:
                 out = self.encoder(input_ids=ids, attention_mask=mask)
             else:
                 out = self.encoder(input_ids=ids)
-        if self.pooling == "mean":
-            import torch
-
-            m = mask[..., None].to(out.last_hidden_state.dtype)
-            pooled = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-        emb = getattr(out, "text_embeds", None)
-        return emb if emb is not None else out.pooler_output
+        if how == "clip":
+            emb = getattr(out, "text_embeds", None)
+            return emb if emb is not None else out.pooler_output
+        h = out.last_hidden_state
+        if self.pooling == "clip":  # CLIP's ids are trimmed to the last EOS of the batch: mask up to each row's own
+            eos = self.tokenizer.eos_token_id
+            mask = ((ids == eos).int().cumsum(-1) - (ids == eos).int()) == 0
+        m = mask[..., None].to(h.dtype)
+        if how == "max":
+            pooled = h.masked_fill(m == 0, torch.finfo(h.dtype).min).amax(1)
+        else:
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
 
     def class_embeddings(self, classes: list[str]) -> Any:
         """t_i for each class: the mean of the input embeddings of the class name's word pieces.

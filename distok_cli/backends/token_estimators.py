@@ -56,23 +56,40 @@ class RenderingEstimator:
 
 
 class TextEstimator:
-    def __init__(self, text: TextSide, classes: list[str], template: str, prompt: str, temperature: float, name: str) -> None:
+    def __init__(self, text: TextSide, classes: list[str], template: str, prompt: str, temperature: float, name: str,
+                 pooling: str | None = None) -> None:
         self.text, self.classes, self.prompt, self.temperature = text, classes, prompt, temperature
-        self.template = template
-        self.name = f"text:{name}"
+        self.template, self.pooling, self.encoder_name = template, pooling, name
+        self.name = f"text-judge:{name}" if pooling else f"text:{name}"
         with torch.no_grad():
-            self.class_emb = torch.nn.functional.normalize(text.encode([template.format(c) for c in classes]), dim=-1)
+            self.class_emb = torch.nn.functional.normalize(
+                text.encode([template.format(c) for c in classes], **self._pooling()), dim=-1)
+
+    def _pooling(self) -> dict[str, str]:
+        """The judge's pooling as an argument (a text side without alternatives, SDXL's, takes none)."""
+        return {"pooling": self.pooling} if self.pooling else {}
 
     def describe(self) -> dict[str, Any]:
-        return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt]}
+        return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt],
+                **self._pooling()}
 
     def restyled(self, style: str) -> TextEstimator:
         """The same estimator with the token in "S <>" and the classes in "S {class}"."""
-        return TextEstimator(self.text, self.classes, f"{style} {{}}", f"{style} <>", self.temperature, self.name.removeprefix("text:"))
+        return TextEstimator(self.text, self.classes, f"{style} {{}}", f"{style} <>", self.temperature, self.encoder_name,
+                             self.pooling)
+
+    def judge(self) -> TextEstimator | None:
+        """The second readout (``distok eval``'s judge): the same prompts read through a pooling of the same
+        encoder that no training, matching or refinement step uses (:data:`TextSide.JUDGE_POOLING`); None
+        for a text side without one (SDXL's two encoders)."""
+        if not isinstance(self.text, TextSide):
+            return None
+        return TextEstimator(self.text, self.classes, self.template, self.prompt, self.temperature, self.encoder_name,
+                             TextSide.JUDGE_POOLING[self.text.pooling])
 
     def cosines(self, vectors: torch.Tensor) -> torch.Tensor:
         """cos(E(prompt with the token), E(template(c))), [N, K]; differentiable in ``vectors``."""
-        e = self.text.encode([TextSide.fill(self.prompt)] * vectors.shape[0], vectors)
+        e = self.text.encode([TextSide.fill(self.prompt)] * vectors.shape[0], vectors, **self._pooling())
         return torch.nn.functional.normalize(e, dim=-1) @ self.class_emb.T
 
     def logits(self, vectors: torch.Tensor, seeds: list[list[int]] | None = None) -> torch.Tensor:

@@ -271,11 +271,12 @@ def free_tokens(estimator: Any, inputs: list[dict[str, float]], classes: list[st
     return v.detach().cpu().numpy()
 
 
-def work(n_items: int, n_classes: int, free_token: bool, calibrate: bool = True, styles: int = 0, refine: int = 0) -> int:
+def work(n_items: int, n_classes: int, free_token: bool, calibrate: bool = True, styles: int = 0, refine: int = 0,
+         judge: bool = False) -> int:
     """Units of progress :func:`evaluate` reports (for a progress bar's total)."""
     arms = 2 + (1 if free_token else 0) + (1 if refine else 0)
     per_style = (n_classes if calibrate else 0) + arms * n_items
-    return per_style * (1 + styles) + (FREE_TOKEN_STEPS if free_token else 0) + refine
+    return per_style * (1 + styles) * (2 if judge else 1) + (FREE_TOKEN_STEPS if free_token else 0) + refine
 
 
 def style_of(prompt: str) -> str | None:
@@ -315,6 +316,7 @@ def evaluate(
     ckpt: Any, estimator: Any, items: list[dict[str, float]] | None = None, set_name: str | None = None,
     temperature: float | None = None, calibrate_to: float = 0.9, images: int = 1, free_token: bool = False,
     progress: Progress | None = None, batch: int = 8, styles: list[str] | None = None, refine: int = 0,
+    judge: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint and the baselines with one estimator (see the module docstring).
 
@@ -331,6 +333,8 @@ def evaluate(
             (``by_style``; ``held_out`` is their mean).
         refine: also score the model's tokens after this many steps of test-time refinement
             (``baselines.refined``; the model's training styles, see :mod:`distok_cli.method.matching`).
+        judge: also read every arm with the estimator's judge (``estimator.judge()``: a readout that no
+            training or refinement step optimises), in every style, at its own calibrated T (``judge``).
         progress: called with the number of work units done (:func:`work` gives the total).
     """
     from distok_cli.method.generate import encode
@@ -380,7 +384,25 @@ def evaluate(
         held = {name: _mean_over([by_style[s][name] for s in styles]) for name in by_style[styles[0]] if name != "temperature"}
         d, r = held["distok"]["kl"], held["raw_mix"]["kl"]
         report["held_out"] = {"styles": list(styles), **held, "kl_reduction": 1 - d / r if r else None}
+    if judge:
+        report["judge"] = _judged(estimator.judge(), arms, inputs, classes, styles or [], calibrate_to, batch, progress)
     return report
+
+
+def _judged(judge: Any, arms: dict[str, np.ndarray], inputs: list[dict[str, float]], classes: list[str],
+            styles: list[str], calibrate_to: float, batch: int, progress: Progress | None) -> dict[str, Any]:
+    """Every arm read by the judge: in the training style and, averaged, in the held-out styles (T calibrated
+    by the same rule, per style)."""
+    t0, _, own = _score_arms(judge, arms, inputs, classes, None, calibrate_to, 1, batch, progress)
+    out: dict[str, Any] = {"estimator": judge.name, "temperature": t0,
+                           "training_style": {name: _brief(part) for name, part in own.items()}}
+    if styles:
+        per = [_score_arms(judge.restyled(s), arms, inputs, classes, None, calibrate_to, 1, batch, progress)[2]
+               for s in styles]
+        held = {name: _mean_over([p[name] for p in per]) for name in per[0]}
+        d, r = held["distok"]["kl"], held["raw_mix"]["kl"]
+        out["held_out"] = {"styles": list(styles), **held, "kl_reduction": 1 - d / r if r else None}
+    return out
 
 
 def _calibrated(estimator: Any, ckpt: Any, calibrate_to: float) -> float:
@@ -449,6 +471,16 @@ def markdown(report: dict[str, Any], title: str) -> str:
         ]
         if h.get("kl_reduction") is not None:
             lines.append(f"DisTok vs the raw mix in the held-out styles: KL {100 * -h['kl_reduction']:+.0f} %.")
+    if report.get("judge"):
+        j = report["judge"]
+        names = [n for n in ("distok", "raw_mix", "free_token", "refined") if n in j["training_style"]]
+        lines += ["", f"## The judge: `{j['estimator']}` (a readout no training or refinement step optimises)", "",
+                  "| readout | " + " | ".join(f"{ARM_NAMES[n]} KL" for n in names) + " | DisTok ÷ raw mix |",
+                  "|---|" + "---|" * (len(names) + 1)]
+        for label, part in [("training style", j["training_style"])] + (
+                [(f"mean, {len(j['held_out']['styles'])} held-out styles", j["held_out"])] if "held_out" in j else []):
+            lines.append(f"| {label} | " + " | ".join(_fmt(part[n]["kl"], ".4f") for n in names)
+                         + f" | {part['distok']['kl'] / part['raw_mix']['kl']:.3f} |")
     if report.get("refine"):
         r = report["refine"]
         lines += ["", f"Refined: {r['steps']} Adam steps (lr {r['lr']:g}) per token in the model's training styles, "

@@ -78,12 +78,13 @@ def eval_(
     if not ckpt.space.compatible(est.text.space):
         raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
     images = 1 if kind == "text" else cfg.estimator.images
+    judge = kind == "text" and est.judge() is not None  # the text estimator's second readout costs as much again
     total = evaluation.work(len(items), len(ckpt.classes), free_token, calibrate=not cfg.eval.temperature,
-                            styles=len(style_list or []), refine=refine)
+                            styles=len(style_list or []), refine=refine, judge=judge)
     with out.progress("evaluating", total) as task:
         report = evaluation.evaluate(
             ckpt, est, items, set_name, temperature=cfg.eval.temperature or None, calibrate_to=cfg.eval.calibrate_to,
-            images=images, free_token=free_token, progress=task.advance, styles=style_list, refine=refine,
+            images=images, free_token=free_token, progress=task.advance, styles=style_list, refine=refine, judge=judge,
         )
     folder = output or run / f"eval-{kind}"
     written = evaluation.write_report(report, folder, f"distok eval: {run}")
@@ -97,5 +98,9 @@ def eval_(
             h = report["held_out"]
             out.log(f"held-out styles ({len(h['styles'])}): KL {h['distok']['kl']:.4f} (raw mix {h['raw_mix']['kl']:.4f}, "
                     f"{100 * -h['kl_reduction']:+.0f} %)" + (f", refined {h['refined']['kl']:.4f}" if "refined" in h else ""))
+        if "judge" in report:
+            j = report["judge"].get("held_out") or report["judge"]["training_style"]
+            out.log(f"judge ({report['judge']['estimator']}): KL {j['distok']['kl']:.4f} (raw mix {j['raw_mix']['kl']:.4f})"
+                    + (f", refined {j['refined']['kl']:.4f}" if "refined" in j else ""))
         for p in written:
             out.data(p)
