@@ -14,6 +14,7 @@ one torch thread each, ``--jobs`` at a time. Writes ``bench/results/fidelity-min
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -30,13 +31,27 @@ from distok_cli.files.recipes import PAPER_METHOD  # noqa: E402
 
 DEMO = ["train.n=32", "train.steps=300"]  # what `distok demo` trains (distok_cli/cli/demo.py)
 SHORT = ["train.n=32", "train.steps=250"]  # the short run every variant was measured at
+#: 40 training styles for the breadth arms (issue 30): the 8 default ones and 32 more prompt forms, none of them a
+#: tuning or held-out style of recipes/eval/styles-v1.json (nor a near copy: no statue, figurine or stitch).
+WIDE = ["a photo of a", "a sketch of a", "a painting of a", "a cartoon of a", "a 3d render of a", "a close-up photo of a",
+        "a black and white photo of a", "an illustration of a", "an oil painting of a", "a pencil drawing of a",
+        "a charcoal drawing of a", "an ink drawing of a", "a comic of a", "an anime drawing of a", "a low poly model of a",
+        "a clay model of a", "a wood carving of a", "a tattoo of a", "a poster of a", "a blurry photo of a",
+        "a bright photo of a", "a dark photo of a", "a cropped photo of a", "a low resolution photo of a",
+        "a rendering of a", "a graffiti of a", "a chalk drawing of a", "a crayon drawing of a", "a line art of a",
+        "a portrait of a", "a snapshot of a", "a postcard of a", "a sticker of a", "a cinematic still of a",
+        "a vintage photo of a", "a polaroid of a", "a woodcut print of a", "an engraving of a", "a pastel drawing of a",
+        "a digital painting of a"]
+WIDE_SET = "train.styles=[" + ", ".join(WIDE) + "]"
 #: name → (--set values, what it is). Arms other than paper/demo/default are the variants tried.
 ARMS: dict[str, tuple[list[str], str]] = {
     "paper": ([*PAPER_METHOD, "train.n=8", "train.steps=1500"], "the paper's objective as in 0.3.0's demo (1,500 steps, n = 8)"),
     "paper-6000": ([*PAPER_METHOD, "train.n=8", "train.steps=6000"], "the paper's objective at 0.3.0's default (6,000 steps)"),
-    "demo": (DEMO, "distok's objective, the demo's run (300 steps, n = 32; the recipe's p_match)"),
+    "demo": (DEMO, "distok's objective, the demo's run (300 steps, n = 32; the recipe's p_match and learned weighting)"),
+    "demo-0.5": ([*DEMO, "train.reweight=false"], "the demo's run as 0.5.0 trained it (no learned weighting)"),
     "demo-250": (SHORT, "distok's objective, 250 steps, n = 32 (the demo's run before its step count was set by its time budget)"),
-    "default": ([], "distok's objective, the recipe's default (1,500 steps, n = 32)"),
+    "default": ([], "distok's objective, the recipe's default (1,500 steps, n = 32, learned weighting at lr 0.01)"),
+    "default-0.5": (["train.reweight=false"], "the recipe's default as 0.5.0 trained it (no learned weighting)"),
     "no-residual": ([*SHORT, "train.residual=false"], "demo-250 without the residual decoder"),
     "one-style": ([*SHORT, "train.styles=[a photo of a]"], "demo-250 trained in the training style only"),
     "latent64": ([*SHORT, "train.latent_dim=64"], "demo-250 with ω = 64"),
@@ -52,6 +67,18 @@ ARMS: dict[str, tuple[list[str], str]] = {
     "first-T": ([*SHORT, "train.match_calibration=first"], "demo-250 with one matching T for every style (the first style's)"),
     "one-style-match-only": ([*SHORT, "train.styles=[a photo of a]", "train.p_match=1"], "one style, matching only"),
     "three-styles": ([*SHORT, "train.styles=[a photo of a, a painting of a, a sketch of a]"], "demo-250 in three styles"),
+    "wide": ([*SHORT, WIDE_SET], "demo-250 in 40 training styles (breadth instead of length)"),
+    "wide-h1536": ([*SHORT, WIDE_SET, "train.hidden=1536"], "wide, with E_dis/D_tok twice as wide"),
+    "wide-n64": (["train.n=64", "train.steps=140", WIDE_SET], "wide, 64 samples a step at about the same wall time"),
+    "reweight": ([*SHORT, "train.reweight=true"], "demo-250 with a learned weighting of the input mix (w ∝ p^α e^b)"),
+    "reweight-lr10": ([*SHORT, "train.reweight=true", "train.reweight_lr=0.01"], "reweight, the weighting at lr 0.01"),
+    "demo-reweight": ([*DEMO, "train.reweight=true"], "the demo's run with the learned weighting (lr as the MLPs')"),
+    "demo-reweight-lr10": ([*DEMO, "train.reweight=true", "train.reweight_lr=0.01"], "the demo's run with the learned weighting at lr 0.01"),
+    "default-reweight-lr3": (["train.reweight=true", "train.reweight_lr=0.003"], "the recipe's default with the learned weighting at lr 0.003"),
+    "demo-reweight-lr3": ([*DEMO, "train.reweight=true", "train.reweight_lr=0.003"], "the demo's run with the learned weighting at lr 0.003"),
+    "default-reweight-lr10": (["train.reweight=true", "train.reweight_lr=0.01"], "the recipe's default with the learned weighting at lr 0.01"),
+    "default-reweight": (["train.reweight=true"], "the recipe's default (1,500 steps) with reweight"),
+    "reweight-wide-h1536": ([*SHORT, "train.reweight=true", WIDE_SET, "train.hidden=1536"], "reweight + wide + hidden 1536"),
 }
 ARITIES = ("1", "2", "3", "4+")
 
@@ -93,9 +120,15 @@ def ratio(part: dict, base: dict) -> float:
 
 def table(runs: list[dict], arms: list[str]) -> list[str]:
     lines = [
-        "| arm | seeds | train s | steps | training style KL | ratio | other styles KL | ratio | arity 1 / 2 / 3 / 4+ (other styles) | top-1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arm | seeds | train s | steps | training style KL | ratio | other styles KL | ratio | arity 1 / 2 / 3 / 4+ (other styles) | top-1 | judge: other styles ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def judged(ev: list[dict], arm: str) -> str:  # the second readout (distok eval's judge), held-out styles
+        if not all("judge" in e for e in ev):
+            return "—"
+        return stat([e["judge"]["held_out"][arm]["kl"] / e["judge"]["held_out"]["raw_mix"]["kl"] for e in ev])
+
     for arm in arms:
         rs = [r for r in runs if r["arm"] == arm]
         if not rs:
@@ -106,23 +139,23 @@ def table(runs: list[dict], arms: list[str]) -> list[str]:
             f"| {arm} | {len(rs)} | {statistics.mean(r['train_seconds'] for r in rs):.0f} | {rs[0]['steps']} | "
             f"{stat([e['kl'] for e in ev])} | {stat([ratio(e, e['baselines']['raw_mix']) for e in ev])} | "
             f"{stat([e['held_out']['distok']['kl'] for e in ev])} | {stat([ratio(e['held_out']['distok'], e['held_out']['raw_mix']) for e in ev])} | "
-            f"{by} | {stat([e['held_out']['distok']['top1'] for e in ev])} |")
+            f"{by} | {stat([e['held_out']['distok']['top1'] for e in ev])} | {judged(ev, 'distok')} |")
         if "refined" in ev[0]["held_out"]:
             byr = " / ".join(stat([e["held_out"]["refined"]["by_arity"][a] for e in ev]) for a in ARITIES)
             lines.append(
                 f"| {arm} + refine {ev[0]['refine']['steps']} ({statistics.mean(e['refine']['seconds_per_token'] for e in ev):.3f} s/token) | {len(rs)} | | | "
                 f"{stat([e['baselines']['refined']['kl'] for e in ev])} | {stat([ratio(e['baselines']['refined'], e['baselines']['raw_mix']) for e in ev])} | "
                 f"{stat([e['held_out']['refined']['kl'] for e in ev])} | {stat([ratio(e['held_out']['refined'], e['held_out']['raw_mix']) for e in ev])} | "
-                f"{byr} | {stat([e['held_out']['refined']['top1'] for e in ev])} |")
+                f"{byr} | {stat([e['held_out']['refined']['top1'] for e in ev])} | {judged(ev, 'refined')} |")
     e = runs[0]["eval"]  # the baselines have no model: the same in every run
     raw, rh = e["baselines"]["raw_mix"], e["held_out"]["raw_mix"]
     one_class = [(s, v["raw_mix"]["by_arity"]["1"]["kl"]) for s, v in e["by_style"].items()]
     by = " / ".join(f"{rh['by_arity'][a]:.3f}" for a in ARITIES if rh["by_arity"][a] is not None)
-    lines.append(f"| raw mix (no model) | — | — | — | {raw['kl']:.3f} | 1 | {rh['kl']:.3f} | 1 | {by} | {rh['top1']:.3f} |")
+    lines.append(f"| raw mix (no model) | — | — | — | {raw['kl']:.3f} | 1 | {rh['kl']:.3f} | 1 | {by} | {rh['top1']:.3f} | 1 |")
     if "free_token" in e["baselines"]:
         ft, fh = e["baselines"]["free_token"], e["held_out"]["free_token"]
         lines.append(f"| free token (optimised in the training style) | — | — | — | {ft['kl']:.3f} | {ft['kl'] / raw['kl']:.3f} | "
-                     f"{fh['kl']:.3f} | {fh['kl'] / rh['kl']:.3f} | | {fh['top1']:.3f} |")
+                     f"{fh['kl']:.3f} | {fh['kl'] / rh['kl']:.3f} | | {fh['top1']:.3f} | {judged([e], 'free_token')} |")
     lines += ["", "One-class inputs (arity 1), KL per style: the raw mix is the class's own embedding t_c.", "",
               "| arm | " + " | ".join(s for s, _ in one_class) + " | training style |", "|---|" + "---|" * (len(one_class) + 1)]
     for arm in arms:
@@ -143,13 +176,15 @@ def main() -> None:
     ap.add_argument("--refine", type=int, default=30, help="also score the tokens after N refinement steps (0: off)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--work", type=Path, help="keep the runs in this folder (default: a temporary one)")
     args = ap.parse_args()
     from distok_cli.files import recipes
     from distok_cli.method import evaluation
 
     which = "tuning" if args.split == "tuning" else "held_out"
-    with tempfile.TemporaryDirectory() as tmp:
+    with (contextlib.nullcontext(str(args.work)) if args.work else tempfile.TemporaryDirectory()) as tmp:
         work = Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         dists, styles = work / "distributions.json", work / "styles.json"
         dists.write_text(json.dumps(evaluation.protocol_set(recipes.ANIMALS_60, args.split)))
         styles.write_text(json.dumps(evaluation.default_styles(which)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class Model:
 
     checkpoint: Any
     path: str
+    _scorer: Any = field(default=None, repr=False, compare=False)  # the refinement's text side, loaded once
+    _estimator: Any = field(default=None, repr=False, compare=False)  # the text-side estimator, loaded once
 
     @property
     def classes(self) -> list[str]:
@@ -48,26 +50,75 @@ class Model:
     def hash(self) -> str:
         return self.checkpoint.hash
 
-    def encode(self, distribution: Mapping[str, float] | str, normalize: bool = True) -> Token:
+    def encode(self, distribution: Mapping[str, float] | str, normalize: bool = True, refine: int | str = "auto",
+               device: str = "auto", dtype: str = "auto") -> Token:
         """The token of a class distribution: ``{"pig": 0.55, "sheep": 0.45}`` or ``"pig:0.55,sheep:0.45"``.
         Keys may also be token files (composition). Weights are normalised to sum to 1 unless ``normalize`` is
-        False."""
+        False.
+
+        ``refine``: ``"auto"`` (the default) takes :data:`~distok_cli.method.generate.DEFAULT_REFINE` steps of
+        test-time refinement when the model was trained with distok's objective and the token has a class
+        distribution (torch and the model's text encoder are loaded then, once per ``Model``); a model whose
+        text encoder is not cached gives the encoder's token, with a notice. ``0``: the encoder's token
+        alone, one MLP forward in numpy (no torch). A number: that many steps."""
+        from distok_cli.errors import ModelNotAvailable
         from distok_cli.files import distributions as dists
         from distok_cli.method import generate
+        from distok_cli.progress import log
 
         weights = dists.parse_spec(distribution) if isinstance(distribution, str) else {
             str(k): dists.weight(str(k), v) for k, v in distribution.items()}
-        return generate.encode(self.checkpoint, weights, normalize=normalize)
+        token = generate.encode(self.checkpoint, weights, normalize=normalize)
+        steps = generate.refine_steps(refine, self.checkpoint, (token.source or {}).get("distribution"))
+        if not steps:
+            return token
+        from distok_cli.method import matching
 
-    def sample(self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0) -> list[Token]:
-        """``n`` tokens from random latents (gaussian, laplace or cauchy); token i of a seed never depends on n."""
-        return list(self.samples(n, prior, seed, scale))
+        try:
+            if self._scorer is None:
+                self._scorer = matching.model_scorer(self.checkpoint, device, dtype)
+        except ModelNotAvailable as exc:
+            if refine != "auto":
+                raise
+            log.warning(f"not refined ({exc.one_line()}): the encoder's token, one forward")
+            return token
+        return matching.refine_token(self.checkpoint, token, steps, scorer=self._scorer)
 
-    def samples(self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0) -> Iterator[Token]:
+    def sample(self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0,
+               estimate: str | None = None) -> list[Token]:
+        """``n`` tokens from random latents (gaussian, laplace or cauchy); token i of a seed never depends on n.
+        ``estimate="text"`` stores each token's text-side estimate (the model's text encoder: torch)."""
+        return list(self.samples(n, prior, seed, scale, estimate))
+
+    def samples(self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0,
+                estimate: str | None = None) -> Iterator[Token]:
         """:meth:`sample`, one token at a time (memory stays flat in ``n``); arguments are checked at once."""
         from distok_cli.method import generate
 
-        return generate.sample(self.checkpoint, n, prior, scale, seed)
+        if estimate not in (None, "text"):
+            raise BadInput(f"estimate must be 'text' (or None), got {estimate!r}")
+        tokens = generate.sample(self.checkpoint, n, prior, scale, seed)
+        return tokens if estimate is None else self._estimated(tokens)
+
+    def estimator(self, device: str = "auto", dtype: str = "auto") -> Any:
+        """The text-side estimator of the model's recipe (loaded once per ``Model``; torch)."""
+        if self._estimator is None:
+            from distok_cli.backends.token_estimators import make_token_estimator
+            from distok_cli.files import recipes
+            from distok_cli.method.matching import model_recipe
+
+            recipe = model_recipe(self.checkpoint)
+            self._estimator = make_token_estimator(recipe, *recipes.placement(recipe, device, dtype), kind="text")
+            if not self._estimator.text.space.compatible(self.space):
+                raise BadInput(f"the model was trained for {self.space.encoder}, but its recipe loads "
+                               f"{self._estimator.text.space.encoder}")
+        return self._estimator
+
+    def _estimated(self, tokens: Iterator[Token]) -> Iterator[Token]:
+        from distok_cli.jobs.estimation import estimate_record
+
+        for token in tokens:
+            yield token.with_estimate(estimate_record(token, self.estimator(), [0]))
 
     def sweep(self, *ends: Any, steps: int = 9, grid: int | None = None, slerp: bool = False) -> Sweep:
         """Tokens along a path, in order (``Sweep.tokens``; ``Sweep.labels``, ``Sweep.smoothness``):

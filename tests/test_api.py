@@ -107,3 +107,32 @@ def test_inject_into_sd_kandinsky_prior_and_sdxl(run, sd_pipe, tmp_path, kandins
     for (t, e), part in (((xl2.tokenizer, xl2.text_encoder), "clip_l"), ((xl2.tokenizer_2, xl2.text_encoder_2), "clip_g")):
         got = e.get_input_embeddings().weight[t.convert_tokens_to_ids("<pigsheep>")].detach().numpy()
         np.testing.assert_array_equal(got, two.part_vectors()[part])
+
+
+def test_sampled_tokens_can_carry_their_text_side_estimate(run, tmp_path, kandinsky):
+    """`sample --estimate text` (and Model.sample(estimate="text")): each token stores what it reads as, by
+    the text estimator of the model's recipe; computed here by hand for token 0."""
+    import torch
+
+    from distok_cli.backends.textside import TextSide
+    from distok_cli.files import tokenfile
+
+    r = run_cli(["sample", "--n", "3", "--prior", "cauchy", "-m", run, "-o", tmp_path / "s", "--estimate", "text", "-q"])
+    assert r.code == 0, r.err
+    toks = [tokenfile.load(p) for p in r.out.split()]
+    plain = api.load(run).sample(3, prior="cauchy")
+    assert [t.vector.tobytes() for t in toks] == [t.vector.tobytes() for t in plain]  # the same tokens, estimated
+    est = toks[0].estimate
+    assert est["estimator"].startswith("text:") and est["kl"] is None and est["seeds"] == [0]
+    e = torch.nn.functional.normalize(kandinsky.text.encode([TextSide.fill("a photo of a <>")], torch.as_tensor(toks[0].vector)[None]), dim=-1)
+    c = torch.nn.functional.normalize(kandinsky.text.encode([f"a photo of a {x}" for x in CLASSES]), dim=-1)
+    want = ((e @ c.T) / 1.0).softmax(-1)[0]  # the tiny recipe's estimator: "a photo of a {}", T = 1
+    assert [est["distribution"][x] for x in CLASSES] == pytest.approx(want.tolist(), rel=1e-5)
+    assert not plain[0].estimate  # without it, no estimate (and no torch: test above)
+    from .conftest import assert_one_line_error
+
+    assert_one_line_error(run_cli(["sample", "-m", run, "-o", tmp_path / "x", "--estimate", "blip"]), 2,
+                          "--estimate must be text, got 'blip'")
+    assert_one_line_error(run_cli(["sample", "-m", run, "-o", tmp_path / "x", "--estimate", "text", "--from-pool"]), 2,
+                          "--estimate is for sampled latents")
+    assert not (tmp_path / "x").exists()

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from distok_cli.backends.token_estimators import TextEstimator
+from distok_cli.errors import BadInput
 from distok_cli.files import checkpoint, recipes
 from distok_cli.method import evaluation, matching, trainer
 from distok_cli.method.model import DisTok
@@ -200,7 +201,7 @@ def test_refine_lowers_the_kl_in_every_training_style(drun, kandinsky):
 
 
 def test_encode_refine_writes_the_refined_token_and_its_record(drun, tmp_path):
-    plain = run_cli(["encode", "cat:0.6,dog:0.4", "-m", drun, "-o", tmp_path / "a.distok", "-q"])
+    plain = run_cli(["encode", "cat:0.6,dog:0.4", "-m", drun, "-o", tmp_path / "a.distok", "-q", "--refine", "0"])
     r = run_cli(["encode", "cat:0.6,dog:0.4", "-m", drun, "-o", tmp_path / "b.distok", "--refine", "5"])
     assert plain.code == 0 and r.code == 0, r.err
     assert r.out == f"{tmp_path / 'b.distok'}\n"
@@ -221,8 +222,30 @@ def test_encode_refine_bad_input_exits_2_before_loading(run_paper, drun, tmp_pat
     (tmp_path / "y.distok").write_bytes(b"")
     r = run_cli(["encode", "cat:1", "-m", drun, "-o", tmp_path / "y.distok", "--refine", "3"])
     assert_one_line_error(r, 2, "y.distok exists (use --overwrite to replace)")
-    r = run_cli(["encode", "cat:1", "-m", drun, "--refine", "-1"])
-    assert r.code == 2 and "Traceback" not in r.err
+    for bad in ("-1", "10001", "some", "2.5"):
+        r = run_cli(["encode", "cat:1", "-m", drun, "--refine", bad])
+        assert_one_line_error(r, 2, f"--refine must be auto or a number of steps from 0 to 10000, got {bad!r}")
+
+
+def test_encode_refines_by_default_a_model_trained_with_distoks_objective(drun, run_paper, tmp_path):
+    """`--refine auto` (the default): DEFAULT_REFINE steps for a model with training styles; the encoder's token,
+    one forward, for the paper's objective (nothing to refine against) and with --refine 0."""
+    from distok_cli import api
+    from distok_cli.files import tokenfile
+
+    r = run_cli(["encode", "cat:0.6,dog:0.4", "-m", drun, "-o", tmp_path / "auto.distok"])
+    assert r.code == 0, r.err
+    auto = tokenfile.load(tmp_path / "auto.distok")
+    assert auto.source["refine"]["steps"] == matching.DEFAULT_REFINE == 30
+    assert f"refined 30 steps in 2 styles: KL {auto.source['refine']['kl_before']:.3f}" in r.err
+    model = api.load(drun)
+    np.testing.assert_array_equal(model.encode("cat:0.6,dog:0.4").vector, auto.vector)  # the API's default is the CLI's
+    pure = model.encode("cat:0.6,dog:0.4", refine=0)
+    assert "refine" not in pure.source and not np.array_equal(pure.vector, auto.vector)
+    assert run_cli(["encode", "cat:1", "-m", run_paper, "-o", tmp_path / "p.distok", "-q"]).code == 0
+    assert "refine" not in tokenfile.load(tmp_path / "p.distok").source
+    with pytest.raises(BadInput, match="refine must be 'auto' or a number of steps from 0 to 10000, got 'x'"):
+        model.encode("cat:1", refine="x")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from distok_cli.errors import BadInput
 from distok_cli.files import checkpoint, recipes, tokenfile
 from distok_cli.method import generate, losses, trainer
 from distok_cli.method.model import DisTok
@@ -91,6 +92,43 @@ def test_numpy_checkpoint_matches_the_torch_model():
     np.testing.assert_allclose(ck.decode(z.detach().numpy()), tok.detach().numpy(), rtol=1e-5, atol=1e-6)
     back = DisTok.from_checkpoint(checkpoint.Checkpoint(ck.tensors, ck.config))
     torch.testing.assert_close(back(x)[1], tok)
+
+
+def test_a_learned_weighting_of_the_mix_is_the_same_in_numpy_and_torch(tmp_path):
+    """train.reweight: the token of p is mix_w + D_tok(E_dis(mix_w)), mix_w = Σ w_i t_i, w_i ∝ p_i^α e^{b_i} over
+    p's classes; `encode` (numpy) computes the same, checked by hand for p."""
+    torch.manual_seed(0)
+    m = DisTok(16, 32, 4, residual=True, reweight_classes=5)
+    with torch.no_grad():
+        m.reweight["log_alpha"].fill_(-0.7)
+        m.reweight["bias"].copy_(torch.randn(5))
+        m.D_tok[2].weight.normal_()
+    T = torch.randn(5, 16)
+    classes = list("abcde")
+    ck = m.to_checkpoint(T, {"classes": classes, "token_space": {"encoder": "e", "dim": 16, "fingerprint": "fp16-sha256:" + "1" * 64}})
+    assert ck.config["reweight"] is True
+    assert {"reweight.log_alpha", "reweight.bias"} <= set(ck.tensors)
+    path = tmp_path / "m.safetensors"
+    ck.save(path)
+    loaded = checkpoint.load(path)  # the reader knows the three tensors and their shapes
+    p = torch.tensor([[0.0, 0.6, 0.3, 0.1, 0.0]])
+    alpha, b = math.exp(-0.7), m.reweight["bias"].detach()
+    raw = [0.0, 0.6**alpha * math.exp(b[1]), 0.3**alpha * math.exp(b[2]), 0.1**alpha * math.exp(b[3]), 0.0]
+    w = torch.tensor([raw]) / sum(raw)
+    by_hand = w @ T
+    with torch.no_grad():
+        torch.testing.assert_close(m.mix(p, T), by_hand)
+        _, want = m(m.mix(p, T))
+    got = generate.encode(loaded, {"b": 0.6, "c": 0.3, "d": 0.1})
+    np.testing.assert_allclose(got.vector, want[0].numpy(), rtol=1e-4, atol=1e-5)
+    assert got.source["distribution"] == pytest.approx({"b": 0.6, "c": 0.3, "d": 0.1})  # the user's weights, not the model's
+    fresh = DisTok(16, 32, 4, residual=True, reweight_classes=5)  # at the start: the plain mix
+    torch.testing.assert_close(fresh.mix(p, T), p @ T)
+    bad = dict(loaded.tensors)
+    bad.pop("reweight.bias")
+    checkpoint.Checkpoint(bad, loaded.config).save(tmp_path / "bad.safetensors")
+    with pytest.raises(BadInput, match=r"expected \[.*'reweight.bias'"):
+        checkpoint.load(tmp_path / "bad.safetensors")
 
 
 def test_training_step_updates_only_the_mlps(tiny_recipe, kandinsky, tmp_path):

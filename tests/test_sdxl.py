@@ -361,7 +361,7 @@ def test_inspect_neighbors_reads_each_part_in_its_own_encoder(sdxl_tokens, sdxl_
 
 def test_encode_and_sample_of_a_two_part_model_import_no_torch(sdxl_run, tmp_path):
     code = (f"import sys; from distok_cli.cli.app import main; "
-            f"main(['encode', 'pig:1', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 'p.distok')!r}, '-q']); "
+            f"main(['encode', 'pig:1', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 'p.distok')!r}, '-q', '--refine', '0']); "
             f"main(['sample', '--n', '2', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 's')!r}, '-q']); "
             "print([x for x in ('torch', 'diffusers', 'transformers') if x in sys.modules])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -89,15 +89,21 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
     ckpt = t_main.checkpoint()
     ckpt.path = str(output / "run" / "model.safetensors")
 
-    out.notice("2/5 encoding distributions and sampling latents")
+    out.notice("2/5 encoding distributions (as `distok encode` does: the encoder, then a short refinement) and sampling latents")
+    from distok_cli import api
+    from distok_cli.backends.token_estimators import TextEstimator
+
+    # The trainer has the model's text side loaded: the API refines and estimates with it, nothing loads twice.
+    model = api.Model(ckpt, ckpt.path, _scorer=t_main.scorer,
+                      _estimator=t_main.estimator if isinstance(t_main.estimator, TextEstimator) else None)
     tokens_dir = output / "tokens"
     made = []
     for name, dist in ENCODE:
         dist = {c: p for c, p in dist.items() if c in ckpt.classes} or {ckpt.classes[0]: 0.5, ckpt.classes[1]: 0.5}
         dist = {c: p / sum(dist.values()) for c, p in dist.items()}
-        made.append(tokenfile.save(generate.encode(ckpt, dist), tokens_dir / f"{name}.distok"))
+        made.append(tokenfile.save(model.encode(dist), tokens_dir / f"{name}.distok"))
     for prior in ("gaussian", "cauchy"):
-        for tok in generate.sample(ckpt, 2, prior, 1.0, 0):
+        for tok in model.samples(2, prior, 0, estimate="text"):  # a sampled token says what it reads as
             made.append(tokenfile.save(tok, tokens_dir / f"{tok.title}.distok"))
 
     out.notice("3/5 estimating what the encoded tokens stand for")

@@ -121,6 +121,18 @@ class Checkpoint:
             return z, inputs.astype(np.float32) + self._correction(z)
         return z, self.decode(z)
 
+    def reweighted(self, weights: dict[str, float]) -> dict[str, float]:
+        """The weights the model mixes (``config.reweight``): each class's w ∝ p^α e^b, token files' (no
+        class) w ∝ p^α, renormalised to the same total; unchanged for a model without a learned weighting."""
+        if not self.config.get("reweight"):
+            return dict(weights)
+        alpha = float(np.exp(np.float64(self.tensors["reweight.log_alpha"][0])))
+        bias = dict(zip(self.classes, self.tensors["reweight.bias"].astype(np.float64)))
+        total = sum(weights.values())
+        raw = {n: (w ** alpha) * math.exp(bias.get(n, 0.0)) if w > 0 else 0.0 for n, w in weights.items()}
+        s = sum(raw.values())
+        return {n: total * v / s for n, v in raw.items()}
+
     def standardise(self, eps: np.ndarray) -> np.ndarray:
         """A prior draw ε [N, ω] in the latents' trained scale: ``latent_mean + latent_std · ε``
         (checkpoints without latent statistics, before 0.3, use ε as it is)."""
@@ -209,6 +221,8 @@ def _validate(ckpt: Checkpoint) -> None:
         want.update({"latent_mean": [w], "latent_std": [w]})
     if c.get("residual", False):  # 0.4: distok's residual decoder
         want.update({"skip.weight": [d, w], "skip.bias": [d]})
+    if c.get("reweight", False):  # 0.6: a learned weighting of the input mix
+        want.update({"reweight.log_alpha": [1], "reweight.bias": [k]})
     if set(t) != set(want):
         raise _bad(where, f"checkpoint tensors are {sorted(t)}, expected {sorted(want)}")
     for name, shape in want.items():

@@ -136,6 +136,8 @@ class TrainConfig(_Section):
 
     objective: Literal["distok", "paper"] = "distok"
     residual: bool = True
+    reweight: bool = False  # learned weighting of the input mix: w_i ∝ p_i^α · exp(b_i) (distok objective, matching)
+    reweight_lr: Annotated[float, Field(ge=0)] = 0.0  # the weighting's learning rate (0: train.lr), no weight decay
     styles: Annotated[list[Annotated[str, AfterValidator(check_style)]], Field(max_length=1000)] = Field(
         default_factory=lambda: list(TRAINING_STYLES))
     p_match: Unit = 0.75

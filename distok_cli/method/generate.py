@@ -45,6 +45,24 @@ def read_spec(spec: str) -> dict[str, float]:
     return dists.parse_spec(spec)
 
 
+#: Largest ``--refine``: far beyond where the KL stops moving.
+MAX_REFINE = 10_000
+#: What ``encode`` (and the API's ``Model.encode``) refines by default (``--refine auto``), for a model
+#: trained with distok's objective: measured in BENCHMARKS.md ("The default token").
+DEFAULT_REFINE = 30
+
+
+def refine_steps(refine: int | str, ckpt: Any, distribution: Any) -> int:
+    """How many refinement steps ``refine`` means for a token of ``distribution`` from ``ckpt``: a number as
+    given (0 to :data:`MAX_REFINE`); ``"auto"``: :data:`DEFAULT_REFINE` when the model was trained with
+    distok's objective (it has training styles) and the token has a class distribution, else 0."""
+    if refine == "auto":
+        return DEFAULT_REFINE if ckpt.config.get("styles") and ckpt.config.get("match_temperature") and distribution else 0
+    if isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= MAX_REFINE:
+        raise BadInput(f"refine must be 'auto' or a number of steps from 0 to {MAX_REFINE}, got {refine!r}")
+    return refine
+
+
 #: Largest distribution file or stdin (a distribution over every class of a big vocabulary fits easily).
 MAX_SPEC_BYTES = 1 << 20
 
@@ -107,7 +125,8 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
         shown = ", ".join(f"{n}:{w / total:.4g}" for n, w, _ in parts)
         log.info(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
         parts = [(n, w / total, t) for n, w, t in parts]
-    mix = weighted_sum([(n, w, t.vector if t is not None else ckpt.class_embeddings[index[n]]) for n, w, t in parts])
+    mixed = ckpt.reweighted({n: w for n, w, _ in parts})  # the model's own weighting of its input (if it learned one)
+    mix = weighted_sum([(n, mixed[n], t.vector if t is not None else ckpt.class_embeddings[index[n]]) for n, _, t in parts])
     z, vectors = ckpt.tokens(mix[None])
     vector = vectors[0].astype(np.float32)
     effective = _effective_distribution(parts)

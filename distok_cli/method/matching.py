@@ -18,13 +18,11 @@ import torch.nn.functional as F
 
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
+from distok_cli.method.generate import DEFAULT_REFINE, MAX_REFINE, refine_steps  # noqa: F401 (re-exported)
 from distok_cli.progress import Progress
 
 #: Test-time refinement: Adam's learning rate on the token (measured in BENCHMARKS.md).
 REFINE_LR = 0.01
-#: Largest ``--refine``: far beyond where the KL stops moving.
-MAX_REFINE = 10_000
-
 
 class StyleScorer:
     """Class prompts of every style, encoded once; differentiable KL(p ‖ q_S) of tokens. ``temperature`` is
@@ -101,15 +99,28 @@ def model_recipe(ckpt: Any) -> Any:
     return recipes.load(ckpt.config.get("recipe") or "tiny")
 
 
-def refine_token(ckpt: Any, token: Any, steps: int, device: str = "auto", dtype: str = "auto") -> Any:
-    """``encode --refine``: the token after ``steps`` Adam steps against the text-side estimate of its source
-    distribution in the model's training styles. The source records the refinement and the mean KL over
-    those styles before and after."""
-    from dataclasses import replace
-
+def model_scorer(ckpt: Any, device: str = "auto", dtype: str = "auto") -> StyleScorer:
+    """The scorer of the model's training styles on its recipe's text side (loaded here: torch)."""
     from distok_cli.backends.loading import pick_device
     from distok_cli.backends.text_encoder import load_text_side
     from distok_cli.files import recipes
+
+    if not ckpt.config.get("styles"):
+        scorer_for(ckpt, None)  # raises the one-line reason
+    recipe = model_recipe(ckpt)
+    where, precision = recipes.placement(recipe, device, dtype)
+    text = load_text_side(recipe, pick_device(where), precision)
+    if not text.space.compatible(ckpt.space):
+        raise BadInput(f"the model was trained for {ckpt.space.encoder}, but its recipe loads {text.space.encoder}")
+    return scorer_for(ckpt, text)
+
+
+def refine_token(ckpt: Any, token: Any, steps: int, device: str = "auto", dtype: str = "auto",
+                 scorer: StyleScorer | None = None) -> Any:
+    """``encode --refine``: the token after ``steps`` Adam steps against the text-side estimate of its source
+    distribution in the model's training styles (``scorer``: :func:`model_scorer`'s, loaded if not given).
+    The source records the refinement and the mean KL over those styles before and after."""
+    from dataclasses import replace
 
     dist = (token.source or {}).get("distribution")
     if not dist:
@@ -122,12 +133,7 @@ def refine_token(ckpt: Any, token: Any, steps: int, device: str = "auto", dtype:
     if not p.sum() > 0:  # a composition whose parents' classes are not this model's
         raise BadInput("--refine needs a distribution over the model's classes; this one has none of them")
     p = (p / p.sum()).astype(np.float32)
-    recipe = model_recipe(ckpt)
-    where, precision = recipes.placement(recipe, device, dtype)
-    text = load_text_side(recipe, pick_device(where), precision)
-    if not text.space.compatible(ckpt.space):
-        raise BadInput(f"the model was trained for {ckpt.space.encoder}, but its recipe loads {text.space.encoder}")
-    scorer = scorer_for(ckpt, text)
+    scorer = scorer or model_scorer(ckpt, device, dtype)
     vector, seconds = refine(scorer, token.vector[None], p, steps)
     S = len(scorer.styles)
     with torch.no_grad():

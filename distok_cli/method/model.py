@@ -45,8 +45,9 @@ class PartHeads(nn.ModuleDict):
 
 class DisTok(nn.Module):
     def __init__(self, dim: int, hidden: int = 768, latent_dim: int = 20, residual: bool = False,
-                 parts: tuple[tuple[str, int], ...] = ()) -> None:
-        """``parts``: ((name, width), ...) for one D_tok head per part (the widths sum to ``dim``)."""
+                 parts: tuple[tuple[str, int], ...] = (), reweight_classes: int = 0) -> None:
+        """``parts``: ((name, width), ...) for one D_tok head per part (the widths sum to ``dim``);
+        ``reweight_classes``: K for a learned weighting of the input mix (:meth:`mix`), 0 for none."""
         super().__init__()
         self.dim, self.hidden, self.latent_dim, self.residual = dim, hidden, latent_dim, residual
         self.parts = tuple(parts)
@@ -61,6 +62,9 @@ class DisTok(nn.Module):
                 for layer in last:
                     layer.weight.zero_()
                     layer.bias.zero_()
+        if reweight_classes:  # starts at the plain mix: α = 1, b = 0
+            self.reweight = nn.ParameterDict({"log_alpha": nn.Parameter(torch.zeros(1)),
+                                              "bias": nn.Parameter(torch.zeros(reweight_classes))})
         # Where E_dis puts its inputs: running mean and std per latent dimension (see Trainer.track_latents).
         # Random latents are drawn as latent_mean + latent_std · ε, so sampled tokens sit on the trained manifold.
         self.register_buffer("latent_mean", torch.zeros(latent_dim))
@@ -68,6 +72,17 @@ class DisTok(nn.Module):
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.E_dis(inputs)
+
+    def mix(self, p: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """The input mix of distributions p [n, K]: Σ p_i t_i, or with a learned weighting Σ w_i t_i where
+        w_i = p_i^α e^{b_i} / Σ_j p_j^α e^{b_j} over the classes p gives weight to (the checkpoint's
+        ``reweight.log_alpha`` (log α) and ``reweight.bias`` (b))."""
+        if not hasattr(self, "reweight"):
+            return p @ class_embeddings
+        alpha = self.reweight["log_alpha"].exp()
+        logits = alpha * p.clamp_min(1e-30).log() + self.reweight["bias"]
+        w = torch.where(p > 0, logits, torch.full_like(logits, -torch.inf)).softmax(-1)
+        return w @ class_embeddings
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """A latent's token (``sample``'s path): ``D_tok(z)``, plus ``skip(z)`` for a residual model."""
@@ -99,6 +114,7 @@ class DisTok(nn.Module):
             "class_embedding": CLASS_EMBEDDING_RULE,
             **({"residual": True} if self.residual else {}),
             **({"heads": "parts"} if self.parts else {}),
+            **({"reweight": True} if hasattr(self, "reweight") else {}),
             **config,
         }
         return Checkpoint(tensors, cfg)
@@ -107,7 +123,8 @@ class DisTok(nn.Module):
     def from_checkpoint(cls, ckpt: Checkpoint) -> DisTok:
         c = ckpt.config
         parts = ckpt.space.layout if c.get("heads") == "parts" else ()
-        model = cls(c["dim"], c["hidden"], c["latent_dim"], residual=bool(c.get("residual", False)), parts=parts)
+        model = cls(c["dim"], c["hidden"], c["latent_dim"], residual=bool(c.get("residual", False)), parts=parts,
+                    reweight_classes=len(c["classes"]) if c.get("reweight") else 0)
         state = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.tensors.items() if k != "class_embeddings"}
         model.load_state_dict(state, strict=False)  # checkpoints before 0.3 have no latent statistics
         return model

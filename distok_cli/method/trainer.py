@@ -80,8 +80,15 @@ class Trainer:
         if t.heads == "parts" and not layout:
             raise BadInput(f"train.heads parts needs a token space with parts; {text.space.encoder}'s is one vector (use joint)")
         parts = layout if t.heads == "parts" else ()
-        self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual, parts=parts).to(device)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        if t.reweight and t.objective != "distok":
+            raise BadInput("train.reweight weights the matching task's inputs: it needs train.objective distok")
+        self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual, parts=parts,
+                            reweight_classes=len(self.classes) if t.reweight else 0).to(device)
+        reweight = [q for n, q in self.model.named_parameters() if n.startswith("reweight.")]
+        groups: list[dict[str, Any]] = [{"params": [q for n, q in self.model.named_parameters() if not n.startswith("reweight.")]}]
+        if reweight:  # the weighting's few parameters may learn faster than the MLPs (train.reweight_lr)
+            groups.append({"params": reweight, "lr": t.reweight_lr or t.lr, "weight_decay": 0.0})
+        self.opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
         self.pool = Pool(run / "pool", t.pool_max)
         self.step = 0
         self.on_commit: Any = None  # called with each step's result inside its commit (train() logs there)
@@ -299,7 +306,7 @@ class Trainer:
             return self._commit(StepResult(step, task, 0.0, None, None, 0.0, len(self.pool), admitted))
         if task == "match":
             p_match, styles = self.match_batch()
-            inputs = p_match @ self.T
+            inputs = self.model.mix(p_match, self.T)
         elif task == "mix":
             inputs, e_r = self.fusion_batch()
         else:
@@ -332,7 +339,8 @@ class Trainer:
             lrec = float(rec.detach())
         if t.lr_schedule == "cosine":  # a function of the step alone, so --resume stays exact
             for group in self.opt.param_groups:
-                group["lr"] = t.lr * 0.5 * (1 + math.cos(math.pi * min(self.step / max(self.target, 1), 1.0)))
+                base = t.lr if group is self.opt.param_groups[0] else (t.reweight_lr or t.lr)
+                group["lr"] = base * 0.5 * (1 + math.cos(math.pi * min(self.step / max(self.target, 1), 1.0)))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if t.grad_clip > 0:  # L_reg's 1/σ² spikes when a batch repeats one input (σ → 0)

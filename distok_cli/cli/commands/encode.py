@@ -17,9 +17,9 @@ def encode(
     output: Annotated[str | None, output_option("Token file to write ('-': the bytes on stdout).", folder=False)] = None,
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Use the weights as given.")] = False,
     refine: Annotated[
-        int, typer.Option("--refine", min=0, max=10_000, metavar="N",
-                          help="Then take N gradient steps on the token against the text-side estimate of its distribution in the model's training styles (loads the text encoder: torch; 30 is plenty)."),
-    ] = 0,
+        str, typer.Option("--refine", metavar="N|auto",
+                          help="Then take N gradient steps on the token against the text-side estimate of its distribution in the model's training styles (loads the text encoder: torch). auto: 30 steps for a model trained with distok's objective; 0: the encoder's token alone, one forward, no torch."),
+    ] = "auto",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -34,16 +34,15 @@ def encode(
     from distok_cli.method import generate
 
     out = Output(quiet)
+    steps: int | str = refine if refine == "auto" else _steps(refine)
     ckpt, path = load_model(model, out)
-    token = api.Model(ckpt, path).encode(generate.read_spec(spec), normalize=not no_normalize)
-    if refine:
-        from distok_cli.method.matching import refine_token
-
-        if output and output != "-":
-            generate.check_new_path(Path(output), overwrite)
-        token = refine_token(ckpt, token, refine, device, dtype)
-        r = token.source["refine"]
-        out.notice(f"refined {refine} steps in {len(r['styles'])} styles: KL {r['kl_before']:.3f} -> {r['kl_after']:.3f} ({r['seconds']:.2f} s)")
+    weights = generate.read_spec(spec)
+    if steps and output and output != "-":  # refused before the text encoder loads
+        generate.check_new_path(Path(output), overwrite)
+    token = api.Model(ckpt, path).encode(weights, normalize=not no_normalize, refine=steps, device=device, dtype=dtype)
+    r = (token.source or {}).get("refine")
+    if r:
+        out.notice(f"refined {r['steps']} steps in {len(r['styles'])} styles: KL {r['kl_before']:.3f} -> {r['kl_after']:.3f} ({r['seconds']:.2f} s)")
     if output == "-":
         if sys.stdout.isatty():
             raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")
@@ -58,3 +57,16 @@ def encode(
     path = Path(output) if output else Path(f"{tokenfile.safe_name(token.title)}.distok")
     for p in generate.write_tokens([token], [path], overwrite):
         out.data(p)
+
+
+def _steps(value: str) -> int:
+    from distok_cli.errors import BadInput
+    from distok_cli.method.generate import MAX_REFINE
+
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_REFINE:
+        raise BadInput(f"--refine must be auto or a number of steps from 0 to {MAX_REFINE}, got {value!r}")
+    return n

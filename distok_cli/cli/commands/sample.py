@@ -18,6 +18,10 @@ def sample(
     model: ModelOpt = "",
     output: Annotated[Path, output_option("Folder for the token files.")] = Path("tokens"),
     from_pool: Annotated[bool, typer.Option("--from-pool", help="Draw from the run's concept pool instead.")] = False,
+    estimate: Annotated[
+        str | None, typer.Option("--estimate", metavar="text",
+                                 help="Store each token's text-side estimate (what it reads as; loads the model's text encoder: torch)."),
+    ] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -28,6 +32,14 @@ def sample(
 
     out = Output(quiet)
     generate.check_sample(n, prior, scale)
+    if estimate not in (None, "text"):
+        from distok_cli.errors import BadInput
+
+        raise BadInput(f"--estimate must be text, got {estimate!r}")
+    if estimate and from_pool:
+        from distok_cli.errors import BadInput
+
+        raise BadInput("--estimate is for sampled latents; pool concepts carry their estimate already")
     ckpt, model_path = load_model(model, out)
     if from_pool:
         tokens = generate.from_pool(model_path, n, seed)
@@ -35,7 +47,7 @@ def sample(
     else:
         from distok_cli import api
 
-        tokens = api.Model(ckpt, model_path).samples(n, prior, seed, scale)
+        tokens = api.Model(ckpt, model_path).samples(n, prior, seed, scale, estimate)
         paths = [output / f"{generate.sample_name(prior, seed, i)}.distok" for i in range(n)]
     import contextlib
 
