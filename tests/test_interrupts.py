@@ -90,6 +90,7 @@ def test_a_signal_inside_a_steps_commit_waits_for_its_end(tmp_path, monkeypatch,
                          "distok: error: interrupted at step 6; checkpoint saved (continue with --resume)", straight)
 
 
+@pytest.mark.slow  # the two instants above are the default suite's; CI runs these too
 def test_a_signal_whose_exception_is_swallowed_still_stops_the_run(tmp_path, monkeypatch, straight):
     # A handler's exception can surface in a __del__ or a callback that drops it; the stop is remembered
     # and taken at the next safe point (here: the end of the step whose estimation swallowed it).
@@ -104,6 +105,7 @@ def test_a_signal_whose_exception_is_swallowed_still_stops_the_run(tmp_path, mon
                          "distok: error: stopped by SIGHUP at step 6; checkpoint saved (continue with --resume)", straight)
 
 
+@pytest.mark.slow
 def test_a_concept_written_but_not_yet_listed_is_undone(tmp_path, monkeypatch, straight):
     real = Pool.add
 

@@ -8,6 +8,7 @@ local folder, and from there on every model goes through the same ``from_pretrai
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from distok_cli.errors import BadInput, ModelNotAvailable
@@ -47,11 +48,13 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    import diffusers
-    import transformers  # first: importing diffusers makes transformers warn
+    import transformers
 
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
+    if "diffusers" in sys.modules:  # a text side alone never imports diffusers (2 s): it is quietened once loaded
+        import diffusers
+
+        diffusers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)

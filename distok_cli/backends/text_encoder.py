@@ -16,8 +16,6 @@ from distok_cli.files.recipes import Recipe
 
 def load_text_side(recipe: Recipe, device: str, dtype: str = "auto") -> TextSide:
     device, torch_dtype = placement(device, dtype)
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
     if recipe.render.backend == "sdxl" and not recipe.text_encoder:
         from distok_cli.backends.sdxl import load_text_side as load_sdxl
 
@@ -27,6 +25,8 @@ def load_text_side(recipe: Recipe, device: str, dtype: str = "auto") -> TextSide
         from distok_cli.backends.minilm import load_minilm
 
         return load_minilm(ref, device)
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # not for MiniLM: 2 s of imports
+
     cls: Any = CLIPTextModelWithProjection if recipe.render.backend == "kandinsky21" else CLIPTextModel
     tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
     enc = from_pretrained(cls, ref, subfolder="text_encoder", dtype=torch_dtype).to(device)
