@@ -224,3 +224,28 @@ def test_hostile_strings_show_as_text_and_run_nowhere(tmp_path, kandinsky):
         assert not list(root.glob("PWNED*")) and not list(work.glob("PWNED*")), line
         args = out.stdout.splitlines()
         assert (root / args[1]).is_file(), (line, args)  # the token's own path arrives as one argument
+
+
+def test_every_line_the_page_offers_for_a_minilm_token_runs(tmp_path, monkeypatch):
+    """A MiniLM token (384-d) has no renderer: its card offers no `distok render` line, and each line it does
+    offer runs as shown from the page's folder, exit 0."""
+    import html
+    import shlex
+
+    from distok_cli.files.tokenfile import TokenSpace
+
+    space = TokenSpace("minilm:all-MiniLM-L6-v2", 384, "fp16-sha256:" + "2" * 64, "")
+    tok = make_token(space, 0.02 * np.random.default_rng(0).standard_normal(384),
+                     source={"kind": "distribution", "distribution": {"owl": 0.5, "cat": 0.5}}, title="cat50-owl50")
+    tokenfile.save(tok, tmp_path / "tokens" / "owl-cat.distok")
+    assert run_cli(["gallery", tmp_path / "tokens", "-o", tmp_path / "gallery.html", "-q"]).code == 0
+    page = (tmp_path / "gallery.html").read_text()
+    lines = [html.unescape(x) for x in re.findall(r'<pre class="cmd">(.*?)</pre>', page)]
+    assert lines and not [x for x in lines if x.startswith("distok render")]
+    assert "distok inspect tokens/owl-cat.distok" in lines
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        r = run_cli(shlex.split(line)[1:])
+        assert r.code == 0, (line, r.err)
+    assert_one_line_error(run_cli(["render", "tokens/owl-cat.distok", "a photo of a <>", "--seeds", "0"]), 2,
+                          "no renderer reads it")  # what the page used to offer

@@ -231,6 +231,17 @@ def _export_targets(tok: Token) -> list[str]:
     return ok
 
 
+def _renderable(tok: Token) -> bool:
+    """Whether `distok render` takes this token (a MiniLM token is refused: the page offers no line that fails)."""
+    from distok_cli.jobs.rendering import check_renderable
+
+    try:
+        check_renderable([tok])
+        return True
+    except BadInput:
+        return False
+
+
 def _commands(tok: Token, renders: list[Render], page_dir: Path) -> str:
     """The command lines that make this card again, with paths relative to the page's folder."""
     path = _rel(tok.path, page_dir) if tok.path else "TOKEN.distok"
@@ -238,8 +249,8 @@ def _commands(tok: Token, renders: list[Render], page_dir: Path) -> str:
     seeds = sorted({r.seed for r in renders}) or [0]
     recipe = f" -r {shlex.quote(renders[0].recipe)}" if renders else ""
     lines = [
-        f"distok render {shlex.quote(path)} {' '.join(shlex.quote(p) for p in prompts)} "
-        f"--seeds {','.join(map(str, seeds))}{recipe}",
+        *([f"distok render {shlex.quote(path)} {' '.join(shlex.quote(p) for p in prompts)} "
+           f"--seeds {','.join(map(str, seeds))}{recipe}"] if _renderable(tok) else []),
         *(f"distok export {shlex.quote(path)} --to {t}" for t in _export_targets(tok)[:1]),
         f"distok inspect {shlex.quote(path)}",
     ]
