@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAPER = ["train.objective=paper", "train.residual=false", "train.n=8", "train.steps=6000"]
+PAPER = ["train.objective=paper", "train.residual=false", "train.reweight=false", "train.n=8", "train.steps=6000"]
 ARMS = {"full": PAPER, "no-cst": [*PAPER, "train.consistency=false"]}
 SCALES = ("sum", "mean")
 ARITIES = ("2", "3", "4+")

@@ -23,7 +23,7 @@ EXTRA=${EXTRA:-}
 sets=()
 for s in $EXTRA; do sets+=(--set "$s"); done
 mkdir -p "$OUT"
-paper=(--set train.objective=paper --set train.residual=false --set train.fusion_input=sum)
+paper=(--set train.objective=paper --set train.residual=false --set train.fusion_input=sum --set train.reweight=false)
 for arm in full no-cst distok; do
     flags=()
     [ "$arm" = full ] && flags=("${paper[@]}")

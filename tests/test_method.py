@@ -131,6 +131,16 @@ def test_a_learned_weighting_of_the_mix_is_the_same_in_numpy_and_torch(tmp_path)
         checkpoint.load(tmp_path / "bad.safetensors")
 
 
+def test_the_weighting_needs_distoks_objective_and_the_paper_method_turns_it_off():
+    with pytest.raises(BadInput, match=r"train.reweight is learned by the matching task, so it needs train.objective distok "
+                                       r"\(for the paper's objective also set train.reweight=false\)"):
+        recipes.load("minilm-animals", ["train.objective=paper"])
+    cfg = recipes.load("minilm-animals", list(recipes.PAPER_METHOD))
+    assert cfg.train.objective == "paper" and not cfg.train.reweight
+    assert recipes.load("minilm-animals").train.reweight and recipes.load("minilm-animals").train.reweight_lr == 0.01
+    assert not recipes.load("tiny").train.reweight  # the image recipes keep it off (unmeasured on CLIP)
+
+
 def test_training_step_updates_only_the_mlps(tiny_recipe, kandinsky, tmp_path):
     cfg = recipes.override(tiny_recipe, FAST)
     t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))

@@ -120,7 +120,7 @@ TRAINING_STYLES = (
 )
 #: The paper's method as it was before distok's objective (the "paper" arm of bench/ablation.py and
 #: bench/fidelity.py): ``--set`` each of these.
-PAPER_METHOD = ("train.objective=paper", "train.residual=false", "train.fusion_input=sum")
+PAPER_METHOD = ("train.objective=paper", "train.residual=false", "train.fusion_input=sum", "train.reweight=false")
 
 
 def check_style(value: str) -> str:
@@ -184,6 +184,9 @@ class TrainConfig(_Section):
             raise ValueError("train.residual needs train.fusion_input: mean (the token starts at its input, whose weights sum to 1)")
         if self.objective == "distok" and not self.styles:
             raise ValueError("train.objective distok needs at least one style in train.styles")
+        if self.reweight and self.objective != "distok":
+            raise ValueError("train.reweight is learned by the matching task, so it needs train.objective distok "
+                             "(for the paper's objective also set train.reweight=false)")
         return self
 
 

@@ -80,8 +80,6 @@ class Trainer:
         if t.heads == "parts" and not layout:
             raise BadInput(f"train.heads parts needs a token space with parts; {text.space.encoder}'s is one vector (use joint)")
         parts = layout if t.heads == "parts" else ()
-        if t.reweight and t.objective != "distok":
-            raise BadInput("train.reweight weights the matching task's inputs: it needs train.objective distok")
         self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual, parts=parts,
                             reweight_classes=len(self.classes) if t.reweight else 0).to(device)
         reweight = [q for n, q in self.model.named_parameters() if n.startswith("reweight.")]
