@@ -48,7 +48,7 @@ def read_spec(spec: str) -> dict[str, float]:
 #: Largest ``--refine``: far beyond where the KL stops moving.
 MAX_REFINE = 10_000
 #: What ``encode`` (and the API's ``Model.encode``) refines by default (``--refine auto``), for a model
-#: trained with distok's objective: measured in BENCHMARKS.md ("The default token").
+#: trained with distok's objective: measured in BENCHMARKS.md ("Method fidelity, 0.6.0").
 DEFAULT_REFINE = 30
 
 
