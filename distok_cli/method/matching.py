@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
-from distok_cli.method.generate import DEFAULT_REFINE, MAX_REFINE, refine_steps  # noqa: F401 (re-exported)
+from distok_cli.method.generate import DEFAULT_REFINE, MAX_REFINE  # noqa: F401 (DEFAULT_REFINE re-exported)
 from distok_cli.progress import Progress
 
 #: Test-time refinement: Adam's learning rate on the token (measured in BENCHMARKS.md).
