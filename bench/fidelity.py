@@ -78,6 +78,9 @@ ARMS: dict[str, tuple[list[str], str]] = {
     "demo-reweight-lr3": ([*DEMO, "train.reweight=true", "train.reweight_lr=0.003"], "the demo's run with the learned weighting at lr 0.003"),
     "default-reweight-lr10": (["train.reweight=true", "train.reweight_lr=0.01"], "the recipe's default with the learned weighting at lr 0.01"),
     "default-reweight": (["train.reweight=true"], "the recipe's default (1,500 steps) with reweight"),
+    "default-refined": (["train.steps=1260", "train.refined_every=25"], "the recipe's default with refined concepts in the pool (8 every 25 steps, 20 refinement steps, L_cst on 25 % of the steps), 1,260 steps: the default's wall time"),
+    "default-refined-p10": (["train.steps=1260", "train.refined_every=25", "train.p_refined=0.1"], "default-refined with L_cst on refined concepts on 10 % of the steps"),
+    "default-refined-p50": (["train.steps=1260", "train.refined_every=25", "train.p_refined=0.5"], "default-refined with L_cst on refined concepts on half the steps"),
     "reweight-wide-h1536": ([*SHORT, "train.reweight=true", WIDE_SET, "train.hidden=1536"], "reweight + wide + hidden 1536"),
 }
 ARITIES = ("1", "2", "3", "4+")

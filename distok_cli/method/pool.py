@@ -69,15 +69,17 @@ class Pool:
 
     def add(
         self, vector: np.ndarray, distribution: dict[str, float], step: int, z: list[float], space: TokenSpace,
-        estimate: dict[str, Any], images: list[Any] | None = None,
+        estimate: dict[str, Any], images: list[Any] | None = None, measured: dict[str, float] | None = None,
     ) -> Entry:
+        """Write a concept of ``step``: its token, the ``distribution`` it stands for (the training input) and
+        the estimate (whose distribution is ``measured`` where that differs, as for a refined concept)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{step:07d}-{len([e for e in self.entries if e.step == step]):02d}"
         token = Token(
             vector=np.asarray(vector, np.float32),
             space=space,
             source={"kind": "pool", "distribution": distribution, "step": step, "z": z},
-            estimate={**estimate, "distribution": distribution},
+            estimate={**estimate, "distribution": measured or distribution},
             title=f"pool-{name}",
         )
         tokenfile.save(token, self.folder / f"{name}.distok")

@@ -13,6 +13,11 @@ Per step, on n samples at once (batched: on a GPU a batch of 64 costs what a bat
   E(q_a with t_crt) and the cached E(q_r), E(q_s);
 * **consistency** (I_cst = 1, chosen with probability ``p_consistency`` once the pool has discovered
   concepts): z = E_dis(Σ_i p_nvl(i) t_i), loss L_cst between E(q_a with t_crt) and the cached E(q_a with t_nvl);
+* **refined consistency** (``train.refined_every`` > 0; chosen with probability ``p_refined`` once the
+  refined pool has concepts): every ``refined_every`` steps, ``refined_n`` user-like distributions p are
+  encoded and refined (``refined_steps`` Adam steps on KL(p ‖ q_S), one random training style per token and
+  step); each joins ``RUN/refined/`` as (token, p), with its estimate measured by the training estimator,
+  and the step is L_cst from p's mix to the refined token, as for a discovered concept;
 * **estimation** (every ``estimate_every`` steps, no gradient): z ~ N(0, I) → tokens → estimator; tokens
   whose largest class probability is below τ join the pool with their distribution and renders;
 * ``L = mean_n(I_match L_match + α I_mix L_mix + β I_cst L_cst) + γ L_reg(z)`` on the step's latents, plus
@@ -45,7 +50,7 @@ from distok_cli.files.recipes import Recipe
 from distok_cli.files.runlock import LOCK_NAME, RunLock
 from distok_cli.files.tokenfile import atomic_write, safetensors_bytes, write_error
 from distok_cli.method import losses
-from distok_cli.method.matching import StyleScorer
+from distok_cli.method.matching import REFINE_LR, StyleScorer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import Pool, admit
 from distok_cli.progress import Progress
@@ -88,13 +93,14 @@ class Trainer:
             groups.append({"params": reweight, "lr": t.reweight_lr or t.lr, "weight_decay": 0.0})
         self.opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
         self.pool = Pool(run / "pool", t.pool_max)
+        self.refined = Pool(run / "refined", t.refined_max)  # stays empty unless train.refined_every
         self.step = 0
         self.on_commit: Any = None  # called with each step's result inside its commit (train() logs there)
         self.target = recipe.train.steps  # the step this run trains to (stored, so a bare --resume knows it)
         with torch.no_grad():
             self.e_s = text.encode([t.q_s])[0]
         self._e_r: dict[tuple[str, str], torch.Tensor] = {}  # (class, pool concept) → E(q_r)
-        self._e_nvl: dict[str, torch.Tensor] = {}
+        self._e_nvl: dict[str, torch.Tensor] = {}  # pool concept name ("r:" + name for refined) → E(q_a with it)
         self.q_a = TextSide.fill(t.q_a)
         text.check_fits([self.q_a])
         self.E_r: torch.Tensor | None = None  # [K, K, D]: E(q_r) of every known pair (diagonal unused)
@@ -203,13 +209,13 @@ class Trainer:
                     self._e_r[(a, b.name)] = self.text.encode([prompt], vec)[0]
         return torch.stack([self._e_r[(a, b.name)] for a, b in pairs])
 
-    def _nvl_targets(self, entries: list[Any]) -> torch.Tensor:
+    def _nvl_targets(self, entries: list[Any], prefix: str = "") -> torch.Tensor:
         for e in entries:
-            if e.name not in self._e_nvl:
+            if prefix + e.name not in self._e_nvl:
                 with torch.no_grad():
                     vec = torch.as_tensor(e.vector, device=self.T.device)[None]
-                    self._e_nvl[e.name] = self.text.encode([self.q_a], vec)[0]
-        return torch.stack([self._e_nvl[e.name] for e in entries])
+                    self._e_nvl[prefix + e.name] = self.text.encode([self.q_a], vec)[0]
+        return torch.stack([self._e_nvl[prefix + e.name] for e in entries])
 
     def _randint(self, high: int, n: int) -> list[int]:
         return torch.randint(high, (n,), generator=self.gen).tolist()
@@ -242,8 +248,43 @@ class Trainer:
             admitted += 1
         return admitted
 
+    def refine_round(self, step: int) -> int:
+        """Refined concepts of ``step``: ``refined_n`` user-like distributions p, encoded, refined in random
+        training styles, estimated by the training estimator; each joins the refined pool as (token, p) with
+        that estimate beside it. Returns #added."""
+        t = self.recipe.train
+        if self.refined.full:
+            return 0
+        assert self.scorer is not None
+        p, _ = self.match_batch(t.refined_n)
+        with torch.no_grad():
+            start = self.model(self.model.mix(p, self.T))[1].float()
+        v = torch.nn.Parameter(start.clone())
+        opt = torch.optim.Adam([v], lr=REFINE_LR)
+        for _ in range(t.refined_steps):
+            loss = self.scorer.kl(p, v, self._randint(len(t.styles), t.refined_n)).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        tokens = v.detach()
+        seeds = [self.recipe.seed * 1_000_003 + step * 1000 + 500 + i for i in range(t.refined_n)]
+        probs, _ = self.estimator(tokens, seeds)
+        added = 0
+        for i in range(t.refined_n):
+            if self.refined.full:
+                break
+            measured = {c: float(q) for c, q in zip(self.classes, probs[i].double() / probs[i].double().sum())}
+            target = {c: float(x) for c, x in zip(self.classes, p[i].double().cpu()) if x > 0}
+            self.refined.add(tokens[i].cpu().numpy(), target, step, [], self.text.space,
+                             {**self.estimator.describe(), "seeds": [seeds[i]], "refined_steps": t.refined_steps},
+                             measured=measured)
+            added += 1
+        return added
+
     def choose_task(self) -> str:
         t = self.recipe.train
+        if t.refined_every and len(self.refined) and float(torch.rand((), generator=self.gen)) < t.p_refined:
+            return "refined"
         if t.objective == "distok" and float(torch.rand((), generator=self.gen)) < t.p_match:
             return "match"
         r = float(torch.rand((), generator=self.gen))
@@ -274,15 +315,16 @@ class Trainer:
         scale = 0.5 if t.fusion_input == "mean" else 1.0
         return (self.T[a] + second) * scale, targets
 
-    def match_batch(self) -> tuple[torch.Tensor, list[int]]:
-        """n user-like distributions [n, K] (1 to 4 classes, uniform; Dirichlet(1) weights, drawn as
-        normalised Exp(1) variables) and a style index for each."""
+    def match_batch(self, n: int | None = None) -> tuple[torch.Tensor, list[int]]:
+        """n (default ``train.n``) user-like distributions [n, K] (1 to 4 classes, uniform; Dirichlet(1)
+        weights, drawn as normalised Exp(1) variables) and a style index for each."""
         t, K = self.recipe.train, len(self.classes)
-        arity = torch.randint(1, min(4, K) + 1, (t.n,), generator=self.gen).tolist()
-        order = torch.rand(t.n, K, generator=self.gen).argsort(1)
-        weights = -torch.rand(t.n, min(4, K), generator=self.gen).clamp_min(1e-12).log()
-        styles = self._randint(len(t.styles), t.n)
-        p = torch.zeros(t.n, K)
+        n = n or t.n
+        arity = torch.randint(1, min(4, K) + 1, (n,), generator=self.gen).tolist()
+        order = torch.rand(n, K, generator=self.gen).argsort(1)
+        weights = -torch.rand(n, min(4, K), generator=self.gen).clamp_min(1e-12).log()
+        styles = self._randint(len(t.styles), n)
+        p = torch.zeros(n, K)
         for i, k in enumerate(arity):
             p[i, order[i, :k]] = weights[i, :k] / weights[i, :k].sum()
         return p.to(self.T.device), styles
@@ -299,6 +341,8 @@ class Trainer:
         # The counter moves only once the step's update is done: an interrupted step never counts.
         step = self.step + 1
         admitted = self.estimation(step) if step % t.estimate_every == 0 else 0
+        if t.refined_every and step % t.refined_every == 0:
+            self.refine_round(step)
         task = self.choose_task()
         if task == "none":
             return self._commit(StepResult(step, task, 0.0, None, None, 0.0, len(self.pool), admitted))
@@ -307,6 +351,11 @@ class Trainer:
             inputs = self.model.mix(p_match, self.T)
         elif task == "mix":
             inputs, e_r = self.fusion_batch()
+        elif task == "refined":  # the distribution it was refined to, mixed as the model mixes a user's
+            entries = [self.refined.entries[i] for i in self._randint(len(self.refined), t.n)]
+            p = torch.tensor([[e.distribution.get(c, 0.0) for c in self.classes] for e in entries], dtype=torch.float32)
+            inputs = self.model.mix(p.to(self.T.device), self.T)
+            e_nvl = self._nvl_targets(entries, "r:")
         else:
             entries = [self.pool.entries[i] for i in self._randint(len(self.pool), t.n)]
             p = torch.tensor([[e.distribution.get(c, 0.0) for c in self.classes] for e in entries], dtype=torch.float32)
@@ -371,6 +420,7 @@ class Trainer:
         self.gen.set_state(self._marked[0])
         torch.set_rng_state(self._marked[1])
         self.pool.truncate(self.step)
+        self.refined.truncate(self.step)
 
     # -------------------------------------------------------------------------------------- loop
     def train(self, total: int, progress: Progress | None = None) -> list[StepResult]:
@@ -432,7 +482,8 @@ class Trainer:
         """Forget what happened after the checkpoint's step (a kill -9 or power loss after it): pool
         concepts and log rows of later steps, and temporary files of interrupted writes."""
         self.pool.truncate(self.step)
-        for folder in (self.run, self.run / "pool"):
+        self.refined.truncate(self.step)
+        for folder in (self.run, self.run / "pool", self.run / "refined"):
             for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
                 tmp.unlink(missing_ok=True)
         path = self.run / "log.jsonl"
