@@ -169,7 +169,7 @@ def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> No
         pipe = fullsize.sdxl_pipeline(device, list(cfg.classes))
         log("sdxl_build_pipeline_s", round(time.perf_counter() - t, 1))
     renderer = SDXLRenderer(cfg.render, device, dtype, pipeline=pipe)
-    from distok_cli.backends.diffusion import Settings
+    from distok_cli.backends.pipelines import Settings
 
     s = Settings.from_config(cfg.render)
     log("sdxl_render_settings", {"size": s.size, "steps": s.steps, "guidance": s.guidance, "scheduler": cfg.render.scheduler})
@@ -217,9 +217,10 @@ def main() -> None:
 
     import fullsize
 
-    from distok_cli.backends import diffusion as render_mod
+    from distok_cli.backends import pipelines as render_mod
     from distok_cli.backends.blip import BlipItmEstimator
-    from distok_cli.backends.diffusion import KandinskyRenderer, Settings
+    from distok_cli.backends.kandinsky import KandinskyRenderer
+    from distok_cli.backends.pipelines import Settings
     from distok_cli.backends.textside import TextSide
     from distok_cli.backends.token_estimators import TextEstimator
     from distok_cli.files import recipes

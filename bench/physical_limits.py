@@ -226,7 +226,8 @@ def main() -> None:
     from PIL import Image
 
     from distok_cli.backends.blip import BlipItmEstimator
-    from distok_cli.backends.diffusion import KandinskyRenderer, Settings
+    from distok_cli.backends.kandinsky import KandinskyRenderer
+    from distok_cli.backends.pipelines import Settings
     from distok_cli.backends.textside import TextSide
     from distok_cli.files import recipes
 
@@ -304,7 +305,7 @@ def sdxl(args) -> None:
     import fullsize
     import stages
 
-    from distok_cli.backends.diffusion import Settings
+    from distok_cli.backends.pipelines import Settings
     from distok_cli.backends.sdxl import SDXLRenderer
     from distok_cli.files import recipes
 

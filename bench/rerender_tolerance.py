@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 def render(out: Path) -> None:
     import torch
 
-    from distok_cli.backends.diffusion import Settings, make_renderer
+    from distok_cli.backends.pipelines import Settings
+    from distok_cli.backends.registry import make_renderer
     from distok_cli.files import recipes
 
     cfg = recipes.load("tiny")

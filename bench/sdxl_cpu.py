@@ -61,7 +61,8 @@ def main() -> None:
     import torch
 
     from distok_cli.backends import twins
-    from distok_cli.backends.diffusion import Settings, make_renderer
+    from distok_cli.backends.pipelines import Settings
+    from distok_cli.backends.registry import make_renderer
     from distok_cli.backends.sdxl import SDXLTextSide
     from distok_cli.backends.textside import TextSide
     from distok_cli.files import recipes

@@ -5,7 +5,10 @@
 - :func:`bar_pairs_png`: per item, two distributions side by side (source and estimate, or input and
   estimate) as horizontal bars, classes sorted by weight, with their names.
 
-Every function returns PNG bytes (callers write them atomically); fonts and sizes are fixed and metadata
+- :func:`contact_sheet`, :func:`triangle_sheet`: rendered images on a labelled grid (PIL images, for
+  ``render`` and ``sweep``).
+
+The plots return PNG bytes (callers write them atomically); fonts and sizes are fixed and metadata
 is stripped, so the same data gives the same bytes.
 """
 
@@ -172,3 +175,60 @@ def lines_png(xs: Sequence[float], series: Mapping[str, Sequence[float]], xlabel
     ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none")
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+# ------------------------------------------------------------------------------ contact sheets (Pillow)
+
+
+def _font(size: int = 14) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def triangle_sheet(rows: list[list[Any]], labels: list[str], grid: int, prompts: list[str], cell: int = 128) -> Any:
+    """A triangle sweep per prompt: row r holds r + 1 images (its grid points in path order), centred, each
+    labelled with its weights; the prompts stacked, each under its own heading."""
+    from PIL import Image, ImageDraw
+
+    font, heading, pad, label_h, head = _font(11), _font(14), 6, 16, 24
+    width = grid * (cell + pad) + pad
+    tri_h = grid * (cell + label_h + pad) + pad
+    sheet = Image.new("RGB", (width, len(prompts) * (tri_h + head)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for q, (prompt, images) in enumerate(zip(prompts, rows)):
+        top = q * (tri_h + head)
+        draw.text((pad, top + 4), prompt[:80], fill="black", font=heading)
+        idx = 0
+        for r in range(grid):
+            x0 = (width - (r + 1) * (cell + pad) + pad) // 2
+            y = top + head + r * (cell + label_h + pad)
+            for k in range(r + 1):
+                x = x0 + k * (cell + pad)
+                sheet.paste(images[idx].convert("RGB").resize((cell, cell)), (x, y))
+                draw.text((x, y + cell + 2), labels[idx][:22], fill="black", font=font)
+                idx += 1
+    return sheet
+
+
+def contact_sheet(images: list[list[Any]], row_labels: list[str], col_labels: list[str], cell: int = 160) -> Any:
+    """A labelled grid: one row per token and one column per prompt, or (a sweep) one row per prompt and one
+    column per token in path order."""
+    from PIL import Image, ImageDraw
+
+    font = _font(14)
+    pad, top, left = 4, 28, 140
+    rows, cols = len(images), max(len(r) for r in images)
+    sheet = Image.new("RGB", (left + cols * (cell + pad) + pad, top + rows * (cell + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, label in enumerate(col_labels):
+        draw.text((left + j * (cell + pad) + pad, 6), label[:24], fill="black", font=font)
+    for i, row in enumerate(images):
+        y = top + i * (cell + pad) + pad
+        draw.text((6, y + cell // 2 - 8), row_labels[i][:16], fill="black", font=font)
+        for j, img in enumerate(row):
+            sheet.paste(img.convert("RGB").resize((cell, cell)), (left + j * (cell + pad) + pad, y))
+    return sheet

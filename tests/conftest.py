@@ -69,14 +69,14 @@ def tiny_recipe():
 @pytest.fixture(scope="session")
 def kandinsky(tiny_recipe):
     """The tiny Kandinsky 2.1 twin, loaded once per test session through the real from_pretrained path."""
-    from distok_cli.backends.diffusion import make_renderer
+    from distok_cli.backends.registry import make_renderer
 
     return make_renderer(tiny_recipe.render, "cpu")
 
 
 @pytest.fixture(scope="session")
 def sd(tiny_recipe):
-    from distok_cli.backends.diffusion import make_renderer
+    from distok_cli.backends.registry import make_renderer
     from distok_cli.files import recipes
 
     return make_renderer(recipes.override(tiny_recipe, ["render.backend=sd15"]).render, "cpu")

@@ -30,7 +30,7 @@ def run(tmp_path_factory, kandinsky):
 def sd_pipe():
     from diffusers import StableDiffusionPipeline
 
-    from distok_cli.backends.loading import resolve
+    from distok_cli.backends.refs import resolve
 
     pipe = StableDiffusionPipeline.from_pretrained(resolve("twin:sd15"), safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -76,7 +76,7 @@ def test_inject_into_sd_kandinsky_prior_and_sdxl(run, sd_pipe, tmp_path, kandins
     import torch
     from diffusers import KandinskyPriorPipeline, StableDiffusionXLPipeline
 
-    from distok_cli.backends.loading import resolve
+    from distok_cli.backends.refs import resolve
 
     token = api.load(run).encode({"fox": 0.5, "owl": 0.5})
     prior = KandinskyPriorPipeline.from_pretrained(resolve("twin:kandinsky21-prior"))

@@ -98,7 +98,7 @@ def test_every_made_token_loads_in_diffusers_load_textual_inversion(tmp_path, ma
     file, its embedding row exactly the exported values, in the text encoder's dtype."""
     from diffusers import StableDiffusionPipeline
 
-    from distok_cli.backends.loading import resolve
+    from distok_cli.backends.refs import resolve
 
     pipe = StableDiffusionPipeline.from_pretrained(resolve("twin:sd15"), safety_checker=None)
     emb = pipe.text_encoder.get_input_embeddings()

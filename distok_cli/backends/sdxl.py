@@ -28,6 +28,8 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from distok_cli.backends.loading import from_pretrained, placement
+from distok_cli.backends.pipelines import compile_unet, generators, place, set_scheduler
+from distok_cli.backends.protocols import Backend
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import RenderConfig
@@ -35,6 +37,8 @@ from distok_cli.files.tokenfile import SpacePart, TokenSpace, check_compatible, 
 
 #: (part name, pipeline tokenizer folder, pipeline text-encoder folder), in the token's order.
 PARTS = (("clip_l", "tokenizer", "text_encoder"), ("clip_g", "tokenizer_2", "text_encoder_2"))
+BACKEND = Backend(name="sdxl", title="SDXL", parts=tuple(p for p, _, _ in PARTS), width=None, renders=True,
+                  estimators=("blip-itm", "blip-vqa", "text"), default_recipe="sdxl-animals")
 #: SDXL reads the penultimate layer of both encoders (diffusers' ``hidden_states[-2]``, clip_skip 0).
 HIDDEN_LAYER = -2
 
@@ -109,6 +113,10 @@ class SDXLTextSide:
         return torch.cat([side.class_embeddings(classes) for side in self.sides], -1)
 
 
+def text_ref(cfg: RenderConfig) -> str:
+    return cfg.sdxl
+
+
 def load_text_side(ref: str, device: str, torch_dtype: Any) -> SDXLTextSide:
     """Only the two tokenizers and text encoders of the SDXL pipeline at ``ref`` (training, text estimator)."""
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -121,8 +129,14 @@ def load_text_side(ref: str, device: str, torch_dtype: Any) -> SDXLTextSide:
     return SDXLTextSide(toks, encs, ref)  # type: ignore[arg-type]
 
 
-def tokenizer_folders() -> tuple[str, ...]:
-    return tuple(t for _, t, _ in PARTS)
+def tokenizer_folders(cfg: RenderConfig) -> list[tuple[str, str]]:
+    """(model reference, tokenizer subfolder) of both text encoders a render puts the token's parts into."""
+    return [(cfg.sdxl, t) for _, t, _ in PARTS]
+
+
+def make_renderer(cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
+                  compile: bool = False) -> SDXLRenderer:
+    return SDXLRenderer(cfg, device, dtype, offload, compile=compile)
 
 
 class SDXLRenderer:
@@ -131,8 +145,6 @@ class SDXLRenderer:
     def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
                  compile: bool = False, pipeline: Any = None) -> None:
         """Load ``cfg.sdxl`` with from_pretrained (or use ``pipeline``, built in memory by the GPU benchmark)."""
-        from distok_cli.backends.diffusion import _place, _set_scheduler, compile_unet
-
         self.device, self.dtype = placement(device, dtype)
         from diffusers import StableDiffusionXLPipeline
 
@@ -141,8 +153,8 @@ class SDXLRenderer:
             self.pipe = from_pretrained(StableDiffusionXLPipeline, cfg.sdxl, dtype=self.dtype)
         else:
             self.pipe = pipeline.to(dtype=self.dtype)
-        _set_scheduler(self.pipe, cfg.scheduler)
-        _place((self.pipe,), self.device, offload)
+        set_scheduler(self.pipe, cfg.scheduler)
+        place((self.pipe,), self.device, offload)
         self.compiled = compile
         if compile:
             compile_unet(self.pipe)
@@ -155,12 +167,10 @@ class SDXLRenderer:
         """One image per (vector, prompt, seed): each part reaches its own encoder through the hooks."""
         import torch
 
-        from distok_cli.backends.diffusion import _generators
-
         filled = [TextSide.fill(p) for p in prompts]
         self.text.check_fits(filled)
         with torch.inference_mode(), self.text.inject(vectors):
             return self.pipe(
                 filled, height=s.size, width=s.size, num_inference_steps=s.steps, guidance_scale=s.guidance,
-                generator=_generators(seeds),
+                generator=generators(seeds),
             ).images

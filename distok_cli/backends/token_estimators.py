@@ -143,8 +143,9 @@ def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: st
     The returned object has ``text`` (the token space it checks tokens against), ``name``, ``describe()``
     and ``__call__(vectors [N, d], seeds) -> (probabilities [N, K], images or None)``.
     """
-    from distok_cli.backends.diffusion import Settings, make_renderer
     from distok_cli.backends.loading import pick_device
+    from distok_cli.backends.pipelines import Settings
+    from distok_cli.backends.registry import make_renderer
     from distok_cli.errors import BadInput
 
     device = pick_device(device)
@@ -152,7 +153,7 @@ def make_token_estimator(recipe: Any, device: str, dtype: str = "auto", kind: st
     e, classes = recipe.estimator, list(recipe.classes)
     settings = Settings.from_config(recipe.render)
     if kind == "text":
-        from distok_cli.backends.text_encoder import load_text_side
+        from distok_cli.backends.registry import load_text_side
 
         log.info("loading the text encoder")
         text = load_text_side(recipe, device, dtype)

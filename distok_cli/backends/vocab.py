@@ -23,7 +23,7 @@ _EMBED_SUFFIXES = ("token_embedding.weight", "word_embeddings.weight")
 def resolve(ref: str) -> Path:
     """A local folder for a Hub id or path, without touching the network."""
     if ref.startswith("minilm:"):
-        from distok_cli.backends.minilm import folder
+        from distok_cli.backends.refs import minilm_folder as folder
 
         return folder()
     if ref.startswith("twin:"):

@@ -119,9 +119,3 @@ def _stopped(signum: int) -> int:
     _error(interrupts.words(signum))
     return 128 + signum
 
-
-def run() -> None:
-    """Console-script entry point (see :mod:`distok_cli.cli.entry`, which installs the signal handlers first)."""
-    from distok_cli.cli.entry import run as entry_run
-
-    entry_run()

@@ -25,7 +25,7 @@ ENCODE = [("pig-sheep-snake", {"pig": 0.55, "sheep": 0.25, "snake": 0.20}), ("ow
 
 
 def minilm_available() -> bool:
-    from distok_cli.backends.minilm import installed
+    from distok_cli.backends.refs import minilm_installed as installed
 
     return installed()
 
@@ -130,7 +130,7 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
             tokenfile.save(generate.encode(render_ckpt, {"pig": 0.55, "sheep": 0.25, "snake": 0.2}), render_run / "tokens" / "pig-sheep-snake.distok"),
             *[tokenfile.save(t, render_run / "tokens" / f"{t.title}.distok") for t in generate.sample(render_ckpt, 2, "cauchy", 1.0, 0)],
         ]
-    from distok_cli.backends.diffusion import Settings
+    from distok_cli.backends.pipelines import Settings
     from distok_cli.jobs import rendering
 
     tiny = recipes.load("tiny")

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distok_cli.errors import BadInput
-from distok_cli.progress import log
 
 #: The paper's CangJie concept list is unpublished; this is our own 60-class animal vocabulary.
 ANIMALS_60 = [
@@ -29,10 +28,8 @@ ANIMALS_60 = [
 CLASS_SETS = {"animals60": ANIMALS_60}
 
 
-#: The allowed values, defined once (the CLI's options and error messages use these too).
-BACKENDS = ("kandinsky21", "sd15", "sdxl")
-#: The named parts of each backend's tokens (none: one vector); their widths come from the model.
-BACKEND_PARTS: dict[str, tuple[str, ...]] = {"kandinsky21": (), "sd15": (), "sdxl": ("clip_l", "clip_g")}
+#: The allowed values, defined once (the CLI's options and error messages use these too). What each render
+#: backend is (its token's parts, widths, estimators) is declared by its module in ``backends/``.
 ESTIMATOR_KINDS = ("blip-itm", "blip-vqa", "text", "prior")
 IMAGE_ESTIMATORS = ("blip-itm", "blip-vqa")  # the ones that read images
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -359,24 +356,6 @@ def placement(recipe: Recipe, device: str, dtype: str) -> tuple[str, str]:
     if dtype not in DTYPES:
         raise BadInput(f"--dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}, got {dtype!r}")
     return device, dtype
-
-
-def for_tokens(given: str | None, tokens: list[Any]) -> str:
-    """The recipe to render/estimate ``tokens`` with: ``given``, else the one their model was trained with
-    (when all agree and it is a known recipe), else ``sdxl-animals`` for tokens with SDXL's parts, else ``tiny``."""
-    if given:
-        return given
-    recorded = {t.model.get("recipe") for t in tokens if getattr(t, "model", None) and t.model.get("recipe")}
-    if len(recorded) == 1:
-        name = next(iter(recorded))
-        if name in available():
-            log.info(f"using recipe {name} (recorded in the token; --recipe chooses another)")
-            return name
-    layouts = {tuple(n for n, _ in getattr(t, "layout", ())) for t in tokens}
-    if tokens and layouts == {BACKEND_PARTS["sdxl"]}:  # e.g. a community SDXL embedding: SDXL, not the tiny twin
-        log.info("using recipe sdxl-animals (the tokens have SDXL's two parts; --recipe chooses another)")
-        return "sdxl-animals"
-    return "tiny"
 
 
 def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:

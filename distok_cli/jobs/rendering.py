@@ -15,7 +15,7 @@ from typing import Any
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import MAX_SEED
 from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, atomic_write, check_target
-from distok_cli.progress import Progress
+from distok_cli.progress import Progress, log
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,6 @@ class Job:
     out: Path | None  # None: rendered only as a batch-mate of another job (render --from), not written
 
 
-#: Renderers read tokens of CLIP ViT-L/14's token-embedding space (Kandinsky 2.1's prior, SD 1.x).
-RENDER_DIM = 768
 #: Most images one command renders (tokens × prompts × seeds), and the largest seed (torch's generator).
 MAX_IMAGES = 10_000
 
@@ -75,22 +73,51 @@ def renderable_recipes() -> list[str]:
     return names
 
 
+_COUNT = {2: "two", 3: "three", 4: "four"}
+
+
+def recipe_for_tokens(given: str | None, tokens: list[Any]) -> str:
+    """The recipe to render/estimate ``tokens`` with: ``given``, else the one their model was trained with
+    (when all agree and it is a known recipe), else the default recipe of the backend whose named parts they
+    have, else ``tiny``."""
+    from distok_cli.backends import registry
+    from distok_cli.files import recipes
+
+    if given:
+        return given
+    recorded = {t.model.get("recipe") for t in tokens if getattr(t, "model", None) and t.model.get("recipe")}
+    if len(recorded) == 1:
+        name = next(iter(recorded))
+        if name in recipes.available():
+            log.info(f"using recipe {name} (recorded in the token; --recipe chooses another)")
+            return name
+    layouts = {tuple(n for n, _ in getattr(t, "layout", ())) for t in tokens}
+    backend = registry.for_parts(next(iter(layouts))) if len(layouts) == 1 else None
+    if tokens and backend is not None and backend.default_recipe:  # e.g. a community embedding with parts
+        n = len(backend.parts)
+        log.info(f"using recipe {backend.default_recipe} (the tokens have {backend.title}'s {_COUNT.get(n, n)} parts; "
+                 "--recipe chooses another)")
+        return backend.default_recipe
+    return "tiny"
+
+
 def check_renderable(tokens: list[Token], cfg: Any = None) -> None:
     """Refuse, before any model loads, a token that no renderer can read (e.g. a 384-d MiniLM token), or
     (with the recipe ``cfg``) one whose parts are not those of the recipe's renderer."""
-    from distok_cli.files.recipes import BACKEND_PARTS
+    from distok_cli.backends import registry
     from distok_cli.files.tokenfile import describe_layout
 
     for t in tokens:
-        if not t.layout and t.dim != RENDER_DIM:
+        if not t.layout and not registry.renders((), t.dim):
             space = f"{t.space.encoder}'s {t.dim}-d token space" if t.space else f"a {t.dim}-d token space"
+            widths = "/".join(str(w) for w in registry.single_vector_widths())
             raise BadInput(
                 f"{t.path or t.short_id} is a token of {space}; no renderer reads it (rendering needs a "
-                f"{RENDER_DIM}-d CLIP ViT-L/14 token or a token with parts: train with one of the recipes {', '.join(renderable_recipes())}, "
+                f"{widths}-d CLIP ViT-L/14 token or a token with parts: train with one of the recipes {', '.join(renderable_recipes())}, "
                 "e.g. `distok train -r tiny -o runs/tiny`, and encode or sample with that run)"
             )
         if cfg is not None:
-            want = BACKEND_PARTS[cfg.render.backend]
+            want = registry.parts_of(cfg.render.backend)
             if tuple(n for n, _ in t.layout) != want:
                 shown = describe_layout(t.layout, t.dim)
                 expects = " + ".join(want) if want else "one vector"
@@ -105,11 +132,11 @@ def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:
     tokenizers alone, before any model weights load."""
     from transformers import CLIPTokenizer
 
-    from distok_cli.backends.diffusion import text_contexts
     from distok_cli.backends.loading import from_pretrained
+    from distok_cli.backends.registry import tokenizer_folders
     from distok_cli.backends.textside import PLACEHOLDERS, TextSide
 
-    for ref, sub in text_contexts(cfg.render):
+    for ref, sub in tokenizer_folders(cfg.render):
         tok = from_pretrained(CLIPTokenizer, ref, subfolder=sub)
         tok.add_tokens(list(PLACEHOLDERS))
         pid = tok.convert_tokens_to_ids(PLACEHOLDERS[0])
@@ -202,7 +229,7 @@ def run(jobs: list[Job], renderer: Any, settings: Any, recipe_name: str, progres
     """Render and write each job's PNG (atomically). Returns the written paths."""
     import torch
 
-    from distok_cli.backends.diffusion import a1111_parameters, png_bytes
+    from distok_cli.files.pngrecord import a1111_parameters, png_bytes
 
     written: list[str] = []
     full = min(settings.batch_size, len(jobs))
@@ -277,7 +304,7 @@ def write_grid(jobs: list[Job], path: Path) -> str:
 
     from PIL import Image
 
-    from distok_cli.backends.diffusion import contact_sheet
+    from distok_cli.plots import contact_sheet
 
     tokens = list({j.token.id: j.token for j in jobs}.values())
     prompts = list(dict.fromkeys(j.prompt for j in jobs))
@@ -287,7 +314,7 @@ def write_grid(jobs: list[Job], path: Path) -> str:
     buf = io.BytesIO()
     ordered = sweep_order(tokens)
     if ordered is not None:  # one sweep: a strip per prompt in path order (a triangle for a triangle sweep)
-        from distok_cli.backends.diffusion import triangle_sheet
+        from distok_cli.plots import triangle_sheet
 
         labels = [sweep_label(t) for t in ordered]
         if ordered[0].source["sweep"]["path"] == "triangle":  # type: ignore[index]

@@ -102,7 +102,7 @@ def model_recipe(ckpt: Any) -> Any:
 def model_scorer(ckpt: Any, device: str = "auto", dtype: str = "auto") -> StyleScorer:
     """The scorer of the model's training styles on its recipe's text side (loaded here: torch)."""
     from distok_cli.backends.loading import pick_device
-    from distok_cli.backends.text_encoder import load_text_side
+    from distok_cli.backends.registry import load_text_side
     from distok_cli.files import recipes
 
     if not ckpt.config.get("styles"):

@@ -40,7 +40,7 @@ def estimate(
 ) -> None:
     """Estimate class distributions (BLIP); for tokens also KL and JS to their source distribution."""
     from distok_cli.files import recipes
-    from distok_cli.jobs import estimation
+    from distok_cli.jobs import estimation, rendering
 
     check_estimator(estimator)
     if plot is not None:
@@ -53,7 +53,7 @@ def estimate(
         from distok_cli.files import tokenfile
 
         tokens = [tokenfile.load(p) for p in paths if p.endswith(tokenfile.TOKEN_SUFFIXES)]
-        recipe = recipes.for_tokens(None, tokens)
+        recipe = rendering.recipe_for_tokens(None, tokens)
     cfg = recipes.load(recipe, list(set_ or []))
     class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
     where = recipes.placement(cfg, device, dtype)

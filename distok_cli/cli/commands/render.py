@@ -83,10 +83,10 @@ def render(
             raise BadInput("no prompt given: add one with '<>' where the token goes, e.g. \"a photo of a <>\"")
         token_list = [tokenfile.load(p) for p in expand_paths(token_args)]
         seed_list = rendering.parse_seeds(seeds) if seeds is not None else [rendering.check_seed(seed or 0)]
-        cfg = recipes.load(recipes.for_tokens(recipe, token_list), list(set_ or []))
+        cfg = recipes.load(rendering.recipe_for_tokens(recipe, token_list), list(set_ or []))
     rendering.check_renderable(token_list, cfg)
 
-    from distok_cli.backends.diffusion import Settings
+    from distok_cli.backends.pipelines import Settings
 
     where = recipes.placement(cfg, device, dtype)
     settings = Settings.from_config(
@@ -109,7 +109,7 @@ def render(
             mine = list(part)
         out.log(f"distok: process {state.process_index}/{state.num_processes} renders {len(mine)} of {len(jobs)} images")
 
-    from distok_cli.backends.diffusion import make_renderer
+    from distok_cli.backends.registry import make_renderer
 
     out.notice(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
     renderer = make_renderer(cfg.render, *where, offload, compile=compile_)

@@ -72,9 +72,9 @@ def sweep(
     out.notice(f"{len(s.tokens)} tokens {HOW[s.kind]}" + (f", {s.interpolation}" if s.kind in ("latent", "token") else ""))
     if estimate:
         from distok_cli.files import recipes
-        from distok_cli.jobs import sweeping
+        from distok_cli.jobs import rendering, sweeping
 
-        cfg = recipes.load(recipes.for_tokens(recipe, s.tokens), list(set_ or []))
+        cfg = recipes.load(rendering.recipe_for_tokens(recipe, s.tokens), list(set_ or []))
         est = sweeping.estimator_for(cfg, estimate, *recipes.placement(cfg, device, dtype))
         with out.progress("estimating", len(s.tokens)) as task:
             sweeping.estimate_sweep(s, est, list(range(seed, seed + (images if estimate != "text" else 1))), task.advance)
