@@ -368,7 +368,8 @@ def cases() -> list[Case]:
 
 
 def _token_in(encoder: str, dim: int) -> bytes:
-    from distok_cli.files.tokenfile import Token, TokenSpace, to_bytes
+    from distok_cli.files.space import TokenSpace
+    from distok_cli.files.tokenfile import Token, to_bytes
 
     space = TokenSpace(encoder, dim, "fp16-sha256:" + "8" * 64)
     return to_bytes(Token(np.full(dim, 0.01, np.float32), space, {"kind": "distribution", "distribution": {"cat": 1.0}}))

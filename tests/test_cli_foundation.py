@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from distok_cli.files import tokenfile
-from distok_cli.files.tokenfile import Token, TokenSpace
+from distok_cli.files.space import TokenSpace
+from distok_cli.files.tokenfile import Token
 
 from .conftest import EXAMPLES, assert_one_line_error, run_cli
 

@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from distok_cli.files import checkpoint, tokenfile
-from distok_cli.files.tokenfile import TokenSpace
+from distok_cli.files.space import TokenSpace
 
 from .conftest import EXAMPLES, assert_one_line_error, make_token, run_cli
 
@@ -170,7 +170,7 @@ def test_name_collisions_are_refused_without_overwrite(tmp_path):
     assert r.code == 0
     first = open(r.out.strip(), "rb").read()
     assert_one_line_error(run_cli(["export", PIG, "--to", "comfyui", "-o", tmp_path]), 2,
-                          f"{tmp_path}/pig55-sheep25-snake20-447da2.safetensors exists (use --overwrite to replace it)")
+                          f"{tmp_path}/pig55-sheep25-snake20-447da2.safetensors exists (use --overwrite to replace)")
     assert open(r.out.strip(), "rb").read() == first
     r2 = run_cli(["export", PIG, "--to", "comfyui", "-o", tmp_path, "--overwrite", "-q"])
     assert r2.code == 0 and tokenfile.load(r2.out.strip()).exported["target"] == "comfyui"

@@ -81,7 +81,7 @@ def test_the_page_holds_everything_and_needs_nothing_else(site, tmp_path):
 
 def test_gallery_refuses_bad_targets_and_inputs(site, tmp_path):
     root, page = site
-    assert_one_line_error(run_cli(["gallery", root / "tokens", "-o", page]), 2, f"{page} exists (use --overwrite to replace it)")
+    assert_one_line_error(run_cli(["gallery", root / "tokens", "-o", page]), 2, f"{page} exists (use --overwrite to replace)")
     assert_one_line_error(run_cli(["gallery", root / "tokens", "-o", tmp_path / "g.txt"]), 2, "a gallery is an .html file")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_cli(["gallery", tmp_path / "empty", "-o", tmp_path / "g.html"]), 2, "no token files or rendered PNGs found")
@@ -232,7 +232,7 @@ def test_every_line_the_page_offers_for_a_minilm_token_runs(tmp_path, monkeypatc
     import html
     import shlex
 
-    from distok_cli.files.tokenfile import TokenSpace
+    from distok_cli.files.space import TokenSpace
 
     space = TokenSpace("minilm:all-MiniLM-L6-v2", 384, "fp16-sha256:" + "2" * 64, "")
     tok = make_token(space, 0.02 * np.random.default_rng(0).standard_normal(384),

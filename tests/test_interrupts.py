@@ -135,9 +135,9 @@ def test_a_signal_while_the_run_starts_leaves_no_folder(tmp_path, monkeypatch, k
 
 
 def test_sigterm_stops_any_command_with_143_and_nothing_half_written(tmp_path, monkeypatch):
-    from distok_cli.files import tokenfile
+    from distok_cli.files import safety, tokenfile
 
-    real = tokenfile.atomic_write
+    real = safety.atomic_write
 
     def write_then_stop(path, data, overwrite=True):
         kill_self(signal.SIGTERM)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from distok_cli.files import tokenfile
-from distok_cli.files.tokenfile import Token, TokenSpace
+from distok_cli.files.space import TokenSpace
+from distok_cli.files.tokenfile import Token
 
 from .conftest import assert_one_line_error, make_token, run_cli
 

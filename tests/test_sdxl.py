@@ -61,7 +61,7 @@ def test_the_twin_is_an_sdxl_pipeline_with_two_widths(sdxl_pipe):
 
 def test_trained_tokens_have_both_parts_and_the_space_names_both_encoders(sdxl_run, sdxl_tokens, sdxl_pipe):
     from distok_cli.backends.textside import TextSide
-    from distok_cli.files.tokenfile import space_fingerprint
+    from distok_cli.files.space import space_fingerprint
 
     ckpt = json.loads(run_cli(["inspect", sdxl_run, "--json"]).out)
     parts = ckpt["config"]["token_space"]["parts"]
@@ -298,7 +298,7 @@ def test_method_and_jobs_never_name_sdxl():
 
 
 def _parted_space(widths=(("aa", 6), ("bb", 10))):
-    from distok_cli.files.tokenfile import SpacePart, TokenSpace
+    from distok_cli.files.space import SpacePart, TokenSpace
 
     return TokenSpace.with_parts("e", tuple(SpacePart(n, d, "fp16-sha256:" + str(i) * 64) for i, (n, d) in enumerate(widths)))
 

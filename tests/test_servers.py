@@ -294,10 +294,10 @@ def test_estimate_write_refuses_when_the_vector_changed_meanwhile(small, monkeyp
 
 
 def test_writers_of_one_token_file_take_turns(tmp_path):
-    """tokenfile.locked: a second holder waits until the first has replaced the file and let go."""
+    """safety.locked: a second holder waits until the first has replaced the file and let go."""
     import threading
 
-    from distok_cli.files import tokenfile
+    from distok_cli.files import safety, tokenfile
 
     from .conftest import EXAMPLES
 
@@ -306,10 +306,10 @@ def test_writers_of_one_token_file_take_turns(tmp_path):
     order = []
 
     def second():
-        with tokenfile.locked(tok):
+        with safety.locked(tok):
             order.append("second")
 
-    with tokenfile.locked(tok):
+    with safety.locked(tok):
         t = threading.Thread(target=second)
         t.start()
         time.sleep(0.3)

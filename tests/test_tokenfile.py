@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from distok_cli.errors import BadInput, InvalidTokenFile
-from distok_cli.files import tokenfile
-from distok_cli.files.tokenfile import Token, TokenSpace
+from distok_cli.files import safety, space, tokenfile
+from distok_cli.files.space import TokenSpace
+from distok_cli.files.tokenfile import Token
 
 from .conftest import EXAMPLES, ROOT
 
@@ -78,7 +79,7 @@ def test_two_part_golden_file_is_an_sdxl_embedding_with_provenance():
 
 def _two_part(meta_space=None, tensors=None, version="2.0"):
     """A two-part token file built by hand (widths 2 and 3), with one thing changed."""
-    from distok_cli.files.tokenfile import SpacePart
+    from distok_cli.files.space import SpacePart
 
     space = TokenSpace.with_parts("enc", (SpacePart("aa", 2, "fp16-sha256:" + "1" * 64),
                                           SpacePart("bb", 3, "fp16-sha256:" + "2" * 64)))
@@ -274,8 +275,8 @@ def test_plain_files_of_f16_and_bf16_are_converted():
 
 def test_space_fingerprint_ignores_float32_vs_float16_loading():
     m = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
-    assert tokenfile.space_fingerprint(m) == tokenfile.space_fingerprint(m.astype(np.float16))
-    assert tokenfile.space_fingerprint(m) != tokenfile.space_fingerprint(m.T.copy())
+    assert space.space_fingerprint(m) == space.space_fingerprint(m.astype(np.float16))
+    assert space.space_fingerprint(m) != space.space_fingerprint(m.T.copy())
 
 
 def test_content_id_is_sha256_of_the_tensor_bytes():
@@ -311,19 +312,18 @@ def test_written_files_get_the_mode_open_would_give(tmp_path, umask):
     import os
     import stat
 
-    from distok_cli.files import tokenfile as tf
 
     old = os.umask(umask)
     try:
-        tf._UMASK = None  # read the umask afresh, as a new process would
+        safety._UMASK = None  # read the umask afresh, as a new process would
         p = tmp_path / "t.distok"
-        tokenfile.atomic_write(p, b"x", overwrite=False)
+        safety.atomic_write(p, b"x", overwrite=False)
         with open(tmp_path / "plain", "wb") as fh:
             fh.write(b"x")
         assert stat.S_IMODE(p.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o666 & ~umask
     finally:
         os.umask(old)
-        tf._UMASK = None
+        safety._UMASK = None
 
 
 def test_pipes_and_devices_are_refused_before_any_read(tmp_path):
@@ -346,8 +346,6 @@ def test_estimate_write_keeps_the_token_files_mode(tmp_path, umask, kandinsky):
     import os
     import stat
 
-    from distok_cli.files import tokenfile as tf
-
     from .conftest import make_token, run_cli
 
     p = tmp_path / "t.distok"
@@ -355,7 +353,7 @@ def test_estimate_write_keeps_the_token_files_mode(tmp_path, umask, kandinsky):
     os.chmod(p, 0o640)
     old = os.umask(umask)
     try:
-        tf._UMASK = None
+        safety._UMASK = None
         r = run_cli(["estimate", str(p), "--write", "--estimator", "text", "-r", "tiny", "-q"])
         assert r.code == 0, r.err
         assert tokenfile.load(p).estimate is not None
@@ -365,7 +363,7 @@ def test_estimate_write_keeps_the_token_files_mode(tmp_path, umask, kandinsky):
         assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
     finally:
         os.umask(old)
-        tf._UMASK = None
+        safety._UMASK = None
 
 
 def test_no_overwrite_still_works_where_hard_links_do_not(tmp_path, monkeypatch):
@@ -379,8 +377,8 @@ def test_no_overwrite_still_works_where_hard_links_do_not(tmp_path, monkeypatch)
 
     monkeypatch.setattr(os, "link", no_links)
     p = tmp_path / "t.distok"
-    tokenfile.atomic_write(p, b"first", overwrite=False)
+    safety.atomic_write(p, b"first", overwrite=False)
     assert p.read_bytes() == b"first"
     with pytest.raises(BadInput, match="exists"):
-        tokenfile.atomic_write(p, b"second", overwrite=False)
+        safety.atomic_write(p, b"second", overwrite=False)
     assert p.read_bytes() == b"first" and sorted(x.name for x in tmp_path.iterdir()) == ["t.distok"]

@@ -14,7 +14,8 @@ from typing import Any
 
 from distok_cli.backends.textside import fix_legacy_eos
 from distok_cli.errors import BadInput
-from distok_cli.files.tokenfile import Token, describe_layout, space_fingerprint
+from distok_cli.files.space import describe_layout, space_fingerprint
+from distok_cli.files.tokenfile import Token
 
 #: (tokenizer, text encoder) attribute pairs, in a token's part order, for each pipeline family.
 ENCODER_ATTRS = (

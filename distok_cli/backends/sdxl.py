@@ -33,7 +33,7 @@ from distok_cli.backends.protocols import Backend
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import RenderConfig
-from distok_cli.files.tokenfile import SpacePart, TokenSpace, check_compatible, split
+from distok_cli.files.space import SpacePart, TokenSpace, check_compatible, split
 
 #: (part name, pipeline tokenizer folder, pipeline text-encoder folder), in the token's order.
 PARTS = (("clip_l", "tokenizer", "text_encoder"), ("clip_g", "tokenizer_2", "text_encoder_2"))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from distok_cli.errors import BadInput
-from distok_cli.files.tokenfile import TokenSpace, check_compatible, space_fingerprint
+from distok_cli.files.space import TokenSpace, check_compatible, space_fingerprint
 
 PLACEHOLDERS = ("<distok>", "<distok-b>")
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from distok_cli.errors import BadInput, ModelNotAvailable
-from distok_cli.files.tokenfile import Token, TokenSpace, space_fingerprint
+from distok_cli.files.space import TokenSpace, space_fingerprint
+from distok_cli.files.tokenfile import Token
 
 _EMBED_SUFFIXES = ("token_embedding.weight", "word_embeddings.weight")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from distok_cli.cli.output import Output
 from distok_cli.errors import BadInput
-from distok_cli.files import recipes, tokenfile
+from distok_cli.files import recipes, safety, tokenfile
 from distok_cli.method import generate
 
 MARKER = ".distok-demo"
@@ -144,7 +144,7 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
 
     page, _, _ = gallery.build([str(output / "tokens"), str(output / "renders")] + ([str(render_run / "tokens")] if main != "tiny" else []),
                                output / "gallery.html", ckpt)
-    tokenfile.atomic_write(output / "gallery.html", page.encode("utf-8"))
+    safety.atomic_write(output / "gallery.html", page.encode("utf-8"))
 
     out.notice("5/5 done")
     took = time.perf_counter() - start

@@ -19,7 +19,7 @@ def output_option(help: str, folder: bool = True, *aliases: str) -> Any:
 
     def check(value: Any) -> Any:
         if value is not None and str(value) != "-":
-            from distok_cli.files.tokenfile import check_target
+            from distok_cli.files.safety import check_target
 
             check_target(value, folder=folder)
         return value

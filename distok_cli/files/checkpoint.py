@@ -25,7 +25,9 @@ import numpy as np
 
 from distok_cli.errors import BadInput
 from distok_cli.files import frame, schema
-from distok_cli.files.tokenfile import TokenSpace, atomic_write, canonical_json, safetensors_bytes, space_from_json
+from distok_cli.files.safety import atomic_write
+from distok_cli.files.space import TokenSpace, space_from_json
+from distok_cli.files.tokenfile import canonical_json, safetensors_bytes
 
 CHECKPOINT_VERSION = "1.0"
 SCHEMA = "distok-checkpoint-v1"

@@ -42,7 +42,7 @@ def default_model() -> str | None:
 
 def set_default_model(path: str | None) -> Path | None:
     """Store ``path`` (made absolute) as the default model, or clear it with ``None``."""
-    from distok_cli.files.tokenfile import atomic_write
+    from distok_cli.files.safety import atomic_write
 
     data = _read()
     if path is None:

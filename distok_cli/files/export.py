@@ -18,14 +18,18 @@ it back with its whole provenance. Only numpy is imported.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from distok_cli.errors import BadInput
-from distok_cli.files import tokenfile
-from distok_cli.files.tokenfile import Token
+from distok_cli.files import safety, space
+
+if TYPE_CHECKING:  # annotations only: the token file module imports this one (Token.export)
+    from distok_cli.files.tokenfile import Token
 
 #: Text encoders whose token-embedding space is CLIP ViT-L/14's (the SD 1.x text encoder), by Hub id.
 CLIP_L_REPOS = (
@@ -97,7 +101,7 @@ def in_clip_l_space(token: Token) -> bool:
     return False
 
 
-SDXL_PARTS = tuple(n for n, _ in tokenfile.SDXL_LAYOUT)
+SDXL_PARTS = tuple(n for n, _ in space.SDXL_LAYOUT)
 
 
 def base_of(token: Token) -> str:
@@ -130,7 +134,7 @@ def check_exportable(token: Token, target: Target, base: str = "auto") -> str:
             f"{target.label}; export tokens from a model trained on the real Kandinsky 2.1, SD 1.x or SDXL text encoders"
         )
     if own == "sdxl":
-        if token.layout != tokenfile.SDXL_LAYOUT and not token.space.encoder.startswith("twin:"):  # type: ignore[union-attr]
+        if token.layout != space.SDXL_LAYOUT and not token.space.encoder.startswith("twin:"):  # type: ignore[union-attr]
             raise BadInput(f"{what} has parts {token.space.describe()}; SDXL's are clip_l (768) + clip_g (1280)")  # type: ignore[union-attr]
         return own
     if token.space is not None and token.space.encoder.startswith("twin:"):
@@ -189,8 +193,9 @@ def exported(token: Token, target: Target, name: str, dtype: str) -> Token:
 
 
 def plan(tokens: list[Token], target: Target, dest: Path, template: str, dtype: str,
-         overwrite: bool, base: str = "auto") -> list[tuple[Token, Path, bytes]]:
-    """Every token checked, named, placed and serialised before anything is written: a refusal writes nothing."""
+         overwrite: bool, serialize: Callable[[Token], bytes], base: str = "auto") -> list[tuple[Token, Path, bytes]]:
+    """Every token checked, named, placed and serialised (by ``serialize``, the token file's ``to_bytes``)
+    before anything is written: a refusal writes nothing."""
     out: list[tuple[Token, Path, bytes]] = []
     seen: dict[str, str] = {}
     for i, tok in enumerate(tokens):
@@ -201,10 +206,9 @@ def plan(tokens: list[Token], target: Target, dest: Path, template: str, dtype: 
             raise BadInput(f"{what} and {seen[name]} would both be named {name!r} (use --name with {{id}} or {{i}})")
         seen[name] = what
         path = dest / f"{name}{SUFFIX}"
-        if path.exists() and not overwrite:
-            raise BadInput(f"{path} exists (use --overwrite to replace it)")
+        safety.check_new_path([path], overwrite)
         tok = exported(tok, target, name, dtype)
-        out.append((tok, path, tokenfile.to_bytes(tok)))
+        out.append((tok, path, serialize(tok)))
     return out
 
 
@@ -212,6 +216,6 @@ def write(jobs: list[tuple[Token, Path, bytes]], overwrite: bool) -> list[str]:
     """Write planned exports (atomically; without ``overwrite`` a name taken meanwhile is refused)."""
     written = []
     for _, path, data in jobs:
-        tokenfile.atomic_write(path, data, overwrite)
+        safety.atomic_write(path, data, overwrite)
         written.append(str(path))
     return written

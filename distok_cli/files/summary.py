@@ -78,7 +78,7 @@ def compare(a: Token, b: Token) -> dict[str, Any]:
     """What ``diff A B`` reports (deltas are B minus A)."""
     if a.dim != b.dim or a.layout != b.layout:
         from distok_cli.errors import BadInput
-        from distok_cli.files.tokenfile import describe_layout
+        from distok_cli.files.space import describe_layout
 
         if a.layout or b.layout:
             raise BadInput(f"cannot compare tokens of different token spaces ({describe_layout(a.layout, a.dim)} vs "

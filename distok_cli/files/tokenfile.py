@@ -16,17 +16,11 @@ Only numpy is imported: ``inspect``, ``diff``, ``encode`` and ``sample`` must st
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
-import re
-import stat
 import struct
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,20 +28,17 @@ from typing import Any
 import numpy as np
 
 from distok_cli._version import __version__
-from distok_cli.errors import BadInput, DistokError
+from distok_cli.errors import BadInput
 from distok_cli.files import distributions as dists
 from distok_cli.files import frame, schema
 from distok_cli.files.frame import MAX_HEADER_BYTES, read_regular
+from distok_cli.files.safety import atomic_write, locked
+from distok_cli.files.space import SDXL_LAYOUT, TENSOR_KEY, TokenSpace, space_from_json, split
 
 FORMAT_NAME = "distok.token"
 FORMAT_VERSION = "1.0"  # one-part tokens: still written as 1.0, so older readers keep reading them
 PARTS_VERSION = "2.0"  # tokens with named parts (one vector per text encoder)
 READ_MAJORS = ("1", "2")
-TENSOR_KEY = "emb_params"
-#: A part's name is its tensor's name: lowercase, 1 to 32 characters, never ``emb_params``.
-PART_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-#: Part layouts that peer tools know by name (``modelspec.architecture``, the plain-file reader).
-SDXL_LAYOUT = (("clip_l", 768), ("clip_g", 1280))
 SOURCE_KINDS = ("distribution", "latent", "composition", "pool")
 PRIORS = ("gaussian", "laplace", "cauchy")
 TOKEN_SUFFIXES = (".distok", ".safetensors")  # what a path must end with to be read as a token
@@ -73,96 +64,6 @@ def canonical_json(obj: Any) -> str:
 def content_id(vector: np.ndarray) -> str:
     """``sha256:`` + hex digest of the tensor's float32 little-endian bytes."""
     return "sha256:" + hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()
-
-
-@dataclass(frozen=True)
-class SpacePart:
-    """One text encoder's share of a token: its name (the tensor's), width, subfolder and fingerprint."""
-
-    name: str
-    dim: int
-    fingerprint: str
-    subfolder: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"dim": self.dim, "fingerprint": self.fingerprint, "name": self.name}
-        if self.subfolder:
-            out["subfolder"] = self.subfolder
-        return out
-
-
-def parts_fingerprint(parts: tuple[SpacePart, ...]) -> str:
-    """A parted space's fingerprint: sha256 over ``name:dim:fingerprint;`` of each part, in order."""
-    h = hashlib.sha256("".join(f"{p.name}:{p.dim}:{p.fingerprint};" for p in parts).encode())
-    return "fp16-sha256:" + h.hexdigest()
-
-
-@dataclass(frozen=True)
-class TokenSpace:
-    """Which text encoder's token-embedding space a vector lives in; with ``parts``, one space per text
-    encoder (SDXL: CLIP-L and OpenCLIP-G), the vector being the parts concatenated in this order."""
-
-    encoder: str
-    dim: int
-    fingerprint: str
-    subfolder: str = ""
-    parts: tuple[SpacePart, ...] = ()
-
-    @classmethod
-    def with_parts(cls, encoder: str, parts: tuple[SpacePart, ...]) -> TokenSpace:
-        return cls(encoder, sum(p.dim for p in parts), parts_fingerprint(parts), "", parts)
-
-    @property
-    def layout(self) -> tuple[tuple[str, int], ...]:
-        return tuple((p.name, p.dim) for p in self.parts)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"dim": self.dim, "encoder": self.encoder, "fingerprint": self.fingerprint}
-        if self.subfolder:
-            out["subfolder"] = self.subfolder
-        if self.parts:
-            out["parts"] = [p.to_json() for p in self.parts]
-        return out
-
-    def compatible(self, other: TokenSpace) -> bool:
-        """Same vectors mean the same thing: equal layout, dimension and embedding-matrix fingerprint(s)."""
-        return self.dim == other.dim and self.fingerprint == other.fingerprint and self.layout == other.layout
-
-    def describe(self) -> str:
-        if not self.parts:
-            return f"{self.dim}-d"
-        return " + ".join(f"{n} ({d})" for n, d in self.layout)
-
-
-def describe_layout(layout: tuple[tuple[str, int], ...], dim: int) -> str:
-    return " + ".join(f"{n} ({d})" for n, d in layout) if layout else f"one {dim}-d vector"
-
-
-def check_compatible(token: Token, space: TokenSpace) -> None:
-    """Refuse ``token`` in ``space``: another fingerprint, or (a plain file, no provenance) another layout."""
-    what = token.path or token.short_id
-    if token.layout != space.layout or token.dim != space.dim:
-        raise BadInput(
-            f"{what}: token has {describe_layout(token.layout, token.dim)}, {space.encoder} expects "
-            f"{describe_layout(space.layout, space.dim)}"
-        )
-    if token.space is not None and not token.space.compatible(space):
-        raise BadInput(
-            f"{what} was made for {token.space.encoder} (fingerprint {token.space.fingerprint[:24]}…), "
-            f"not {space.encoder} ({space.fingerprint[:24]}…)"
-        )
-
-
-def space_fingerprint(matrix: np.ndarray) -> str:
-    """Fingerprint of a token-embedding matrix: sha256 of its float16 little-endian bytes, shape-prefixed.
-
-    Rounding to float16 first makes the fingerprint the same whether the encoder was loaded in float32
-    or float16.
-    """
-    m = np.ascontiguousarray(matrix, dtype="<f2")
-    h = hashlib.sha256(f"{m.shape[0]}x{m.shape[1]}:".encode())
-    h.update(m.tobytes())
-    return "fp16-sha256:" + h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -250,17 +151,8 @@ class Token:
 
         if to not in exp.TARGETS:
             raise BadInput(f"--to must be {', '.join(list(exp.TARGETS)[:-1])} or {list(exp.TARGETS)[-1]}, got {to!r}")
-        jobs = exp.plan([self], exp.TARGETS[to], Path(dest).expanduser(), name, dtype, overwrite, base)
+        jobs = exp.plan([self], exp.TARGETS[to], Path(dest).expanduser(), name, dtype, overwrite, to_bytes, base)
         return exp.write(jobs, overwrite)[0]
-
-
-def split(vector: np.ndarray, layout: tuple[tuple[str, int], ...]) -> dict[str, np.ndarray]:
-    """A concatenated vector's parts, by name ({} for no layout)."""
-    out, at = {}, 0
-    for name, dim in layout:
-        out[name] = vector[..., at : at + dim]
-        at += dim
-    return out
 
 
 # ----------------------------------------------------------------------------------------------- write
@@ -355,144 +247,6 @@ def to_bytes(token: Token) -> bytes:
     return safetensors_bytes(tensors, meta)
 
 
-_UMASK: int | None = None
-
-
-def _file_mode() -> int:
-    """What a plain ``open()`` would give a new file: 0o666 minus the process umask."""
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
-
-
-def _replaced_mode(path: Path) -> int:
-    """The mode of the file ``path`` names, kept when it is replaced (``estimate --write`` must not
-    change who can read a token); a new file's mode when there is none."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return _file_mode()
-    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else _file_mode()
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = True) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then move it in.
-
-    With ``overwrite`` the move is ``os.replace``. Without it the move is a hard link, which fails if
-    ``path`` exists, so of two writers racing for one name exactly one wins and the other gets
-    :class:`BadInput` (no check-then-replace window). A new file gets the mode ``open()`` would give it;
-    a replaced file keeps its mode.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
-    except (OSError, ValueError) as exc:
-        raise write_error(path, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), _replaced_mode(path) if overwrite else _file_mode())
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _move_exclusive(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise write_error(path, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _move_exclusive(tmp: str, path: Path) -> None:
-    """Move ``tmp`` to ``path`` only if no file has that name, atomically: a hard link fails if the name
-    exists. Where hard links are not supported (exFAT, some network shares), the name is claimed with
-    ``O_EXCL`` first and then replaced by the finished file."""
-    try:
-        try:
-            os.link(tmp, path)
-            return
-        except FileExistsError:
-            raise BadInput(f"{path} exists (use --overwrite to replace)") from None
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
-                raise
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            raise BadInput(f"{path} exists (use --overwrite to replace)") from None
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def safe_name(text: str, limit: int = 120) -> str:
-    """``text`` as one harmless file name: no folders (``/``, ``\\``), no NUL or control characters, no
-    leading dot, at most ``limit`` characters; ``token`` if nothing is left."""
-    name = "".join("_" if (c in "/\\" or ord(c) < 32 or c == "\x7f") else c for c in text)
-    name = name.lstrip(".").strip()[:limit]
-    return name or "token"
-
-
-#: errno values that mean the output path itself is wrong (exit 2), not that the machine failed (exit 1)
-_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
-                errno.EROFS, errno.ENOENT, errno.ELOOP}
-
-
-def write_error(path: str | os.PathLike[str], exc: OSError | ValueError) -> DistokError:
-    """One line for a failed write: :class:`BadInput` when the path is at fault, else an exit-1 error."""
-    reason = getattr(exc, "strerror", None) or str(exc)
-    cls = BadInput if isinstance(exc, ValueError) or getattr(exc, "errno", None) in _PATH_ERRNOS else DistokError
-    return cls(f"cannot write {str(path)!r}: {reason}")
-
-
-def check_target(path: str | os.PathLike[str], folder: bool = False, what: str = "-o") -> Path:
-    """Refuse an output path that cannot be written, before any work is done: a NUL, a name longer than
-    255 bytes, a file where a folder must be (``-o FILE`` for a folder, or a file among the parents), a
-    folder where the file must go, or a read-only folder or file system."""
-    text = os.fspath(path)
-    if "\0" in text:
-        raise BadInput(f"{what}: a path cannot contain a NUL character")
-    p = Path(text)
-    for part in p.parts:
-        if len(os.fsencode(part)) > 255:
-            raise BadInput(f"{what}: the name {part[:24]}… is longer than 255 bytes")
-    if p.exists():
-        if folder and not p.is_dir():
-            raise BadInput(f"{what} {p}: exists and is not a folder")
-        if not folder and p.is_dir():
-            raise BadInput(f"{what} {p}: is a folder (give a file name)")
-    for parent in ([p] if folder and p.is_dir() else []) + list(p.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise BadInput(f"{what} {p}: {parent} is a file, not a folder")
-            # A read-only folder or file system (EROFS: even root cannot write there): refuse now, not
-            # after the work; os.access asks the kernel, so it sees mount flags as well as modes.
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise BadInput(f"{what} {p}: {parent} is read-only")
-            break
-    return p
-
-
-def fsync_dir(folder: str | os.PathLike[str]) -> None:
-    """Make the names moved into ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save(token: Token, path: str | os.PathLike[str], overwrite: bool = True) -> str:
     """Atomically write ``token`` to ``path`` (refusing an existing file unless ``overwrite``). Returns the path.
 
@@ -501,30 +255,6 @@ def save(token: Token, path: str | os.PathLike[str], overwrite: bool = True) -> 
     """
     atomic_write(path, to_bytes(token), overwrite)
     return str(path)
-
-
-@contextlib.contextmanager
-def locked(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the file at ``path`` (waiting for another holder). Writers replace the
-    file, so the lock is taken again until the path still names the locked file: two read-modify-writes of
-    one token file never interleave, and nothing is left behind."""
-    while True:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise write_error(path, exc) from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except OSError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:
-        yield
-    finally:
-        os.close(fd)
 
 
 def update(path: str | os.PathLike[str], change: Callable[[Token], Token]) -> str:
@@ -671,23 +401,6 @@ def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, An
         extra=extra,
         path=path,
     )
-
-
-def space_from_json(space: dict[str, Any]) -> TokenSpace:
-    """A :class:`TokenSpace` from its schema-checked JSON object, with what a schema cannot say checked:
-    parts named by the part rule, distinct, their widths summing to ``dim``, the fingerprint theirs."""
-    parts = tuple(SpacePart(p["name"], int(p["dim"]), p["fingerprint"], p.get("subfolder", ""))
-                  for p in space.get("parts", ()))
-    if not parts:
-        return TokenSpace(space["encoder"], int(space["dim"]), space["fingerprint"], space.get("subfolder", ""))
-    names = [p.name for p in parts]
-    if len(parts) < 2 or len(set(names)) != len(names) or any(not PART_NAME.fullmatch(n) or n == TENSOR_KEY for n in names):
-        raise BadInput(f"token space parts {names}: need two or more distinct names of a-z, 0-9, '_' (not {TENSOR_KEY})")
-    if sum(p.dim for p in parts) != int(space["dim"]):
-        raise BadInput(f"token space parts are {sum(p.dim for p in parts)} wide, not dim {space['dim']}")
-    if parts_fingerprint(parts) != space["fingerprint"]:
-        raise BadInput("token space fingerprint is not its parts' (file altered or corrupt)")
-    return TokenSpace(space["encoder"], int(space["dim"]), space["fingerprint"], space.get("subfolder", ""), parts)
 
 
 def load(path: str | os.PathLike[str]) -> Token:

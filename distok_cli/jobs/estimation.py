@@ -152,7 +152,7 @@ def _with_estimate(estimated: Any, record: dict[str, Any]) -> Any:
 
 def write_plot(results: list[dict[str, Any]], path: Path) -> str:
     """Bars of each estimate beside its token's source distribution (when it has one)."""
-    from distok_cli.files.tokenfile import atomic_write
+    from distok_cli.files.safety import atomic_write
     from distok_cli.plots import bar_pairs_png
 
     panels = []

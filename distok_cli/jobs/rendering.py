@@ -14,7 +14,8 @@ from typing import Any
 
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import MAX_SEED
-from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, atomic_write, check_target
+from distok_cli.files.safety import atomic_write, check_new_path, check_target
+from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token
 from distok_cli.progress import Progress, log
 
 
@@ -105,7 +106,7 @@ def check_renderable(tokens: list[Token], cfg: Any = None) -> None:
     """Refuse, before any model loads, a token that no renderer can read (e.g. a 384-d MiniLM token), or
     (with the recipe ``cfg``) one whose parts are not those of the recipe's renderer."""
     from distok_cli.backends import registry
-    from distok_cli.files.tokenfile import describe_layout
+    from distok_cli.files.space import describe_layout
 
     for t in tokens:
         if not t.layout and not registry.renders((), t.dim):
@@ -195,17 +196,8 @@ def plan(tokens: list[Token], prompts: list[str], seeds: list[int], out_dir: Pat
         for p in prompts:
             for s in seeds:
                 jobs.append(Job(len(jobs), t, p, s, out_dir / f"{name}_{slug(p)}_{s}.png"))
-    check_targets([j.out for j in jobs], overwrite)
+    check_new_path([j.out for j in jobs if j.out is not None], overwrite)
     return jobs
-
-
-def check_targets(paths: list[Path], overwrite: bool) -> None:
-    if overwrite:
-        return
-    existing = [p for p in paths if p.exists()]
-    if existing:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise BadInput(f"{existing[0]} exists{more} (use --overwrite to replace)")
 
 
 def process_state() -> Any:

@@ -34,7 +34,7 @@ def estimate_sweep(s: Sweep, est: Any, seeds: list[int], progress: Progress | No
 
 def shares_plot(s: Sweep, path: Path) -> str:
     """``sweep.png``: each end class's estimated share along the path (dashed: its weight in the source)."""
-    from distok_cli.files.tokenfile import atomic_write
+    from distok_cli.files.safety import atomic_write
     from distok_cli.plots import lines_png
 
     assert s.monotonic is not None

@@ -500,7 +500,7 @@ def markdown(report: dict[str, Any], title: str) -> str:
 
 
 def write_report(report: dict[str, Any], out_dir: Path, title: str) -> list[str]:
-    from distok_cli.files.tokenfile import atomic_write
+    from distok_cli.files.safety import atomic_write
     from distok_cli.plots import bar_pairs_png
 
     worst = sorted(range(len(report["items"])), key=lambda i: -report["items"][i]["kl"])

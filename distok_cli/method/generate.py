@@ -15,8 +15,9 @@ import numpy as np
 
 from distok_cli.errors import BadInput
 from distok_cli.files import distributions as dists
-from distok_cli.files import frame, schema, tokenfile
+from distok_cli.files import frame, safety, schema, space, tokenfile
 from distok_cli.files.checkpoint import Checkpoint
+from distok_cli.files.safety import check_new_path
 from distok_cli.files.summary import source_distribution
 from distok_cli.files.tokenfile import PRIORS, TOKEN_SUFFIXES, Token
 from distok_cli.progress import Progress, log
@@ -100,7 +101,7 @@ def _structured(text: str, where: str, json_first: bool = False) -> dict[str, fl
 
 def _component_token(name: str, ckpt: Checkpoint) -> Token:
     tok = tokenfile.load(name)
-    tokenfile.check_compatible(tok, ckpt.space)
+    space.check_compatible(tok, ckpt.space)
     return tok
 
 
@@ -236,12 +237,6 @@ def _sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> It
             )
 
 
-def check_new_path(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output before slow work (``write_tokens`` checks again, atomically)."""
-    if not overwrite and path.exists():
-        raise BadInput(f"{path} exists (use --overwrite to replace)")
-
-
 def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Progress | None = None,
                  chunk: int = 64) -> Iterator[str]:
     """Write tokens to ``paths`` as they come, yielding each path once it is durable.
@@ -251,8 +246,7 @@ def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, pr
     be overwritten); every ``chunk`` files the folders are fsynced and those paths are yielded. So after a
     crash no file is half-written, and every path yielded (printed) names a complete file.
     """
-    for p in paths:
-        check_new_path(p, overwrite)
+    check_new_path(paths, overwrite)
     done: list[str] = []
     for tok, p in zip(tokens, paths):
         done.append(tokenfile.save(tok, p, overwrite))
@@ -266,7 +260,7 @@ def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, pr
 
 def _durable(paths: list[str]) -> list[str]:
     for folder in {str(Path(p).parent) for p in paths}:
-        tokenfile.fsync_dir(folder)
+        safety.fsync_dir(folder)
     return paths
 
 

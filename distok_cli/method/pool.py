@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from distok_cli.files import tokenfile
-from distok_cli.files.tokenfile import Token, TokenSpace
+from distok_cli.files import safety, tokenfile
+from distok_cli.files.space import TokenSpace
+from distok_cli.files.tokenfile import Token
 
 _STEP = re.compile(r"^(\d{7,})-\d{2,}(?:\.distok|_\d+\.png)$")  # a concept's files: STEP-NN.distok, STEP-NN_I.png
 
@@ -90,7 +91,7 @@ class Pool:
             buf = io.BytesIO()
             img.save(buf, format="PNG")
             path = self.folder / f"{name}_{i}.png"
-            tokenfile.atomic_write(path, buf.getvalue())
+            safety.atomic_write(path, buf.getvalue())
             paths.append(str(path))
         entry = Entry(name, token.vector, distribution, step, paths)
         self.entries.append(entry)

@@ -29,7 +29,8 @@ import numpy as np
 from distok_cli.errors import BadInput
 from distok_cli.files import distributions as dists
 from distok_cli.files.checkpoint import Checkpoint
-from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token, check_compatible, describe_layout, split
+from distok_cli.files.space import check_compatible, describe_layout, split
+from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token
 
 #: Most tokens one line sweep writes (``--steps``), and the largest triangle (``--grid``: 820 tokens).
 MAX_STEPS = 1000

@@ -48,7 +48,8 @@ from distok_cli.errors import BadInput
 from distok_cli.files import recipes as recipes_mod
 from distok_cli.files.recipes import Recipe
 from distok_cli.files.runlock import LOCK_NAME, RunLock
-from distok_cli.files.tokenfile import atomic_write, safetensors_bytes, write_error
+from distok_cli.files.safety import atomic_write, write_error
+from distok_cli.files.tokenfile import safetensors_bytes
 from distok_cli.method import losses
 from distok_cli.method.matching import REFINE_LR, StyleScorer
 from distok_cli.method.model import DisTok

@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from distok_cli.files import tokenfile  # noqa: E402
-from distok_cli.files.tokenfile import SpacePart, Token, TokenSpace  # noqa: E402
+from distok_cli.files.space import SpacePart, TokenSpace  # noqa: E402
+from distok_cli.files.tokenfile import Token  # noqa: E402
 
 TOOL_VERSION = "0.1.0"
 SPACE = TokenSpace(

@@ -30,7 +30,7 @@ def encode(
     from distok_cli.cli.model_choice import load_model
     from distok_cli.cli.output import Output
     from distok_cli.errors import BadInput
-    from distok_cli.files import tokenfile
+    from distok_cli.files import safety, tokenfile
     from distok_cli.method import generate
 
     out = Output(quiet)
@@ -38,7 +38,7 @@ def encode(
     ckpt, path = load_model(model, out)
     weights = generate.read_spec(spec)
     if steps and output and output != "-":  # refused before the text encoder loads
-        generate.check_new_path(Path(output), overwrite)
+        safety.check_new_path([Path(output)], overwrite)
     token = api.Model(ckpt, path).encode(weights, normalize=not no_normalize, refine=steps, device=device, dtype=dtype)
     r = (token.source or {}).get("refine")
     if r:
@@ -54,7 +54,7 @@ def encode(
         buffer.flush()
         return
     # A default name comes from class names, which come from the checkpoint: never a path of its own.
-    path = Path(output) if output else Path(f"{tokenfile.safe_name(token.title)}.distok")
+    path = Path(output) if output else Path(f"{safety.safe_name(token.title)}.distok")
     for p in generate.write_tokens([token], [path], overwrite):
         out.data(p)
 

@@ -44,7 +44,7 @@ def estimate(
 
     check_estimator(estimator)
     if plot is not None:
-        from distok_cli.files.tokenfile import check_target
+        from distok_cli.files.safety import check_target
 
         check_target(plot, what="--plot")
     out = Output(quiet)

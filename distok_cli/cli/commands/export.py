@@ -38,7 +38,7 @@ def export(
     out = Output(quiet)
     target = exp.TARGETS[to]
     loaded = [tokenfile.load(p) for p in expand_paths(tokens)]
-    jobs = exp.plan(loaded, target, output, name, dtype, overwrite, base)
+    jobs = exp.plan(loaded, target, output, name, dtype, overwrite, tokenfile.to_bytes, base)
     for (tok, _, _), path in zip(jobs, exp.write(jobs, overwrite)):
         out.data(path)
         out.notice(target.usage(path, tok.exported["name"], exp.base_of(tok)))

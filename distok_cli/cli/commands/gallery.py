@@ -24,15 +24,14 @@ def gallery(
     nearest classes, lineage and the command lines to re-render or export; print its path."""
     from distok_cli.cli.output import Output, expand_paths
     from distok_cli.errors import BadInput
-    from distok_cli.files import checkpoint, config
-    from distok_cli.files.tokenfile import atomic_write
+    from distok_cli.files import checkpoint, config, safety
+    from distok_cli.files.safety import atomic_write
     from distok_cli.jobs import gallery as gal
 
     out = Output(quiet)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"-o {output}: a gallery is an .html file")
-    if output.exists() and not overwrite:
-        raise BadInput(f"{output} exists (use --overwrite to replace it)")
+    safety.check_new_path([output], overwrite)
     items = expand_paths(paths)
     ckpt = None
     if model:

@@ -50,7 +50,7 @@ def render(
 ) -> None:
     """Render tokens in prompts ("a watercolor of a <>"); print the written PNG paths."""
     from distok_cli.errors import BadInput
-    from distok_cli.files import recipes, tokenfile
+    from distok_cli.files import recipes, safety, tokenfile
     from distok_cli.jobs import rendering
 
     out = Output(quiet)
@@ -99,7 +99,7 @@ def render(
         settings = dataclasses.replace(settings, batch_size=size)
     grid_path = output / "grid.png"
     if grid:
-        rendering.check_targets([grid_path], overwrite)
+        safety.check_new_path([grid_path], overwrite)
     rendering.check_prompts_fit(cfg, prompts)
 
     state = rendering.process_state()

@@ -54,7 +54,7 @@ def sweep(
     from distok_cli.cli.model_choice import load_model
     from distok_cli.cli.options import check_estimator
     from distok_cli.cli.output import Output
-    from distok_cli.files import tokenfile
+    from distok_cli.files import safety
     from distok_cli.method import generate
     from distok_cli.method import sweep as sw
 
@@ -66,9 +66,8 @@ def sweep(
     ckpt, path = load_model(model, out)
     s = api.Model(ckpt, path).sweep(*ends, steps=steps, grid=grid, slerp=slerp)
     width = len(str(len(s.tokens) - 1)) if len(s.tokens) > 1000 else 3
-    paths = [output / f"{i:0{width}d}-{tokenfile.safe_name(t.title or 'token', 100)}.distok" for i, t in enumerate(s.tokens)]
-    for p in paths + ([output / "sweep.png"] if estimate else []):  # before any estimate is computed
-        generate.check_new_path(p, overwrite)
+    paths = [output / f"{i:0{width}d}-{safety.safe_name(t.title or 'token', 100)}.distok" for i, t in enumerate(s.tokens)]
+    safety.check_new_path(paths + ([output / "sweep.png"] if estimate else []), overwrite)  # before any estimate
     out.notice(f"{len(s.tokens)} tokens {HOW[s.kind]}" + (f", {s.interpolation}" if s.kind in ("latent", "token") else ""))
     if estimate:
         from distok_cli.files import recipes
