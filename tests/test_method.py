@@ -132,6 +132,39 @@ def test_a_learned_weighting_of_the_mix_is_the_same_in_numpy_and_torch(tmp_path)
         checkpoint.load(tmp_path / "bad.safetensors")
 
 
+def test_a_weighting_exponent_per_arity_is_the_same_in_numpy_and_torch(tmp_path):
+    """train.reweight_arity: α of the row's arity (2, 3, 4 or more classes), by hand, in torch and in numpy;
+    one class takes w = 1 whatever α; the checkpoint says reweight_arity and its log_alpha has 3 entries."""
+    torch.manual_seed(0)
+    m = DisTok(8, 16, 4, residual=True, reweight_classes=6, reweight_arity=True)
+    with torch.no_grad():
+        m.reweight["log_alpha"].copy_(torch.tensor([-0.5, 0.0, -1.2]))
+        m.reweight["bias"].copy_(torch.randn(6))
+    T = torch.randn(6, 8)
+    b = m.reweight["bias"].detach()
+    rows = [[0.0, 1.0, 0, 0, 0, 0], [0.7, 0.3, 0, 0, 0, 0], [0.5, 0.3, 0.2, 0, 0, 0], [0.4, 0.3, 0.1, 0.1, 0.1, 0.0]]
+    for row, alpha in zip(rows, (None, math.exp(-0.5), math.exp(0.0), math.exp(-1.2))):
+        raw = [x**alpha * math.exp(b[i]) if x > 0 else 0.0 for i, x in enumerate(row)] if alpha else row
+        want = torch.tensor([raw], dtype=torch.float32) / sum(raw) @ T
+        torch.testing.assert_close(m.mix(torch.tensor([row]), T), want)
+    ck = m.to_checkpoint(T, {"classes": list("abcdef"), "token_space": {"encoder": "e", "dim": 8, "fingerprint": "fp16-sha256:" + "1" * 64}})
+    assert ck.config["reweight_arity"] is True and ck.tensors["reweight.log_alpha"].shape == (3,)
+    ck.save(tmp_path / "m.safetensors")
+    loaded = checkpoint.load(tmp_path / "m.safetensors")
+    for row in rows:
+        dist = {c: x for c, x in zip("abcdef", row) if x > 0}
+        with torch.no_grad():
+            _, want = m(m.mix(torch.tensor([row]), T))
+        np.testing.assert_allclose(generate.encode(loaded, dist).vector, want[0].numpy(), rtol=1e-4, atol=1e-5)
+    bad = dict(loaded.tensors)
+    bad["reweight.log_alpha"] = bad["reweight.log_alpha"][:1]
+    checkpoint.Checkpoint(bad, loaded.config).save(tmp_path / "bad.safetensors")
+    with pytest.raises(BadInput, match=r"tensor reweight.log_alpha has shape \[1\], expected \[3\]"):
+        checkpoint.load(tmp_path / "bad.safetensors")
+    with pytest.raises(BadInput, match="train.reweight_arity gives the learned weighting one exponent per arity, so it needs train.reweight"):
+        recipes.load("minilm-animals", ["train.reweight=false", "train.reweight_arity=true"])
+
+
 def test_the_weighting_needs_distoks_objective_and_the_paper_method_turns_it_off():
     with pytest.raises(BadInput, match=r"train.reweight is learned by the matching task, so it needs train.objective distok "
                                        r"\(for the paper's objective also set train.reweight=false\)"):

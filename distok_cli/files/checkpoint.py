@@ -30,6 +30,8 @@ from distok_cli.files.space import TokenSpace, space_from_json
 from distok_cli.files.tokenfile import canonical_json, safetensors_bytes
 
 CHECKPOINT_VERSION = "1.0"
+#: The arities a per-arity weighting exponent covers (``config.reweight_arity``): 2, 3, and 4 or more classes.
+ARITIES = (2, 3, 4)
 SCHEMA = "distok-checkpoint-v1"
 MODEL_FILE = "model.safetensors"
 #: Largest checkpoint read (the paper's model is ~5 MB; a 4096-d, 10,000-class one stays far below this).
@@ -128,7 +130,10 @@ class Checkpoint:
         class) w ∝ p^α, renormalised to the same total; unchanged for a model without a learned weighting."""
         if not self.config.get("reweight"):
             return dict(weights)
-        alpha = float(np.exp(np.float64(self.tensors["reweight.log_alpha"][0])))
+        log_alpha = self.tensors["reweight.log_alpha"]
+        arity = sum(1 for w in weights.values() if w > 0)  # α of the arity, with one exponent per arity
+        slot = min(max(arity, ARITIES[0]), ARITIES[-1]) - ARITIES[0] if len(log_alpha) > 1 else 0
+        alpha = float(np.exp(np.float64(log_alpha[slot])))
         bias = dict(zip(self.classes, self.tensors["reweight.bias"].astype(np.float64)))
         total = sum(weights.values())
         raw = {n: (w ** alpha) * math.exp(bias.get(n, 0.0)) if w > 0 else 0.0 for n, w in weights.items()}
@@ -223,8 +228,10 @@ def _validate(ckpt: Checkpoint) -> None:
         want.update({"latent_mean": [w], "latent_std": [w]})
     if c.get("residual", False):  # 0.4: distok's residual decoder
         want.update({"skip.weight": [d, w], "skip.bias": [d]})
-    if c.get("reweight", False):  # 0.6: a learned weighting of the input mix
-        want.update({"reweight.log_alpha": [1], "reweight.bias": [k]})
+    if c.get("reweight_arity") and not c.get("reweight"):
+        raise _bad(where, "checkpoint config.reweight_arity needs config.reweight")
+    if c.get("reweight", False):  # 0.6: a learned weighting of the input mix (0.7: its exponent per arity)
+        want.update({"reweight.log_alpha": [len(ARITIES) if c.get("reweight_arity") else 1], "reweight.bias": [k]})
     if set(t) != set(want):
         raise _bad(where, f"checkpoint tensors are {sorted(t)}, expected {sorted(want)}")
     for name, shape in want.items():

@@ -134,10 +134,13 @@ class TrainConfig(_Section):
     objective: Literal["distok", "paper"] = "distok"
     residual: bool = True
     reweight: bool = False  # learned weighting of the input mix: w_i ∝ p_i^α · exp(b_i) (distok objective, matching)
+    reweight_arity: bool = False  # one exponent α per arity (2, 3, 4+ classes) instead of one for all
     reweight_lr: Annotated[float, Field(ge=0)] = 0.0  # the weighting's learning rate (0: train.lr), no weight decay
     styles: Annotated[list[Annotated[str, AfterValidator(check_style)]], Field(max_length=1000)] = Field(
         default_factory=lambda: list(TRAINING_STYLES))
     p_match: Unit = 0.75
+    # How often the matching task draws each arity (1, 2, … classes): relative weights; empty: 1 to 4, uniform
+    match_arity: Annotated[list[Annotated[float, Field(ge=0, le=1e6)]], Field(max_length=16)] = Field(default_factory=list)
     match_temperature: Annotated[float, Field(ge=0)] = 0.0
     match_calibration: Literal["per_style", "first"] = "per_style"
     steps: Positive = 20000
@@ -189,6 +192,10 @@ class TrainConfig(_Section):
         if self.reweight and self.objective != "distok":
             raise ValueError("train.reweight is learned by the matching task, so it needs train.objective distok "
                              "(for the paper's objective also set train.reweight=false)")
+        if self.match_arity and not sum(self.match_arity) > 0:
+            raise ValueError("train.match_arity needs a weight above 0 for some arity")
+        if self.reweight_arity and not self.reweight:
+            raise ValueError("train.reweight_arity gives the learned weighting one exponent per arity, so it needs train.reweight")
         if self.refined_every and self.objective != "distok":
             raise ValueError("train.refined_every refines against the matching task's styles, so it needs train.objective distok")
         return self

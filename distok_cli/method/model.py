@@ -24,7 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from distok_cli.files.checkpoint import CHECKPOINT_VERSION, Checkpoint
+from distok_cli.files.checkpoint import ARITIES, CHECKPOINT_VERSION, Checkpoint
+
+
+def arity_index(arity: torch.Tensor) -> torch.Tensor:
+    """The entry of a per-arity parameter for rows of ``arity`` classes (:data:`ARITIES`: 2, 3, 4 or more)."""
+    return arity.clamp(ARITIES[0], ARITIES[-1]) - ARITIES[0]
+
 
 CLASS_EMBEDDING_RULE = "mean of the text encoder's input embeddings of the class name's word pieces"
 
@@ -45,9 +51,10 @@ class PartHeads(nn.ModuleDict):
 
 class DisTok(nn.Module):
     def __init__(self, dim: int, hidden: int = 768, latent_dim: int = 20, residual: bool = False,
-                 parts: tuple[tuple[str, int], ...] = (), reweight_classes: int = 0) -> None:
+                 parts: tuple[tuple[str, int], ...] = (), reweight_classes: int = 0, reweight_arity: bool = False) -> None:
         """``parts``: ((name, width), ...) for one D_tok head per part (the widths sum to ``dim``);
-        ``reweight_classes``: K for a learned weighting of the input mix (:meth:`mix`), 0 for none."""
+        ``reweight_classes``: K for a learned weighting of the input mix (:meth:`mix`), 0 for none;
+        ``reweight_arity``: one exponent α per arity (2, 3, 4 or more classes) instead of one for all."""
         super().__init__()
         self.dim, self.hidden, self.latent_dim, self.residual = dim, hidden, latent_dim, residual
         self.parts = tuple(parts)
@@ -63,7 +70,7 @@ class DisTok(nn.Module):
                     layer.weight.zero_()
                     layer.bias.zero_()
         if reweight_classes:  # starts at the plain mix: α = 1, b = 0
-            self.reweight = nn.ParameterDict({"log_alpha": nn.Parameter(torch.zeros(1)),
+            self.reweight = nn.ParameterDict({"log_alpha": nn.Parameter(torch.zeros(len(ARITIES) if reweight_arity else 1)),
                                               "bias": nn.Parameter(torch.zeros(reweight_classes))})
         # Where E_dis puts its inputs: running mean and std per latent dimension (see Trainer.track_latents).
         # Random latents are drawn as latent_mean + latent_std · ε, so sampled tokens sit on the trained manifold.
@@ -76,10 +83,14 @@ class DisTok(nn.Module):
     def mix(self, p: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
         """The input mix of distributions p [n, K]: Σ p_i t_i, or with a learned weighting Σ w_i t_i where
         w_i = p_i^α e^{b_i} / Σ_j p_j^α e^{b_j} over the classes p gives weight to (the checkpoint's
-        ``reweight.log_alpha`` (log α) and ``reweight.bias`` (b))."""
+        ``reweight.log_alpha`` (log α; with three entries, α of the arity: 2, 3, 4 or more classes) and
+        ``reweight.bias`` (b))."""
         if not hasattr(self, "reweight"):
             return p @ class_embeddings
-        alpha = self.reweight["log_alpha"].exp()
+        log_alpha = self.reweight["log_alpha"]
+        if log_alpha.numel() > 1:  # α of each row's arity (one class: any α gives w = 1)
+            log_alpha = log_alpha[arity_index((p > 0).sum(-1))][:, None]
+        alpha = log_alpha.exp()
         logits = alpha * p.clamp_min(1e-30).log() + self.reweight["bias"]
         w = torch.where(p > 0, logits, torch.full_like(logits, -torch.inf)).softmax(-1)
         return w @ class_embeddings
@@ -115,6 +126,7 @@ class DisTok(nn.Module):
             **({"residual": True} if self.residual else {}),
             **({"heads": "parts"} if self.parts else {}),
             **({"reweight": True} if hasattr(self, "reweight") else {}),
+            **({"reweight_arity": True} if hasattr(self, "reweight") and self.reweight["log_alpha"].numel() > 1 else {}),
             **config,
         }
         return Checkpoint(tensors, cfg)
@@ -124,7 +136,8 @@ class DisTok(nn.Module):
         c = ckpt.config
         parts = ckpt.space.layout if c.get("heads") == "parts" else ()
         model = cls(c["dim"], c["hidden"], c["latent_dim"], residual=bool(c.get("residual", False)), parts=parts,
-                    reweight_classes=len(c["classes"]) if c.get("reweight") else 0)
+                    reweight_classes=len(c["classes"]) if c.get("reweight") else 0,
+                    reweight_arity=bool(c.get("reweight_arity")))
         state = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.tensors.items() if k != "class_embeddings"}
         model.load_state_dict(state, strict=False)  # checkpoints before 0.3 have no latent statistics
         return model

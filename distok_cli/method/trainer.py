@@ -87,7 +87,7 @@ class Trainer:
             raise BadInput(f"train.heads parts needs a token space with parts; {text.space.encoder}'s is one vector (use joint)")
         parts = layout if t.heads == "parts" else ()
         self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual, parts=parts,
-                            reweight_classes=len(self.classes) if t.reweight else 0).to(device)
+                            reweight_classes=len(self.classes) if t.reweight else 0, reweight_arity=t.reweight_arity).to(device)
         reweight = [q for n, q in self.model.named_parameters() if n.startswith("reweight.")]
         groups: list[dict[str, Any]] = [{"params": [q for n, q in self.model.named_parameters() if not n.startswith("reweight.")]}]
         if reweight:  # the weighting's few parameters may learn faster than the MLPs (train.reweight_lr)
@@ -317,13 +317,19 @@ class Trainer:
         return (self.T[a] + second) * scale, targets
 
     def match_batch(self, n: int | None = None) -> tuple[torch.Tensor, list[int]]:
-        """n (default ``train.n``) user-like distributions [n, K] (1 to 4 classes, uniform; Dirichlet(1)
-        weights, drawn as normalised Exp(1) variables) and a style index for each."""
+        """n (default ``train.n``) user-like distributions [n, K] (1 to 4 classes, uniform, or as
+        ``train.match_arity`` weighs them; Dirichlet(1) weights, drawn as normalised Exp(1) variables) and a
+        style index for each."""
         t, K = self.recipe.train, len(self.classes)
         n = n or t.n
-        arity = torch.randint(1, min(4, K) + 1, (n,), generator=self.gen).tolist()
+        if t.match_arity:  # arity k with probability ∝ match_arity[k − 1] (k ≤ K)
+            odds = torch.tensor(t.match_arity[:K], dtype=torch.float64)
+            arity = (torch.multinomial(odds, n, replacement=True, generator=self.gen) + 1).tolist()
+        else:
+            arity = torch.randint(1, min(4, K) + 1, (n,), generator=self.gen).tolist()
+        top = max(arity)
         order = torch.rand(n, K, generator=self.gen).argsort(1)
-        weights = -torch.rand(n, min(4, K), generator=self.gen).clamp_min(1e-12).log()
+        weights = -torch.rand(n, min(max(4, top), K), generator=self.gen).clamp_min(1e-12).log()
         styles = self._randint(len(t.styles), n)
         p = torch.zeros(n, K)
         for i, k in enumerate(arity):
