@@ -271,10 +271,10 @@ def test_eval_works_with_the_rendering_estimators(tmp_path, kandinsky, kind):
     assert (run / f"eval-{kind}" / "eval.json").is_file()
 
 
-def test_readme_choices_table_lists_exactly_the_train_and_eval_keys():
+def test_the_method_page_lists_exactly_the_train_and_eval_keys():
     import re
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "method.md").read_text()
     table = text.split("<!-- recipe-keys -->", 1)[1].split("\n\n", 1)[0]
     listed = {k for row in table.splitlines()[2:] for k in re.findall(r"`((?:train|eval)\.\w+)`", row.split("|")[1])}
     want = {f"train.{f}" for f in recipes.TrainConfig.model_fields} | {f"eval.{f}" for f in recipes.EvalConfig.model_fields}

@@ -76,7 +76,7 @@ class KandinskyRenderer:
 
         The decoder only ever gets empty prompts (the token lives in the image embedding), and the prior's
         negative image embedding is that of a black image. Each is computed once here, not per batch, so
-        M-CLIP (XLM-R large) and the CLIP image encoder, 1.6 GiB in fp16, leave the GPU (unless offloading,
+        M-CLIP (XLM-R large) and the CLIP image encoder leave the GPU (unless offloading,
         which moves them anyway) and no batch runs them. The decoder's conditioning no longer depends on the
         batch size either.
         """

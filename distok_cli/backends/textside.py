@@ -163,7 +163,7 @@ class TextSide:
 
     def _inputs(self, prompts: list[str]) -> tuple[Any, Any]:
         """Token ids (trimmed for CLIP, on the CPU) and attention mask, on the encoder's device. Cached:
-        training encodes the same batch (q_a × n) every step, and tokenizing 64 prompts costs ~3 ms."""
+        training encodes the same batch (q_a × n) every step: tokenizing it again each step is wasted work."""
         device = self.encoder.get_input_embeddings().weight.device
         key = (str(device), *prompts)
         hit = self._inputs_cache.get(key)

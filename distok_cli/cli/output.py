@@ -42,7 +42,7 @@ class Output:
         sys.stdout.flush()
 
     def log(self, message: str) -> None:
-        # Plain text needs no rich (importing rich.console costs ~80 ms of a light command's 0.5 s budget).
+        # Plain text needs no rich: importing rich.console is a sizeable share of a light command's start-up.
         if not self.quiet:
             sys.stderr.write(message + "\n")
             sys.stderr.flush()
