@@ -1,6 +1,6 @@
 """Typed errors. Every one carries the exit code the CLI maps it to.
 
-Exit codes (documented in the README): 0 success, 1 the operation failed, 2 bad usage or bad input;
+Exit codes (documented in docs/conventions.md): 0 success, 1 the operation failed, 2 bad usage or bad input;
 an interrupted training exits 128 + the signal's number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
 

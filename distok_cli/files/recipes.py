@@ -129,7 +129,7 @@ def check_style(value: str) -> str:
 
 
 class TrainConfig(_Section):
-    """DisTok training; names follow the paper (ε1, ε2, τ, α, β, γ). README, "Choices", says what each does."""
+    """DisTok training; names follow the paper (ε1, ε2, τ, α, β, γ). docs/method.md says what each does."""
 
     objective: Literal["distok", "paper"] = "distok"
     residual: bool = True
