@@ -46,7 +46,20 @@ def one(work: Path, arm: str, scale: str, seed: int, steps: int | None, heldout:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     run = work / f"{arm}-{scale}-s{seed}"
     sets = sum((["--set", s] for s in [*ARMS[arm], f"train.fusion_input={scale}"]), [])
-    cmd = [sys.executable, "-m", "distok_cli", "train", "-r", "minilm-animals", "-o", str(run), "--seed", str(seed), "-q", *sets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "distok_cli",
+        "train",
+        "-r",
+        "minilm-animals",
+        "-o",
+        str(run),
+        "--seed",
+        str(seed),
+        "-q",
+        *sets,
+    ]
     if steps:
         cmd += ["--steps", str(steps)]
     t0 = time.perf_counter()
@@ -55,8 +68,11 @@ def one(work: Path, arm: str, scale: str, seed: int, steps: int | None, heldout:
     ev = [sys.executable, "-m", "distok_cli", "eval", str(run), "--json", "-q"]
     v1 = json.loads(sh([*ev, "-o", str(run / "eval-v1")], env))
     held = json.loads(sh([*ev, "--distributions", str(heldout), "-o", str(run / "eval-held")], env))
-    print(f"{arm:7s} {scale:4s} seed {seed}: KL {v1['kl']:.3f} (raw mix {v1['baselines']['raw_mix']['kl']:.3f}), "
-          f"held-out {held['kl']:.3f} (raw mix {held['baselines']['raw_mix']['kl']:.3f}), {took:.0f} s", flush=True)
+    print(
+        f"{arm:7s} {scale:4s} seed {seed}: KL {v1['kl']:.3f} (raw mix {v1['baselines']['raw_mix']['kl']:.3f}), "
+        f"held-out {held['kl']:.3f} (raw mix {held['baselines']['raw_mix']['kl']:.3f}), {took:.0f} s",
+        flush=True,
+    )
     return {"arm": arm, "scale": scale, "seed": seed, "train_seconds": round(took, 1), "v1": v1, "heldout": held}
 
 
@@ -81,8 +97,10 @@ def table(runs: list[dict], key: str) -> list[str]:
         )
     raw = runs[0][key]["baselines"]["raw_mix"]  # the baseline has no model: the same for every run
     by = [f"{raw['by_arity'][a]['kl']:.3f}" if raw["by_arity"][a]["n"] else "—" for a in ARITIES]
-    lines.append(f"| raw mix (no model) | — | {raw['kl']:.3f} | {' | '.join(by)} | {raw['top1']:.3f} | "
-                 f"{raw['kl_outside']:.3f} / {raw['kl_inside']:.3f} | 0 % |")
+    lines.append(
+        f"| raw mix (no model) | — | {raw['kl']:.3f} | {' | '.join(by)} | {raw['top1']:.3f} | "
+        f"{raw['kl_outside']:.3f} / {raw['kl_inside']:.3f} | 0 % |"
+    )
     return lines
 
 
@@ -113,8 +131,14 @@ def main() -> None:
             runs += list(pool.map(lambda p: one(work, *p, args.steps, heldout), rest))
     cfg = recipes.load("minilm-animals", PAPER)
     steps = args.steps or cfg.train.steps
-    head = {"command": "python bench/ablation.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"), "best_scale": best,
-            "machine": f"{os.cpu_count()}-core CPU, one torch thread per run", "steps": steps, "n": cfg.train.n}
+    head = {
+        "command": "python bench/ablation.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "best_scale": best,
+        "machine": f"{os.cpu_count()}-core CPU, one torch thread per run",
+        "steps": steps,
+        "n": cfg.train.n,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablation-minilm.json").write_text(json.dumps({**head, "runs": runs}, indent=1, sort_keys=True) + "\n")
     md = [

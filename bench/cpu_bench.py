@@ -88,16 +88,26 @@ def main() -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     work = Path(tempfile.mkdtemp(prefix="distok-bench-"))
     run = work / "run"
-    subprocess.run([distok, "train", "-o", str(run), "--steps", "4", "-q", "--set", "estimator.kind=text"], check=True, env=env)
+    subprocess.run(
+        [distok, "train", "-o", str(run), "--steps", "4", "-q", "--set", "estimator.kind=text"], check=True, env=env
+    )
     tok = work / "t.distok"
-    subprocess.run([distok, "encode", "pig:0.55,sheep:0.25,snake:0.2", "-m", str(run), "-o", str(tok)], check=True, env=env)
+    subprocess.run(
+        [distok, "encode", "pig:0.55,sheep:0.25,snake:0.2", "-m", str(run), "-o", str(tok)], check=True, env=env
+    )
     golden = ROOT / "formats" / "examples" / "pig-sheep-snake.distok"
     res: dict[str, object] = {}
     res["help"] = timed([distok, "--help"], args.repeats, env)
     res["inspect"] = timed([distok, "inspect", str(tok)], args.repeats, env)
     res["diff"] = timed([distok, "diff", str(tok), str(golden)], args.repeats, env)
-    res["encode"] = timed([distok, "encode", "pig:0.5,owl:0.5", "-m", str(run), "-o", str(work / "e.distok"), "--overwrite"], args.repeats, env)
-    res["sample_n50"] = timed([distok, "sample", "--n", "50", "-m", str(run), "-o", str(work / "s"), "--overwrite", "-q"], args.repeats, env)
+    res["encode"] = timed(
+        [distok, "encode", "pig:0.5,owl:0.5", "-m", str(run), "-o", str(work / "e.distok"), "--overwrite"],
+        args.repeats,
+        env,
+    )
+    res["sample_n50"] = timed(
+        [distok, "sample", "--n", "50", "-m", str(run), "-o", str(work / "s"), "--overwrite", "-q"], args.repeats, env
+    )
 
     sys.path.insert(0, str(ROOT))
     from distok_cli.files import checkpoint, tokenfile

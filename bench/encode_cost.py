@@ -26,8 +26,26 @@ SPEC = "pig:0.55,sheep:0.25,snake:0.20"
 def one(run: Path, refine: str, out: Path) -> float:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "distok_cli", "encode", SPEC, "-m", str(run), "-o", str(out), "--refine", refine,
-                        "--overwrite", "-q"], env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distok_cli",
+            "encode",
+            SPEC,
+            "-m",
+            str(run),
+            "-o",
+            str(out),
+            "--refine",
+            refine,
+            "--overwrite",
+            "-q",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     took = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(r.stderr)
@@ -46,15 +64,31 @@ def main() -> None:
         for refine in args.refine:
             one(args.run, refine, Path(tmp) / "warm.distok")  # the first run warms the file cache
             times = [one(args.run, refine, Path(tmp) / "t.distok") for _ in range(args.repeat)]
-            rows[refine] = {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3), "runs": [round(t, 3) for t in times]}
-            print(f"--refine {refine}: median {rows[refine]['median_s']:.2f} s (min {rows[refine]['min_s']:.2f})", flush=True)
-    head = {"command": "python bench/encode_cost.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{os.cpu_count()}-core CPU", "spec": SPEC}
+            rows[refine] = {
+                "median_s": round(statistics.median(times), 3),
+                "min_s": round(min(times), 3),
+                "runs": [round(t, 3) for t in times],
+            }
+            print(
+                f"--refine {refine}: median {rows[refine]['median_s']:.2f} s (min {rows[refine]['min_s']:.2f})",
+                flush=True,
+            )
+    head = {
+        "command": "python bench/encode_cost.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()}-core CPU",
+        "spec": SPEC,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "encode-cost.json").write_text(json.dumps({**head, "rows": rows}, indent=1, sort_keys=True) + "\n")
-    md = [f"# One `distok encode`, a fresh process, model load included ({head['date']}, {head['machine']})", "",
-          f"`{head['command']}`: `distok encode {SPEC} -m RUN -o FILE --refine N`, median of {args.repeat} runs.", "",
-          "| --refine | median s | min s |", "|---|---|---|"]
+    md = [
+        f"# One `distok encode`, a fresh process, model load included ({head['date']}, {head['machine']})",
+        "",
+        f"`{head['command']}`: `distok encode {SPEC} -m RUN -o FILE --refine N`, median of {args.repeat} runs.",
+        "",
+        "| --refine | median s | min s |",
+        "|---|---|---|",
+    ]
     md += [f"| {k} | {v['median_s']:.2f} | {v['min_s']:.2f} |" for k, v in rows.items()]
     (args.out / "encode-cost.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -18,21 +18,45 @@ import contextlib
 import torch
 
 UNET = dict(
-    act_fn="silu", addition_embed_type="text_image", addition_embed_type_num_heads=64, attention_head_dim=64,
-    block_out_channels=[384, 768, 1152, 1536], class_embed_type=None, cross_attention_dim=768,
-    down_block_types=["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D",
-                      "SimpleCrossAttnDownBlock2D"],
-    encoder_hid_dim=1024, encoder_hid_dim_type="text_image_proj", in_channels=4, layers_per_block=3,
-    mid_block_type="UNetMidBlock2DSimpleCrossAttn", norm_num_groups=32, out_channels=8,
-    resnet_time_scale_shift="scale_shift", sample_size=64,
-    up_block_types=["SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D",
-                    "ResnetUpsampleBlock2D"],
+    act_fn="silu",
+    addition_embed_type="text_image",
+    addition_embed_type_num_heads=64,
+    attention_head_dim=64,
+    block_out_channels=[384, 768, 1152, 1536],
+    class_embed_type=None,
+    cross_attention_dim=768,
+    down_block_types=[
+        "ResnetDownsampleBlock2D",
+        "SimpleCrossAttnDownBlock2D",
+        "SimpleCrossAttnDownBlock2D",
+        "SimpleCrossAttnDownBlock2D",
+    ],
+    encoder_hid_dim=1024,
+    encoder_hid_dim_type="text_image_proj",
+    in_channels=4,
+    layers_per_block=3,
+    mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+    norm_num_groups=32,
+    out_channels=8,
+    resnet_time_scale_shift="scale_shift",
+    sample_size=64,
+    up_block_types=[
+        "SimpleCrossAttnUpBlock2D",
+        "SimpleCrossAttnUpBlock2D",
+        "SimpleCrossAttnUpBlock2D",
+        "ResnetUpsampleBlock2D",
+    ],
 )
 MOVQ = dict(
-    in_channels=3, out_channels=3, latent_channels=4,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
     down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"),
     up_block_types=("AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"),
-    num_vq_embeddings=16384, block_out_channels=(128, 256, 256, 512), vq_embed_dim=4, layers_per_block=2,
+    num_vq_embeddings=16384,
+    block_out_channels=(128, 256, 256, 512),
+    vq_embed_dim=4,
+    layers_per_block=2,
     norm_type="spatial",
 )
 
@@ -54,10 +78,21 @@ def clip_text(device: str, tok):
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     with torch.device(device):
-        return CLIPTextModelWithProjection(CLIPTextConfig(
-            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu",
-            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
+        return CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                max_position_embeddings=77,
+                projection_dim=768,
+                hidden_act="quick_gelu",
+                bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+            )
+        ).eval()
 
 
 def kandinsky_pipelines(device: str, words: list[str] = ()):
@@ -79,41 +114,95 @@ def kandinsky_pipelines(device: str, words: list[str] = ()):
     tok = clip_tokenizer(words)
     te = clip_text(device, tok)
     with torch.device(device):
-        ie = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
-            patch_size=14, projection_dim=768, hidden_act="quick_gelu")).eval()
+        ie = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=1024,
+                intermediate_size=4096,
+                num_hidden_layers=24,
+                num_attention_heads=16,
+                image_size=224,
+                patch_size=14,
+                projection_dim=768,
+                hidden_act="quick_gelu",
+            )
+        ).eval()
         prior = PriorTransformer().eval()
     prior_pipe = KandinskyPriorPipeline(
-        prior=prior, image_encoder=ie, text_encoder=te, tokenizer=tok,
-        scheduler=UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
-                                  clip_sample=True, clip_sample_range=10.0),
-        image_processor=CLIPImageProcessor(size=224, crop_size=224))
+        prior=prior,
+        image_encoder=ie,
+        text_encoder=te,
+        tokenizer=tok,
+        scheduler=UnCLIPScheduler(
+            variance_type="fixed_small_log",
+            prediction_type="sample",
+            num_train_timesteps=1000,
+            clip_sample=True,
+            clip_sample_range=10.0,
+        ),
+        image_processor=CLIPImageProcessor(size=224, crop_size=224),
+    )
     xt = twins.xlmr_tokenizer()
     with torch.device(device):
-        mclip = MultilingualCLIP(MCLIPConfig(transformerDimSize=1024, imageDimSize=768, hidden_size=1024,
-                                             intermediate_size=4096, num_attention_heads=16, num_hidden_layers=24,
-                                             vocab_size=250002, pad_token_id=xt.pad_token_id,
-                                             max_position_embeddings=514)).eval()
+        mclip = MultilingualCLIP(
+            MCLIPConfig(
+                transformerDimSize=1024,
+                imageDimSize=768,
+                hidden_size=1024,
+                intermediate_size=4096,
+                num_attention_heads=16,
+                num_hidden_layers=24,
+                vocab_size=250002,
+                pad_token_id=xt.pad_token_id,
+                max_position_embeddings=514,
+            )
+        ).eval()
         unet = UNet2DConditionModel(**UNET).eval()
         movq = VQModel(**MOVQ).eval()
-    ddim = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012,
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
+    ddim = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+    )
     dec = KandinskyPipeline(text_encoder=mclip, tokenizer=xt, unet=unet, scheduler=ddim, movq=movq)
     return prior_pipe, dec
 
 
 SDXL_UNET = dict(
-    act_fn="silu", addition_embed_type="text_time", addition_embed_type_num_heads=64, addition_time_embed_dim=256,
-    attention_head_dim=[5, 10, 20], block_out_channels=[320, 640, 1280], cross_attention_dim=2048,
-    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"], in_channels=4, layers_per_block=2,
-    norm_num_groups=32, out_channels=4, projection_class_embeddings_input_dim=2816, sample_size=128,
-    transformer_layers_per_block=[1, 2, 10], up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    act_fn="silu",
+    addition_embed_type="text_time",
+    addition_embed_type_num_heads=64,
+    addition_time_embed_dim=256,
+    attention_head_dim=[5, 10, 20],
+    block_out_channels=[320, 640, 1280],
+    cross_attention_dim=2048,
+    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    in_channels=4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    out_channels=4,
+    projection_class_embeddings_input_dim=2816,
+    sample_size=128,
+    transformer_layers_per_block=[1, 2, 10],
+    up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
     use_linear_projection=True,
 )
 SDXL_VAE = dict(
-    block_out_channels=[128, 256, 512, 512], down_block_types=["DownEncoderBlock2D"] * 4, in_channels=3, out_channels=3,
-    latent_channels=4, layers_per_block=2, norm_num_groups=32, sample_size=1024, scaling_factor=0.13025,
-    up_block_types=["UpDecoderBlock2D"] * 4, force_upcast=True,
+    block_out_channels=[128, 256, 512, 512],
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    sample_size=1024,
+    scaling_factor=0.13025,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    force_upcast=True,
 )
 
 
@@ -125,18 +214,51 @@ def sdxl_pipeline(device: str, words: list[str] = ()):
     tok, tok2 = clip_tokenizer(words), clip_tokenizer(words)
     ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     with torch.device(device):
-        te = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                          num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
-                                          **ids)).eval()
-        te2 = CLIPTextModelWithProjection(CLIPTextConfig(
-            vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-            max_position_embeddings=77, projection_dim=1280, hidden_act="gelu", **ids)).eval()
+        te = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                max_position_embeddings=77,
+                hidden_act="quick_gelu",
+                **ids,
+            )
+        ).eval()
+        te2 = CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=1280,
+                intermediate_size=5120,
+                num_hidden_layers=32,
+                num_attention_heads=20,
+                max_position_embeddings=77,
+                projection_dim=1280,
+                hidden_act="gelu",
+                **ids,
+            )
+        ).eval()
         unet = UNet2DConditionModel(**SDXL_UNET).eval()
         vae = AutoencoderKL(**SDXL_VAE).eval()
-    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
-                                   timestep_spacing="leading", num_train_timesteps=1000)
-    return StableDiffusionXLPipeline(vae=vae, text_encoder=te, tokenizer=tok, text_encoder_2=te2, tokenizer_2=tok2,
-                                     unet=unet, scheduler=sched, force_zeros_for_empty_prompt=True)
+    sched = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+        num_train_timesteps=1000,
+    )
+    return StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        text_encoder_2=te2,
+        tokenizer_2=tok2,
+        unet=unet,
+        scheduler=sched,
+        force_zeros_for_empty_prompt=True,
+    )
 
 
 def blip_itm(device: str):
@@ -147,10 +269,23 @@ def blip_itm(device: str):
 
     tok = twins.bert_tokenizer(twins.BLIP_WORDS + ANIMALS_60)
     cfg = BlipConfig(
-        vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                           image_size=384, patch_size=16),
-        text_config=dict(vocab_size=30524, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                         num_attention_heads=12, encoder_hidden_size=1024, pad_token_id=tok.pad_token_id),
+        vision_config=dict(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=384,
+            patch_size=16,
+        ),
+        text_config=dict(
+            vocab_size=30524,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            encoder_hidden_size=1024,
+            pad_token_id=tok.pad_token_id,
+        ),
     )
     with torch.device(device):
         model = BlipForImageTextRetrieval(cfg).eval()

@@ -144,9 +144,18 @@ def stage_times(renderer, render, key: str) -> None:
     render()  # warm
     with stages.hooked(renderer, enter, leave):
         total = first_call_s(render)
-    log(key, {name: {"calls": calls[name], "total_ms": round(spent[name] * 1e3, 2),
-                     "per_call_ms": round(spent[name] * 1e3 / calls[name], 3)} for name in spent}
-        | {"other_ms": round((total - sum(spent.values())) * 1e3, 2), "render_ms": round(total * 1e3, 2)})
+    log(
+        key,
+        {
+            name: {
+                "calls": calls[name],
+                "total_ms": round(spent[name] * 1e3, 2),
+                "per_call_ms": round(spent[name] * 1e3 / calls[name], 3),
+            }
+            for name in spent
+        }
+        | {"other_ms": round((total - sum(spent.values())) * 1e3, 2), "render_ms": round(total * 1e3, 2)},
+    )
 
 
 def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> None:
@@ -163,7 +172,9 @@ def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> No
         from distok_cli.backends import twins
 
         pipe = twins.build_sdxl()
-        cfg = recipes.override(cfg, ["render.size=64", "render.steps=2", f"classes={','.join(recipes.load('tiny').classes)}"])
+        cfg = recipes.override(
+            cfg, ["render.size=64", "render.steps=2", f"classes={','.join(recipes.load('tiny').classes)}"]
+        )
     else:
         t = time.perf_counter()
         pipe = fullsize.sdxl_pipeline(device, list(cfg.classes))
@@ -172,12 +183,17 @@ def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> No
     from distok_cli.backends.pipelines import Settings
 
     s = Settings.from_config(cfg.render)
-    log("sdxl_render_settings", {"size": s.size, "steps": s.steps, "guidance": s.guidance, "scheduler": cfg.render.scheduler})
+    log(
+        "sdxl_render_settings",
+        {"size": s.size, "steps": s.steps, "guidance": s.guidance, "scheduler": cfg.render.scheduler},
+    )
     vecs = torch.randn(4, renderer.text.dim, generator=torch.Generator().manual_seed(0)) * 0.02
     for b in (1, 4):
         reset_peak()
-        log(f"sdxl_render_s_per_image_b{b}", bench(lambda b=b: renderer.render(vecs[:b], [PROMPT] * b, list(range(b)), s),
-                                                   1, max(1, reps - 1)) / b)
+        log(
+            f"sdxl_render_s_per_image_b{b}",
+            bench(lambda b=b: renderer.render(vecs[:b], [PROMPT] * b, list(range(b)), s), 1, max(1, reps - 1)) / b,
+        )
         log(f"sdxl_render_peak_vram_GiB_b{b}", peak_gib())
     stage_times(renderer, lambda: renderer.render(vecs[:1], [PROMPT], [0], s), "sdxl_stages_ms_b1")
     # SDXL base's VAE config says force_upcast, so diffusers casts it to fp32 for every decode of an fp16
@@ -228,9 +244,18 @@ def main() -> None:
 
     device = "cpu" if args.smoke else "cuda"
     dtype = "float32" if args.smoke else "float16"
-    log("env", {"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
-                "diffusers": __import__("diffusers").__version__, "transformers": __import__("transformers").__version__,
-                "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "budget_s": args.budget_s})
+    log(
+        "env",
+        {
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+            "diffusers": __import__("diffusers").__version__,
+            "transformers": __import__("transformers").__version__,
+            "smoke": args.smoke,
+            "date": time.strftime("%Y-%m-%d"),
+            "budget_s": args.budget_s,
+        },
+    )
     cfg = recipes.load("kandinsky21-animals")
     if args.smoke:
         from distok_cli.backends import twins
@@ -290,7 +315,10 @@ def main() -> None:
         log("render_s_per_concept_best", {"seconds": round(best[0], 4), "batch": best[1]})
     with part("prior_b8", 10 * scale) as ok:
         if ok:
-            log("prior_s_per_concept_b8", bench(lambda: renderer.image_embeds(vecs[:8], [PROMPT] * 8, list(range(8)), s1), 1, reps) / 8)
+            log(
+                "prior_s_per_concept_b8",
+                bench(lambda: renderer.image_embeds(vecs[:8], [PROMPT] * 8, list(range(8)), s1), 1, reps) / 8,
+            )
     with part("estimate", 20 * scale) as ok:
         if ok:
             if args.smoke:
@@ -370,7 +398,10 @@ def main() -> None:
             ref = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
             renderer.prior.prior.compile(mode="reduce-overhead", dynamic=False)
             log("prior_graphs_first_call_s", first_call_s(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)))
-            log("prior_graphs_s_per_concept_b1", bench(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1), 1, reps))
+            log(
+                "prior_graphs_s_per_concept_b1",
+                bench(lambda: renderer.image_embeds(vecs[:1], [PROMPT], [0], s1), 1, reps),
+            )
             got = renderer.image_embeds(vecs[:1], [PROMPT], [0], s1)[0].float()
             log("prior_graphs_max_abs_diff_vs_eager", float((got - ref).abs().max()))
             key = "prior_and_unet_graphs" if unet_graphs else "prior_graphs_eager_unet"

@@ -43,8 +43,11 @@ def main() -> None:
         loss = losses.l_cst(text.encode([TextSide.fill("a photo of a <>")] * 8, v), target).mean()
         loss.backward()
         g = grads[name] = v.grad.float()
-        report["dtypes"][name] = {"loss": round(float(loss.detach()), 5), "grad_abs_mean": float(g.abs().mean()),
-                                  "grad_zero_fraction": float((g == 0).float().mean())}
+        report["dtypes"][name] = {
+            "loss": round(float(loss.detach()), 5),
+            "grad_abs_mean": float(g.abs().mean()),
+            "grad_zero_fraction": float((g == 0).float().mean()),
+        }
     for name, g in grads.items():
         cos = torch.nn.functional.cosine_similarity(g.flatten(), grads["float32"].flatten(), dim=0)
         report["dtypes"][name]["grad_cosine_to_float32"] = round(float(cos), 6)

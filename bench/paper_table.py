@@ -11,9 +11,13 @@ PAPER = {"full": 0.0602, "no-cst": 0.0732}
 
 def row(name: str, paper: float | None, s: dict) -> str:
     b = s["baselines"]["raw_mix"]
-    ar = " / ".join("—" if s["by_arity"][a]["kl"] is None else f"{s['by_arity'][a]['kl']:.4f}" for a in ("2", "3", "4+"))
-    return (f"| {name} | {'—' if paper is None else f'{paper:.4f}'} | {s['kl']:.4f} | {ar} | {s['top1']:.3f} | "
-            f"{b['kl']:.4f} |")
+    ar = " / ".join(
+        "—" if s["by_arity"][a]["kl"] is None else f"{s['by_arity'][a]['kl']:.4f}" for a in ("2", "3", "4+")
+    )
+    return (
+        f"| {name} | {'—' if paper is None else f'{paper:.4f}'} | {s['kl']:.4f} | {ar} | {s['top1']:.3f} | "
+        f"{b['kl']:.4f} |"
+    )
 
 
 def main(full_path: str, nocst_path: str, distok_path: str | None = None) -> str:

@@ -65,10 +65,21 @@ HBM_BYTES_S = 3.35e12  # H100 SXM5, HBM3
 H200 = {"card": "H200 SXM", "peak_flops": 989e12, "hbm_bytes_s": 4.8e12, "tf32_flops": 494e12, "fp32_flops": 67e12}
 FP16_OF_FP32 = 0.5
 aten = torch.ops.aten
-NO_KERNEL = {aten._unsafe_view.default, aten.detach.default, aten.lift_fresh.default, aten.empty.memory_format,
-             aten.empty_like.default, aten.empty_strided.default, aten.new_empty.default,
-             aten.new_empty_strided.default, aten.sym_size.int, aten.sym_stride.int, aten.sym_numel.default,
-             aten.sym_storage_offset.default, aten.is_same_size.default}
+NO_KERNEL = {
+    aten._unsafe_view.default,
+    aten.detach.default,
+    aten.lift_fresh.default,
+    aten.empty.memory_format,
+    aten.empty_like.default,
+    aten.empty_strided.default,
+    aten.new_empty.default,
+    aten.new_empty_strided.default,
+    aten.sym_size.int,
+    aten.sym_stride.int,
+    aten.sym_numel.default,
+    aten.sym_storage_offset.default,
+    aten.is_same_size.default,
+}
 # Anchors (../shared/notes/gpu-anchors.md, one H100, fp16, eager): per call of the stage, in ms.
 ANCHOR_MS = {"prior_step": 10.4, "unet_step": 38.7, "movq_decode": 32.0, "text_fwd_bwd": 20.9, "estimate": 124.0}
 ANCHOR_COMPILED_MS = {"unet_step": 16.3}
@@ -82,10 +93,12 @@ def _cpu_flash_backward(grad_out, query, key, value, *args, out_val=None, **kwar
     return fc.sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
 
 
-FLOPS = {**fc.flop_registry,
-         aten.scaled_dot_product_attention: _cpu_flash,  # one fused kernel on the GPU: not decomposed
-         aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash,
-         aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward}
+FLOPS = {
+    **fc.flop_registry,
+    aten.scaled_dot_product_attention: _cpu_flash,  # one fused kernel on the GPU: not decomposed
+    aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash,
+    aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward,
+}
 
 
 CONV = {aten.convolution, aten._convolution, aten.convolution_backward}
@@ -196,7 +209,9 @@ def count_train_step(cfg, text) -> dict:
     from distok_cli.method.trainer import Trainer
 
     small = ",".join(recipes.load("tiny").classes)
-    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={small}"])
+    tcfg = recipes.override(
+        cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={small}"]
+    )
     est = TextEstimator(text, list(tcfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
     trainer = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-limits-")) / "run", text, est, "cpu")
     trainer.train_step()
@@ -215,7 +230,9 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="the offline twins at 64 px: checks the script in seconds")
     ap.add_argument("--sdxl", action="store_true", help="count SDXL (recipe sdxl-animals), floors on one H200")
     args = ap.parse_args()
-    args.out = args.out or str(ROOT / "bench" / "results" / ("physical-limits-sdxl" if args.sdxl else "physical-limits"))
+    args.out = args.out or str(
+        ROOT / "bench" / "results" / ("physical-limits-sdxl" if args.sdxl else "physical-limits")
+    )
     torch.manual_seed(0)
     torch.set_grad_enabled(True)
     if args.sdxl:
@@ -256,14 +273,18 @@ def main() -> None:
     calls = {**counter.calls, "prior_step": s.prior_steps, "unet_step": s.steps}
     for name in ("prior_text", "prior_step", "unet_step", "movq_decode"):
         weights = stage_weight_bytes(renderer, mods, name)
-        rows.append(floors({"stage": name, "calls_per_render": calls[name], **per_call(counter, name),
-                            "weight_bytes": weights}))
+        rows.append(
+            floors({"stage": name, "calls_per_render": calls[name], **per_call(counter, name), "weight_bytes": weights})
+        )
     other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
     print(json.dumps(rows, indent=1), flush=True)
 
     text = renderer.text
-    rows.append(floors({"stage": "train_step", **count_train_step(cfg, text),
-                        "weight_bytes": 2 * params_bytes_fp16(text.encoder)}))  # read forward and backward
+    rows.append(
+        floors(
+            {"stage": "train_step", **count_train_step(cfg, text), "weight_bytes": 2 * params_bytes_fp16(text.encoder)}
+        )
+    )  # read forward and backward
     # The anchor's own work (20.9 ms): CLIP-L forward and backward into one injected row, 8 prompts × 77
     # positions. Only this row matches the anchor; the whole step above does more (MLPs, losses, Adam).
     v = (torch.randn(8, text.dim) * 0.02).requires_grad_()
@@ -272,8 +293,15 @@ def main() -> None:
         counter.enter("text_fwd_bwd")
         text.encode([TextSide.fill("a photo of a <>")] * 8, v).float().sum().backward()
         counter.leave("text_fwd_bwd")
-    rows.append(floors({"stage": "text_fwd_bwd", **per_call(counter, "text_fwd_bwd"),
-                        "weight_bytes": 2 * params_bytes_fp16(text.encoder)}))
+    rows.append(
+        floors(
+            {
+                "stage": "text_fwd_bwd",
+                **per_call(counter, "text_fwd_bwd"),
+                "weight_bytes": 2 * params_bytes_fp16(text.encoder),
+            }
+        )
+    )
 
     model, proc = twins.build_blip() if args.tiny else fullsize.blip_itm("cpu")
     blip = BlipItmEstimator(cfg.estimator, "cpu", "float32", built=(model, proc))
@@ -283,17 +311,33 @@ def main() -> None:
         counter.enter("estimate")
         blip.distributions([image], list(cfg.classes))
         counter.leave("estimate")
-    rows.append(floors({"stage": "estimate", **per_call(counter, "estimate"), "weight_bytes": params_bytes_fp16(model)}))
+    rows.append(
+        floors({"stage": "estimate", **per_call(counter, "estimate"), "weight_bytes": params_bytes_fp16(model)})
+    )
 
-    render_total = {k: sum(r[k] * r["calls_per_render"] for r in rows if "calls_per_render" in r)
-                    for k in ("flops", "kernels", "compute_floor_ms", "weights_floor_ms", "eager_traffic_ms")}
-    result = {"what": "counted on the CPU (fp32 run, bytes given as fp16); floors for one H100 SXM5",
-              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "peak_flops": PEAK_FLOPS,
-              "hbm_bytes_s": HBM_BYTES_S, "render": {"size": s.size, "prior_steps": s.prior_steps, "steps": s.steps,
-                                                     "guidance": s.guidance, "prior_guidance": s.prior_guidance},
-              "counted_render": {"prior_steps": s1.prior_steps, "steps": s1.steps},
-              "stages": rows, "render_per_concept_b1": {k: round(v, 4) for k, v in render_total.items()},
-              "render_other": other, "wall_s": round(time.monotonic() - t0, 1)}
+    render_total = {
+        k: sum(r[k] * r["calls_per_render"] for r in rows if "calls_per_render" in r)
+        for k in ("flops", "kernels", "compute_floor_ms", "weights_floor_ms", "eager_traffic_ms")
+    }
+    result = {
+        "what": "counted on the CPU (fp32 run, bytes given as fp16); floors for one H100 SXM5",
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "peak_flops": PEAK_FLOPS,
+        "hbm_bytes_s": HBM_BYTES_S,
+        "render": {
+            "size": s.size,
+            "prior_steps": s.prior_steps,
+            "steps": s.steps,
+            "guidance": s.guidance,
+            "prior_guidance": s.prior_guidance,
+        },
+        "counted_render": {"prior_steps": s1.prior_steps, "steps": s1.steps},
+        "stages": rows,
+        "render_per_concept_b1": {k: round(v, 4) for k, v in render_total.items()},
+        "render_other": other,
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(table(result))
@@ -331,32 +375,55 @@ def sdxl(args) -> None:
     rows: list[dict] = []
     for name in ("text_l", "text_g", "unet_step", "vae_decode"):
         weights = stage_weight_bytes(renderer, mods, name)
-        row = floors({"stage": name, "calls_per_render": calls[name], **per_call(counter, name), "weight_bytes": weights},
-                     H200["peak_flops"], H200["hbm_bytes_s"], anchored=False)
+        row = floors(
+            {"stage": name, "calls_per_render": calls[name], **per_call(counter, name), "weight_bytes": weights},
+            H200["peak_flops"],
+            H200["hbm_bytes_s"],
+            anchored=False,
+        )
         if name == "vae_decode":  # as diffusers runs it for an fp16 render of SDXL base (force_upcast): fp32
             conv = row.get("conv_flops", 0.0)
-            row["fp32_compute_floor_ms"] = round((conv / H200["tf32_flops"] + (row["flops"] - conv) / H200["fp32_flops"]) * 1e3, 4)
+            row["fp32_compute_floor_ms"] = round(
+                (conv / H200["tf32_flops"] + (row["flops"] - conv) / H200["fp32_flops"]) * 1e3, 4
+            )
             row["fp32_traffic_ms"] = round(row["eager_bytes"] * 2 / H200["hbm_bytes_s"] * 1e3, 4)
         rows.append(row)
     other = {**counter.stats["other"], "host_reads": dict(sorted(counter.reads["other"].items()))}
     print(json.dumps(rows, indent=1), flush=True)
 
     encoders = params_bytes_fp16(renderer.pipe.text_encoder) + params_bytes_fp16(renderer.pipe.text_encoder_2)
-    rows.append(floors({"stage": "train_step", **count_train_step(cfg, renderer.text), "weight_bytes": 2 * encoders},
-                       H200["peak_flops"], H200["hbm_bytes_s"], anchored=False))
+    rows.append(
+        floors(
+            {"stage": "train_step", **count_train_step(cfg, renderer.text), "weight_bytes": 2 * encoders},
+            H200["peak_flops"],
+            H200["hbm_bytes_s"],
+            anchored=False,
+        )
+    )
 
     staged = [r for r in rows if "calls_per_render" in r]
-    total = {k: sum(r[k] * r["calls_per_render"] for r in staged)
-             for k in ("flops", "kernels", "compute_floor_ms", "weights_floor_ms", "eager_traffic_ms")}
+    total = {
+        k: sum(r[k] * r["calls_per_render"] for r in staged)
+        for k in ("flops", "kernels", "compute_floor_ms", "weights_floor_ms", "eager_traffic_ms")
+    }
     dec = rows[3]
-    total["compute_floor_ms_fp32_decode"] = total["compute_floor_ms"] - dec["compute_floor_ms"] + dec["fp32_compute_floor_ms"]
+    total["compute_floor_ms_fp32_decode"] = (
+        total["compute_floor_ms"] - dec["compute_floor_ms"] + dec["fp32_compute_floor_ms"]
+    )
     total["eager_traffic_ms_fp32_decode"] = total["eager_traffic_ms"] - dec["eager_traffic_ms"] + dec["fp32_traffic_ms"]
-    result = {"what": "counted on the CPU (fp32 run, bytes given as fp16); floors for one H200 SXM", "card": H200,
-              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "tiny": args.tiny,
-              "render": {"size": s.size, "steps": s.steps, "guidance": s.guidance, "scheduler": cfg.render.scheduler},
-              "counted_render": {"steps": s1.steps}, "stages": rows,
-              "render_per_image_b1": {k: round(v, 4) for k, v in total.items()}, "render_other": other,
-              "wall_s": round(time.monotonic() - t0, 1)}
+    result = {
+        "what": "counted on the CPU (fp32 run, bytes given as fp16); floors for one H200 SXM",
+        "card": H200,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "tiny": args.tiny,
+        "render": {"size": s.size, "steps": s.steps, "guidance": s.guidance, "scheduler": cfg.render.scheduler},
+        "counted_render": {"steps": s1.steps},
+        "stages": rows,
+        "render_per_image_b1": {k: round(v, 4) for k, v in total.items()},
+        "render_other": other,
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     out.with_suffix(".md").write_text(sdxl_table(result))
@@ -375,54 +442,102 @@ def host_reads(res: dict, rest: str) -> list[str]:
 
 def sdxl_table(res: dict) -> str:
     card = res["card"]
-    lines = [f"# Physical limits, SDXL (counted, not timed; {res['date']}, torch {res['torch']})", "",
-             "`python bench/physical_limits.py --sdxl`: distok's SDXLRenderer and training step run once on the CPU with",
-             "SDXL base 1.0's architectures and random weights; FLOPs, kernels (non-view ATen operators) and bytes per",
-             f"call of each stage; floors on one {card['card']} ({card['peak_flops'] / 1e12:.0f} TFLOP/s fp16, "
-             f"{card['hbm_bytes_s'] / 1e12:.2f} TB/s; the H100's compute floors are the same). No anchor: nobody has timed SDXL here.", "",
-             "| stage (per call) | calls / render | GFLOP | kernels | fp16 weights MB | eager traffic MB | compute floor ms | weights floor ms | eager traffic ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Physical limits, SDXL (counted, not timed; {res['date']}, torch {res['torch']})",
+        "",
+        "`python bench/physical_limits.py --sdxl`: distok's SDXLRenderer and training step run once on the CPU with",
+        "SDXL base 1.0's architectures and random weights; FLOPs, kernels (non-view ATen operators) and bytes per",
+        f"call of each stage; floors on one {card['card']} ({card['peak_flops'] / 1e12:.0f} TFLOP/s fp16, "
+        f"{card['hbm_bytes_s'] / 1e12:.2f} TB/s; the H100's compute floors are the same). No anchor: nobody has timed SDXL here.",
+        "",
+        "| stage (per call) | calls / render | GFLOP | kernels | fp16 weights MB | eager traffic MB | compute floor ms | weights floor ms | eager traffic ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["stages"]:
-        lines.append("| {} | {} | {:,.1f} | {:,.0f} | {:,.0f} | {:,.0f} | {:.3f} | {:.3f} | {:.3f} |".format(
-            r["stage"], r.get("calls_per_render", "—"), r["flops"] / 1e9, r["kernels"], r["weight_bytes"] / 1e6,
-            r["eager_bytes"] / 1e6, r["compute_floor_ms"], r["weights_floor_ms"], r["eager_traffic_ms"]))
+        lines.append(
+            "| {} | {} | {:,.1f} | {:,.0f} | {:,.0f} | {:,.0f} | {:.3f} | {:.3f} | {:.3f} |".format(
+                r["stage"],
+                r.get("calls_per_render", "—"),
+                r["flops"] / 1e9,
+                r["kernels"],
+                r["weight_bytes"] / 1e6,
+                r["eager_bytes"] / 1e6,
+                r["compute_floor_ms"],
+                r["weights_floor_ms"],
+                r["eager_traffic_ms"],
+            )
+        )
     dec = next(r for r in res["stages"] if r["stage"] == "vae_decode")
-    lines += ["", f"The VAE decode as diffusers runs it for an fp16 render (SDXL base's VAE says force_upcast, so it is cast "
-              f"to fp32 for the decode): {dec.get('conv_flops', 0) / 1e9:,.1f} of its {dec['flops'] / 1e9:,.1f} GFLOP are "
-              f"convolutions (TF32, {card['tf32_flops'] / 1e12:.0f} TFLOP/s), the rest in fp32 ({card['fp32_flops'] / 1e12:.0f} "
-              f"TFLOP/s): compute floor {dec['fp32_compute_floor_ms']:.2f} ms, eager traffic {dec['fp32_traffic_ms']:.2f} ms.", "",
-              "Values read back to the host per call, by code line:", ""]
+    lines += [
+        "",
+        f"The VAE decode as diffusers runs it for an fp16 render (SDXL base's VAE says force_upcast, so it is cast "
+        f"to fp32 for the decode): {dec.get('conv_flops', 0) / 1e9:,.1f} of its {dec['flops'] / 1e9:,.1f} GFLOP are "
+        f"convolutions (TF32, {card['tf32_flops'] / 1e12:.0f} TFLOP/s), the rest in fp32 ({card['fp32_flops'] / 1e12:.0f} "
+        f"TFLOP/s): compute floor {dec['fp32_compute_floor_ms']:.2f} ms, eager traffic {dec['fp32_traffic_ms']:.2f} ms.",
+        "",
+        "Values read back to the host per call, by code line:",
+        "",
+    ]
     lines += host_reads(res, f"scheduler, pipeline; the counted render of {res['counted_render']['steps']} steps")
     t = res["render_per_image_b1"]
-    lines += ["", f"One render, one image ({res['render']['steps']} {res['render']['scheduler']} steps, {res['render']['size']} px, "
-              f"guidance {res['render']['guidance']}): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
-              f"compute floor {t['compute_floor_ms']:.0f} ms with an fp16 decode, {t['compute_floor_ms_fp32_decode']:.0f} ms "
-              f"with diffusers' fp32 decode; weights floor {t['weights_floor_ms']:.0f} ms; eager traffic "
-              f"{t['eager_traffic_ms']:.0f} ms ({t['eager_traffic_ms_fp32_decode']:.0f} ms with the fp32 decode).", ""]
+    lines += [
+        "",
+        f"One render, one image ({res['render']['steps']} {res['render']['scheduler']} steps, {res['render']['size']} px, "
+        f"guidance {res['render']['guidance']}): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
+        f"compute floor {t['compute_floor_ms']:.0f} ms with an fp16 decode, {t['compute_floor_ms_fp32_decode']:.0f} ms "
+        f"with diffusers' fp32 decode; weights floor {t['weights_floor_ms']:.0f} ms; eager traffic "
+        f"{t['eager_traffic_ms']:.0f} ms ({t['eager_traffic_ms_fp32_decode']:.0f} ms with the fp32 decode).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def table(res: dict) -> str:
-    lines = [f"# Physical limits (counted, not timed; {res['date']}, torch {res['torch']})", "",
-             "`python bench/physical_limits.py`: distok's own code run once on the CPU with the full-size random-weight",
-             "architectures; FLOPs, kernels (non-view ATen operators) and bytes per call of each stage; floors on one",
-             "H100 SXM5 (989 TFLOP/s fp16, 3.35 TB/s). Anchors: ../shared/notes/gpu-anchors.md (eager, fp16, one H100).", "",
-             "| stage (per call) | calls / render | GFLOP | kernels | fp16 weights MB | eager traffic MB | compute floor ms | weights floor ms | eager traffic ms | anchor eager ms | µs per kernel at anchor |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Physical limits (counted, not timed; {res['date']}, torch {res['torch']})",
+        "",
+        "`python bench/physical_limits.py`: distok's own code run once on the CPU with the full-size random-weight",
+        "architectures; FLOPs, kernels (non-view ATen operators) and bytes per call of each stage; floors on one",
+        "H100 SXM5 (989 TFLOP/s fp16, 3.35 TB/s). Anchors: ../shared/notes/gpu-anchors.md (eager, fp16, one H100).",
+        "",
+        "| stage (per call) | calls / render | GFLOP | kernels | fp16 weights MB | eager traffic MB | compute floor ms | weights floor ms | eager traffic ms | anchor eager ms | µs per kernel at anchor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["stages"]:
-        lines.append("| {} | {} | {:,.1f} | {:,.0f} | {:,.0f} | {:,.0f} | {:.3f} | {:.3f} | {:.3f} | {} | {} |".format(
-            r["stage"], r.get("calls_per_render", "—"), r["flops"] / 1e9, r["kernels"], r["weight_bytes"] / 1e6,
-            r["eager_bytes"] / 1e6, r["compute_floor_ms"], r["weights_floor_ms"], r["eager_traffic_ms"],
-            r.get("anchor_eager_ms", "—"), f"{r['anchor_us_per_kernel']:.1f}" if "anchor_us_per_kernel" in r else "—"))
-    lines += ["", "Values read back to the host per call, by code line (on a GPU each read of a value that lives there is a "
-              "sync, and a CUDA graph must end before it; a CPU run cannot tell where a value would live):", ""]
+        lines.append(
+            "| {} | {} | {:,.1f} | {:,.0f} | {:,.0f} | {:,.0f} | {:.3f} | {:.3f} | {:.3f} | {} | {} |".format(
+                r["stage"],
+                r.get("calls_per_render", "—"),
+                r["flops"] / 1e9,
+                r["kernels"],
+                r["weight_bytes"] / 1e6,
+                r["eager_bytes"] / 1e6,
+                r["compute_floor_ms"],
+                r["weights_floor_ms"],
+                r["eager_traffic_ms"],
+                r.get("anchor_eager_ms", "—"),
+                f"{r['anchor_us_per_kernel']:.1f}" if "anchor_us_per_kernel" in r else "—",
+            )
+        )
+    lines += [
+        "",
+        "Values read back to the host per call, by code line (on a GPU each read of a value that lives there is a "
+        "sync, and a CUDA graph must end before it; a CPU run cannot tell where a value would live):",
+        "",
+    ]
     counted = res["counted_render"]
-    lines += host_reads(res, f"schedulers, pipelines; the counted render of {counted['prior_steps']} + {counted['steps']} steps")
+    lines += host_reads(
+        res, f"schedulers, pipelines; the counted render of {counted['prior_steps']} + {counted['steps']} steps"
+    )
     t = res["render_per_concept_b1"]
-    lines += ["", f"One render, one concept (prior {res['render']['prior_steps']} + decoder {res['render']['steps']} steps, "
-              f"{res['render']['size']} px): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
-              f"compute floor {t['compute_floor_ms']:.0f} ms, weights floor {t['weights_floor_ms']:.0f} ms, "
-              f"eager traffic {t['eager_traffic_ms']:.0f} ms.", ""]
+    lines += [
+        "",
+        f"One render, one concept (prior {res['render']['prior_steps']} + decoder {res['render']['steps']} steps, "
+        f"{res['render']['size']} px): {t['flops'] / 1e12:,.2f} TFLOP, {t['kernels']:,.0f} kernels; "
+        f"compute floor {t['compute_floor_ms']:.0f} ms, weights floor {t['weights_floor_ms']:.0f} ms, "
+        f"eager traffic {t['eager_traffic_ms']:.0f} ms.",
+        "",
+    ]
     return "\n".join(lines)
 
 

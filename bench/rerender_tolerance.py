@@ -51,13 +51,17 @@ def diff(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 def compare(dirs: list[Path]) -> None:
     first = dirs[0]
     info = json.loads((first / "info.json").read_text())
-    print(f"{first} (torch {info['torch']}, {info['threads']} threads): alone vs second of a batch of three:",
-          diff(np.load(first / "alone.npy"), np.load(first / "batch1.npy")))
+    print(
+        f"{first} (torch {info['torch']}, {info['threads']} threads): alone vs second of a batch of three:",
+        diff(np.load(first / "alone.npy"), np.load(first / "batch1.npy")),
+    )
     for other in dirs[1:]:
         oi = json.loads((other / "info.json").read_text())
         for name in ("alone", "batch0", "batch1", "batch2"):
-            print(f"{other} (torch {oi['torch']}, {oi['threads']} threads) vs first, {name}:",
-                  diff(np.load(first / f"{name}.npy"), np.load(other / f"{name}.npy")))
+            print(
+                f"{other} (torch {oi['torch']}, {oi['threads']} threads) vs first, {name}:",
+                diff(np.load(first / f"{name}.npy"), np.load(other / f"{name}.npy")),
+            )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,12 @@ def figures(tokens: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     ent = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(1)
     d = np.linalg.norm(tokens[:, None, :] - tokens[None, :, :], axis=-1)
     np.fill_diagonal(d, np.inf)
-    return {"coverage": len(set(top.tolist())) / k, "entropy": float(ent.mean()), "top_share": float(probs.max(1).mean()),
-            "spread": float(d.min(1).mean() / np.linalg.norm(tokens, axis=1).mean())}
+    return {
+        "coverage": len(set(top.tolist())) / k,
+        "entropy": float(ent.mean()),
+        "top_share": float(probs.max(1).mean()),
+        "spread": float(d.min(1).mean() / np.linalg.norm(tokens, axis=1).mean()),
+    }
 
 
 def user_like(classes: list[str], n: int, seed: int) -> list[dict[str, float]]:
@@ -70,13 +74,23 @@ def measure(run: Path, n: int) -> dict:
         toks = np.stack([t.vector for t in model.sample(n, prior=prior, seed=0)])
         rows[prior] = figures(toks, read(toks))
     dists = user_like(ckpt.classes, n, seed=7)
-    mixes = np.stack([generate.weighted_sum([(c, w, ckpt.class_embeddings[ckpt.classes.index(c)]) for c, w in p.items()])
-                      for p in dists]).astype(np.float32)
+    mixes = np.stack(
+        [
+            generate.weighted_sum([(c, w, ckpt.class_embeddings[ckpt.classes.index(c)]) for c, w in p.items()])
+            for p in dists
+        ]
+    ).astype(np.float32)
     z = ckpt.encode_inputs(mixes)
     latent_path = np.stack([ckpt.decode(z[i : i + 1])[0] for i in range(len(z))]).astype(np.float32)
     rows["training latents"] = figures(latent_path, read(latent_path))
     rows["raw mixes"] = figures(mixes, read(mixes))
-    return {"run": str(run), "classes": len(ckpt.classes), "estimator": est.name, "temperature": est.temperature, "rows": rows}
+    return {
+        "run": str(run),
+        "classes": len(ckpt.classes),
+        "estimator": est.name,
+        "temperature": est.temperature,
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -86,21 +100,36 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     results = [measure(r, args.n) for r in args.runs]
-    head = {"command": "python bench/sampling.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{os.cpu_count()}-core CPU", "n": args.n}
+    head = {
+        "command": "python bench/sampling.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()}-core CPU",
+        "n": args.n,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sampling-minilm.json").write_text(json.dumps({**head, "results": results}, indent=1, sort_keys=True) + "\n")
+    (args.out / "sampling-minilm.json").write_text(
+        json.dumps({**head, "results": results}, indent=1, sort_keys=True) + "\n"
+    )
     names = list(results[0]["rows"])
-    md = [f"# Open sampling, {len(results)} model(s)", "",
-          f"`{head['command']}` on {head['date']} ({head['machine']}). {args.n} tokens per row, read by the text estimator "
-          f"of the model's recipe (`{results[0]['estimator']}`, T = {results[0]['temperature']:g}, \"a photo of a <>\"). "
-          f"Uniform entropy: log {results[0]['classes']} = {math.log(results[0]['classes']):.2f} nats. Mean over models"
-          + (f" ({len(results)})" if len(results) > 1 else "") + ".", "",
-          "| latents | class coverage by top-1 ↑ | entropy of the estimate (nats) | largest class share | nearest-neighbour distance ÷ token norm |",
-          "|---|---|---|---|---|"]
+    md = [
+        f"# Open sampling, {len(results)} model(s)",
+        "",
+        f"`{head['command']}` on {head['date']} ({head['machine']}). {args.n} tokens per row, read by the text estimator "
+        f'of the model\'s recipe (`{results[0]["estimator"]}`, T = {results[0]["temperature"]:g}, "a photo of a <>"). '
+        f"Uniform entropy: log {results[0]['classes']} = {math.log(results[0]['classes']):.2f} nats. Mean over models"
+        + (f" ({len(results)})" if len(results) > 1 else "")
+        + ".",
+        "",
+        "| latents | class coverage by top-1 ↑ | entropy of the estimate (nats) | largest class share | nearest-neighbour distance ÷ token norm |",
+        "|---|---|---|---|---|",
+    ]
     for name in names:
-        vals = {k: np.mean([r["rows"][name][k] for r in results]) for k in ("coverage", "entropy", "top_share", "spread")}
-        md.append(f"| {name} | {vals['coverage']:.3f} | {vals['entropy']:.3f} | {vals['top_share']:.3f} | {vals['spread']:.3f} |")
+        vals = {
+            k: np.mean([r["rows"][name][k] for r in results]) for k in ("coverage", "entropy", "top_share", "spread")
+        }
+        md.append(
+            f"| {name} | {vals['coverage']:.3f} | {vals['entropy']:.3f} | {vals['top_share']:.3f} | {vals['spread']:.3f} |"
+        )
     (args.out / "sampling-minilm.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -39,8 +39,11 @@ def median_s(fn, reps: int) -> float:
 
 def train_cli_s(recipe: str, work: Path, env: dict[str, str]) -> float:
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "distok_cli", "train", "-r", recipe, "-o", str(work / recipe), "--steps", "60", "-q"],
-                   check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "distok_cli", "train", "-r", recipe, "-o", str(work / recipe), "--steps", "60", "-q"],
+        check=True,
+        env=env,
+    )
     return time.perf_counter() - t
 
 
@@ -49,8 +52,10 @@ def train_step_ms(text, tag: str, classes: list[str]) -> float:
     from distok_cli.files import recipes
     from distok_cli.method.trainer import Trainer
 
-    cfg = recipes.override(recipes.load("kandinsky21-animals"), ["train.n=8", "estimator.kind=text", "train.estimate_every=100000",
-                                                                 f"classes={','.join(classes)}"])
+    cfg = recipes.override(
+        recipes.load("kandinsky21-animals"),
+        ["train.n=8", "estimator.kind=text", "train.estimate_every=100000", f"classes={','.join(classes)}"],
+    )
     est = TextEstimator(text, list(cfg.classes), "a photo of a {}", "a photo of a <>", 1.0, "bench")
     tr = Trainer(cfg, Path(tempfile.mkdtemp(prefix="distok-bench-")) / tag, text, est, "cpu")
     return median_s(tr.train_step, 5) * 1000
@@ -75,8 +80,11 @@ def main() -> None:
     res["sdxl_twin_build_s"] = time.perf_counter() - t
     # warm the twin caches (built once per cache folder), then time training on each twin
     for r in ("tiny", "sdxl-tiny"):
-        subprocess.run([sys.executable, "-m", "distok_cli", "train", "-r", r, "-o", str(work / f"warm-{r}"), "--steps", "1", "-q"],
-                       check=True, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "distok_cli", "train", "-r", r, "-o", str(work / f"warm-{r}"), "--steps", "1", "-q"],
+            check=True,
+            env=env,
+        )
     res["train_60_steps_s"] = {r: train_cli_s(r, work, env) for r in ("tiny", "sdxl-tiny")}
     os.environ["DISTOK_CACHE"] = env["DISTOK_CACHE"]
     renders = {}
@@ -95,18 +103,27 @@ def main() -> None:
     res["sdxl_fullsize_text_build_s"] = time.perf_counter() - t
     sdxl_text = SDXLTextSide((pipe.tokenizer, pipe.tokenizer_2), (pipe.text_encoder, pipe.text_encoder_2), "bench:sdxl")
     del pipe.unet, pipe.vae
-    res["train_step_ms_n8_fullsize"] = {"clip-l (kandinsky21, sd15)": train_step_ms(clip_l, "l", classes),
-                                        "sdxl (clip-l + openclip-g)": train_step_ms(sdxl_text, "xl", classes)}
+    res["train_step_ms_n8_fullsize"] = {
+        "clip-l (kandinsky21, sd15)": train_step_ms(clip_l, "l", classes),
+        "sdxl (clip-l + openclip-g)": train_step_ms(sdxl_text, "xl", classes),
+    }
     shutil.rmtree(work, ignore_errors=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
     out = ROOT / "bench" / "results"
     (out / "sdxl-cpu.json").write_text(json.dumps({"meta": meta, **res}, indent=1) + "\n")
     tr, rd, st = res["train_60_steps_s"], res["render_s_per_image_twin"], res["train_step_ms_n8_fullsize"]
     lines = [
-        f"# SDXL on the CPU ({meta['date']}, {meta['machine']}, torch {meta['torch']})", "",
-        "`python bench/sdxl_cpu.py`; one run, so compare the ratios.", "",
-        "| figure | Kandinsky / CLIP-L | SDXL | ratio |", "|---|---|---|---|",
+        f"# SDXL on the CPU ({meta['date']}, {meta['machine']}, torch {meta['torch']})",
+        "",
+        "`python bench/sdxl_cpu.py`; one run, so compare the ratios.",
+        "",
+        "| figure | Kandinsky / CLIP-L | SDXL | ratio |",
+        "|---|---|---|---|",
         f"| `distok train` 60 steps on the twin (whole command) | {tr['tiny']:.1f} s (`tiny`) | {tr['sdxl-tiny']:.1f} s (`sdxl-tiny`) | "
         f"{tr['sdxl-tiny'] / tr['tiny']:.2f} |",
         f"| one render on the twin (64 px, 2 steps) | {rd['tiny'] * 1000:.0f} ms | {rd['sdxl-tiny'] * 1000:.0f} ms | "

@@ -54,8 +54,16 @@ def run_one(variant: str, seed: int, steps: int, test_set: list[dict[str, float]
     from distok_cli.method import trainer as trainer_mod
 
     heads = "parts" if variant == "parts" else "joint"
-    recipe = recipes.load("sdxl-tiny", ["estimator.kind=text", f"seed={seed}", f"train.steps={steps}", "train.checkpoint_every=100000",
-                                        f"train.heads={heads}"])
+    recipe = recipes.load(
+        "sdxl-tiny",
+        [
+            "estimator.kind=text",
+            f"seed={seed}",
+            f"train.steps={steps}",
+            "train.checkpoint_every=100000",
+            f"train.heads={heads}",
+        ],
+    )
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tr = trainer_mod.build(recipe, Path(tmp) / "run", "cpu")
@@ -77,8 +85,15 @@ def run_one(variant: str, seed: int, steps: int, test_set: list[dict[str, float]
             for s in range(len(recipe.train.styles)):
                 kls.append(float(tr.scorer.kl(p, tokens, [s] * len(p)).mean()))
                 raws.append(float(tr.scorer.kl(p, mix, [s] * len(p)).mean()))
-    return {"variant": variant, "seed": seed, "steps": steps, "kl": statistics.mean(kls), "raw_mix": statistics.mean(raws),
-            "D_tok_params": params, "seconds_per_step": seconds / steps}
+    return {
+        "variant": variant,
+        "seed": seed,
+        "steps": steps,
+        "kl": statistics.mean(kls),
+        "raw_mix": statistics.mean(raws),
+        "D_tok_params": params,
+        "seconds_per_step": seconds / steps,
+    }
 
 
 def main() -> None:
@@ -94,29 +109,43 @@ def main() -> None:
     for seed in args.seeds:
         for variant in VARIANTS:
             r = run_one(variant, seed, args.steps, test_set)
-            print(f"{variant:6s} seed {seed}: KL {r['kl']:.4f} (raw mix {r['raw_mix']:.4f}), "
-                  f"{r['seconds_per_step'] * 1000:.1f} ms/step, D_tok {r['D_tok_params']} parameters", flush=True)
+            print(
+                f"{variant:6s} seed {seed}: KL {r['kl']:.4f} (raw mix {r['raw_mix']:.4f}), "
+                f"{r['seconds_per_step'] * 1000:.1f} ms/step, D_tok {r['D_tok_params']} parameters",
+                flush=True,
+            )
             rows.append(r)
     out = ROOT / "bench" / "results"
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
-            f"{__import__('os').cpu_count()} cores, one torch thread", "steps": args.steps, "seeds": args.seeds,
-            "test_set": "protocol test split (40 distributions), every training style"}
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{__import__('os').cpu_count()} cores, one torch thread",
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "test_set": "protocol test split (40 distributions), every training style",
+    }
     (out / "sdxl-heads-cpu.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1) + "\n")
-    lines = [f"# D_tok on the SDXL twin: one joint output vs one head per part ({meta['date']})", "",
-             f"`python bench/sdxl_heads.py --seeds {' '.join(map(str, args.seeds))} --steps {args.steps}` on "
-             f"{meta['machine']}. Recipe `sdxl-tiny` (encoders 32 + 64 wide, hidden 64), distok's objective, "
-             "text-side pool estimator. KL(p ‖ q) on the 40 unseen distributions of the test split, mean over "
-             "the 8 training styles; the twin is random, so this measures optimisation, not pictures.", "",
-             "| D_tok | KL, mean ± sd over seeds | raw mix | KL / raw mix | D_tok parameters | ms per step |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# D_tok on the SDXL twin: one joint output vs one head per part ({meta['date']})",
+        "",
+        f"`python bench/sdxl_heads.py --seeds {' '.join(map(str, args.seeds))} --steps {args.steps}` on "
+        f"{meta['machine']}. Recipe `sdxl-tiny` (encoders 32 + 64 wide, hidden 64), distok's objective, "
+        "text-side pool estimator. KL(p ‖ q) on the 40 unseen distributions of the test split, mean over "
+        "the 8 training styles; the twin is random, so this measures optimisation, not pictures.",
+        "",
+        "| D_tok | KL, mean ± sd over seeds | raw mix | KL / raw mix | D_tok parameters | ms per step |",
+        "|---|---|---|---|---|---|",
+    ]
     for variant in VARIANTS:
         rs = [r for r in rows if r["variant"] == variant]
         kl = [r["kl"] for r in rs]
         raw = statistics.mean(r["raw_mix"] for r in rs)
         sd = statistics.stdev(kl) if len(kl) > 1 else 0.0
-        lines.append(f"| {variant} | {statistics.mean(kl):.4f} ± {sd:.4f} | {raw:.4f} | "
-                     f"{statistics.mean(kl) / raw:.3f} | {rs[0]['D_tok_params']:,} | "
-                     f"{statistics.mean(r['seconds_per_step'] for r in rs) * 1000:.1f} |")
+        lines.append(
+            f"| {variant} | {statistics.mean(kl):.4f} ± {sd:.4f} | {raw:.4f} | "
+            f"{statistics.mean(kl) / raw:.3f} | {rs[0]['D_tok_params']:,} | "
+            f"{statistics.mean(r['seconds_per_step'] for r in rs) * 1000:.1f} |"
+        )
     (out / "sdxl-heads-cpu.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -18,8 +18,11 @@ def render_modules(renderer: Any) -> dict[str, Any]:
     if getattr(renderer, "backend", None) == "sdxl":
         pipe = renderer.pipe
         return {"text_l": pipe.text_encoder, "text_g": pipe.text_encoder_2, "unet_step": pipe.unet}
-    return {"prior_text": renderer.prior.text_encoder, "prior_step": renderer.prior.prior,
-            "unet_step": renderer.decoder.unet}
+    return {
+        "prior_text": renderer.prior.text_encoder,
+        "prior_step": renderer.prior.prior,
+        "unet_step": renderer.decoder.unet,
+    }
 
 
 def decoder(renderer: Any) -> tuple[str, Any]:

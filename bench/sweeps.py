@@ -37,8 +37,23 @@ sys.path.insert(0, str(ROOT))
 def train(seed: int, work: Path) -> Path:
     run = work / f"minilm-s{seed}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "distok_cli", "train", "-r", "minilm-animals", "-o", str(run), "--seed", str(seed), "-q"],
-                   check=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distok_cli",
+            "train",
+            "-r",
+            "minilm-animals",
+            "-o",
+            str(run),
+            "--seed",
+            str(seed),
+            "-q",
+        ],
+        check=True,
+        env=env,
+    )
     return run
 
 
@@ -48,10 +63,12 @@ def paths_for(classes: list[str]) -> dict[str, list]:
     rng = np.random.default_rng(12345)
     pick = lambda k: [classes[i] for i in rng.choice(len(classes), k, replace=False)]  # noqa: E731
     dists = protocol_set(classes, "test")
-    return {"class-line": [tuple(pick(2)) for _ in range(10)],
-            "distribution-line": [(dists[2 * i], dists[2 * i + 1]) for i in range(5)],
-            "triangle": [tuple(pick(3)) for _ in range(3)],
-            "latent": [(int(a), int(b)) for a, b in rng.integers(0, 1000, size=(5, 2))]}
+    return {
+        "class-line": [tuple(pick(2)) for _ in range(10)],
+        "distribution-line": [(dists[2 * i], dists[2 * i + 1]) for i in range(5)],
+        "triangle": [tuple(pick(3)) for _ in range(3)],
+        "latent": [(int(a), int(b)) for a, b in rng.integers(0, 1000, size=(5, 2))],
+    }
 
 
 def baseline(s, ckpt):
@@ -95,15 +112,20 @@ def measure(run: Path) -> list[dict]:
     for i, j in todo["latent"]:
         ta, tb = model.sample(1, seed=i)[0], model.sample(1, seed=j)[0]
         for slerp in (False, True):
-            sweeps.append((f"latent-{'slerp' if slerp else 'lerp'}", f"s{i}:s{j}", model.sweep(ta, tb, steps=9, slerp=slerp)))
+            sweeps.append(
+                (f"latent-{'slerp' if slerp else 'lerp'}", f"s{i}:s{j}", model.sweep(ta, tb, steps=9, slerp=slerp))
+            )
     for family, name, s in sweeps:
         base = baseline(s, model.checkpoint)
         row = {"family": family, "name": name, "kind": s.kind}
         for arm, sweep in (("model", s), ("baseline", base)):
             mono = monotonic(sweep, estimates(sweep))
-            row[arm] = {"max_over_mean": sweep.smoothness["max_over_mean"], "monotonic": mono["all"],
-                        "classes_monotonic": sum(v["monotonic"] for v in mono["classes"].values()),
-                        "classes": len(mono["classes"])}
+            row[arm] = {
+                "max_over_mean": sweep.smoothness["max_over_mean"],
+                "monotonic": mono["all"],
+                "classes_monotonic": sum(v["monotonic"] for v in mono["classes"].values()),
+                "classes": len(mono["classes"]),
+            }
         rows.append(row)
     return rows
 
@@ -122,15 +144,20 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     results = {str(run): measure(run) for run in runs}
     families = list(dict.fromkeys(r["family"] for rows in results.values() for r in rows))
-    lines = [f"# Sweeps on the default model (minilm-animals), {time.strftime('%Y-%m-%d')}", "",
-             f"`python bench/sweeps.py --seeds {' '.join(map(str, args.seeds))}` ({len(runs)} models, trained in "
-             f"{train_s / 60:.1f} min on {platform.machine()}, {os.cpu_count()} cores). Each family is the same paths on every "
-             "model; figures are over all its sweeps and models. Smoothness: the largest step between neighbouring tokens "
-             "in token space over the mean step (1 = evenly spaced). Monotonic: every end class's estimated share "
-             "(text-side estimator, the recipe's T) moves one way along the path. Baseline: the raw mix Σ p_i t_i on "
-             "the same weight paths (no model), or the straight token-space line between the same two tokens.", "",
-             "| paths | sweeps | smoothness, median (max): model | baseline | monotonic sweeps: model | baseline | "
-             "monotonic end classes: model | baseline |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Sweeps on the default model (minilm-animals), {time.strftime('%Y-%m-%d')}",
+        "",
+        f"`python bench/sweeps.py --seeds {' '.join(map(str, args.seeds))}` ({len(runs)} models, trained in "
+        f"{train_s / 60:.1f} min on {platform.machine()}, {os.cpu_count()} cores). Each family is the same paths on every "
+        "model; figures are over all its sweeps and models. Smoothness: the largest step between neighbouring tokens "
+        "in token space over the mean step (1 = evenly spaced). Monotonic: every end class's estimated share "
+        "(text-side estimator, the recipe's T) moves one way along the path. Baseline: the raw mix Σ p_i t_i on "
+        "the same weight paths (no model), or the straight token-space line between the same two tokens.",
+        "",
+        "| paths | sweeps | smoothness, median (max): model | baseline | monotonic sweeps: model | baseline | "
+        "monotonic end classes: model | baseline |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     summary = {}
     for fam in families:
         rows = [r for rows in results.values() for r in rows if r["family"] == fam]
@@ -140,16 +167,28 @@ def main() -> None:
             mono = sum(r[arm]["monotonic"] for r in rows)
             cls_ok = sum(r[arm]["classes_monotonic"] for r in rows)
             cls_n = sum(r[arm]["classes"] for r in rows)
-            cell[arm] = {"smooth_median": statistics.median(sm), "smooth_max": max(sm), "monotonic": mono, "sweeps": len(rows),
-                         "classes_monotonic": cls_ok, "classes": cls_n}
+            cell[arm] = {
+                "smooth_median": statistics.median(sm),
+                "smooth_max": max(sm),
+                "monotonic": mono,
+                "sweeps": len(rows),
+                "classes_monotonic": cls_ok,
+                "classes": cls_n,
+            }
         summary[fam] = cell
         m, b = cell["model"], cell["baseline"]
-        lines.append(f"| {fam} | {len(rows)} | {m['smooth_median']:.3f} ({m['smooth_max']:.3f}) | {b['smooth_median']:.3f} "
-                     f"({b['smooth_max']:.3f}) | {m['monotonic']}/{len(rows)} | {b['monotonic']}/{len(rows)} | "
-                     f"{m['classes_monotonic']}/{m['classes']} | {b['classes_monotonic']}/{b['classes']} |")
+        lines.append(
+            f"| {fam} | {len(rows)} | {m['smooth_median']:.3f} ({m['smooth_max']:.3f}) | {b['smooth_median']:.3f} "
+            f"({b['smooth_max']:.3f}) | {m['monotonic']}/{len(rows)} | {b['monotonic']}/{len(rows)} | "
+            f"{m['classes_monotonic']}/{m['classes']} | {b['classes_monotonic']}/{b['classes']} |"
+        )
     out = ROOT / "bench" / "results"
-    (out / "sweeps-minilm.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "seeds": args.seeds,
-                                                        "summary": summary, "runs": results}, indent=1) + "\n")
+    (out / "sweeps-minilm.json").write_text(
+        json.dumps(
+            {"date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "summary": summary, "runs": results}, indent=1
+        )
+        + "\n"
+    )
     (out / "sweeps-minilm.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -50,8 +50,14 @@ class Model:
     def hash(self) -> str:
         return self.checkpoint.hash
 
-    def encode(self, distribution: Mapping[str, float] | str, normalize: bool = True, refine: int | str = "auto",
-               device: str = "auto", dtype: str = "auto") -> Token:
+    def encode(
+        self,
+        distribution: Mapping[str, float] | str,
+        normalize: bool = True,
+        refine: int | str = "auto",
+        device: str = "auto",
+        dtype: str = "auto",
+    ) -> Token:
         """The token of a class distribution: ``{"pig": 0.55, "sheep": 0.45}`` or ``"pig:0.55,sheep:0.45"``.
         Keys may also be token files (composition). Weights are normalised to sum to 1 unless ``normalize`` is
         False.
@@ -66,8 +72,11 @@ class Model:
         from distok_cli.method import generate
         from distok_cli.progress import log
 
-        weights = dists.parse_spec(distribution) if isinstance(distribution, str) else {
-            str(k): dists.weight(str(k), v) for k, v in distribution.items()}
+        weights = (
+            dists.parse_spec(distribution)
+            if isinstance(distribution, str)
+            else {str(k): dists.weight(str(k), v) for k, v in distribution.items()}
+        )
         token = generate.encode(self.checkpoint, weights, normalize=normalize)
         steps = generate.refine_steps(refine, self.checkpoint, (token.source or {}).get("distribution"))
         if not steps:
@@ -84,14 +93,16 @@ class Model:
             return token
         return matching.refine_token(self.checkpoint, token, steps, scorer=self._scorer)
 
-    def sample(self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0,
-               estimate: str | None = None) -> list[Token]:
+    def sample(
+        self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0, estimate: str | None = None
+    ) -> list[Token]:
         """``n`` tokens from random latents (gaussian, laplace or cauchy); token i of a seed never depends on n.
         ``estimate="text"`` stores each token's text-side estimate (the model's text encoder: torch)."""
         return list(self.samples(n, prior, seed, scale, estimate))
 
-    def samples(self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0,
-                estimate: str | None = None) -> Iterator[Token]:
+    def samples(
+        self, n: int = 8, prior: str = "gaussian", seed: int = 0, scale: float = 1.0, estimate: str | None = None
+    ) -> Iterator[Token]:
         """:meth:`sample`, one token at a time (memory stays flat in ``n``); arguments are checked at once."""
         from distok_cli.method import generate
 
@@ -110,8 +121,10 @@ class Model:
             recipe = model_recipe(self.checkpoint)
             self._estimator = make_token_estimator(recipe, *recipes.placement(recipe, device, dtype), kind="text")
             if not self._estimator.text.space.compatible(self.space):
-                raise BadInput(f"the model was trained for {self.space.encoder}, but its recipe loads "
-                               f"{self._estimator.text.space.encoder}")
+                raise BadInput(
+                    f"the model was trained for {self.space.encoder}, but its recipe loads "
+                    f"{self._estimator.text.space.encoder}"
+                )
         return self._estimator
 
     def _estimated(self, tokens: Iterator[Token]) -> Iterator[Token]:
@@ -150,8 +163,10 @@ class Model:
             raise BadInput(f"a sweep has one corner spec (a:b or a:b:c) or two ends, got {len(ends)}")
         if grid is not None:
             raise BadInput("grid is for three corners (a:b:c); between two ends give steps")
-        is_token = [isinstance(e, Token) or (isinstance(e, (str, os.PathLike)) and str(e).endswith(tokenfile.TOKEN_SUFFIXES))
-                    for e in ends]
+        is_token = [
+            isinstance(e, Token) or (isinstance(e, (str, os.PathLike)) and str(e).endswith(tokenfile.TOKEN_SUFFIXES))
+            for e in ends
+        ]
         if all(is_token):
             a, b = (e if isinstance(e, Token) else tokenfile.load(e) for e in ends)
             return sw.between(ckpt, a, b, steps, slerp)

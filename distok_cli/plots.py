@@ -34,8 +34,15 @@ def _pyplot() -> Any:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-                         "svg.hashsalt": "distok", "figure.dpi": 100})
+    plt.rcParams.update(
+        {
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.hashsalt": "distok",
+            "figure.dpi": 100,
+        }
+    )
     return plt
 
 
@@ -70,11 +77,18 @@ def loss_figure(rows: list[dict[str, Any]], title: str) -> Any:
     # objective shows matching, L_reg, and fusion or consistency only if they ran (on minilm they never do).
     logged = {r.get("task") for r in rows}
     tasks = [t for t in TASKS if t[2] is None or t[2] in logged or ("match" not in logged and t[0] != "l_match")]
-    fig, axes = plt.subplots(len(tasks) + 1, 1, figsize=(8, 2.25 * (len(tasks) + 1)), sharex=True, constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(tasks) + 1, 1, figsize=(8, 2.25 * (len(tasks) + 1)), sharex=True, constrained_layout=True
+    )
     fig.suptitle(title)
     for ax, (key, label, task) in zip(axes, tasks):
-        pts = [(r["step"], r[key]) for r in rows
-               if (task is None or r.get("task") == task) and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        pts = [
+            (r["step"], r[key])
+            for r in rows
+            if (task is None or r.get("task") == task)
+            and isinstance(r.get(key), (int, float))
+            and math.isfinite(r[key])
+        ]
         ax.set_title(label, loc="left")
         ax.set_ylabel("loss")
         if not pts:
@@ -83,7 +97,9 @@ def loss_figure(rows: list[dict[str, Any]], title: str) -> Any:
         xs, ys = zip(*pts)
         window = max(1, min(25, len(ys) // 5))
         ax.plot(xs, ys, color=A_COLOR, alpha=0.25, linewidth=0.8, label="logged value")
-        ax.plot(xs, moving_average(ys, window), color=A_COLOR, linewidth=2, label=f"moving average ({window} logged steps)")
+        ax.plot(
+            xs, moving_average(ys, window), color=A_COLOR, linewidth=2, label=f"moving average ({window} logged steps)"
+        )
         if key == "l_reg" and min(ys) > 0 and max(ys) / min(ys) > 100:
             ax.set_yscale("log")
         ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none")
@@ -98,21 +114,30 @@ def loss_figure(rows: list[dict[str, Any]], title: str) -> Any:
     return fig
 
 
-def bar_pairs_png(panels: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
-                  labels: tuple[str, str], top: int = 10, title: str = "") -> bytes:
+def bar_pairs_png(
+    panels: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
+    labels: tuple[str, str],
+    top: int = 10,
+    title: str = "",
+) -> bytes:
     """One panel per (title, a, b): the classes of a ∪ b sorted by their larger weight (the ``top`` first),
     a's and b's bars side by side with the class names on the axis and the values printed."""
     return _png(bar_pairs_figure(panels, labels, top, title))
 
 
-def bar_pairs_figure(panels: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
-                     labels: tuple[str, str], top: int = 10, title: str = "") -> Any:
+def bar_pairs_figure(
+    panels: Sequence[tuple[str, Mapping[str, float], Mapping[str, float]]],
+    labels: tuple[str, str],
+    top: int = 10,
+    title: str = "",
+) -> Any:
     plt = _pyplot()
     n = max(len(panels), 1)
     rows = [sorted(set(a) | set(b), key=lambda c: (-max(a.get(c, 0.0), b.get(c, 0.0)), c))[:top] for _, a, b in panels]
     heights = [max(len(r), 1) * 0.32 + 0.9 for r in rows] or [1.5]
-    fig, axes = plt.subplots(n, 1, figsize=(7, sum(heights)), gridspec_kw={"height_ratios": heights}, squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        n, 1, figsize=(7, sum(heights)), gridspec_kw={"height_ratios": heights}, squeeze=False, constrained_layout=True
+    )
     if title:
         fig.suptitle(title)
     for ax, (name, a, b), classes in zip(axes[:, 0], panels, rows):
@@ -125,7 +150,9 @@ def bar_pairs_figure(panels: Sequence[tuple[str, Mapping[str, float], Mapping[st
         h = 0.4
         for offset, dist, color, label in ((-h / 2, a, A_COLOR, labels[0]), (h / 2, b, B_COLOR, labels[1])):
             vals = [dist.get(c, 0.0) for c in classes]
-            bars = ax.barh([y + offset for y in ys], vals, height=h, color=color, label=label if dist else f"{label} (none)")
+            bars = ax.barh(
+                [y + offset for y in ys], vals, height=h, color=color, label=label if dist else f"{label} (none)"
+            )
             ax.bar_label(bars, labels=[f"{v:.2f}" if v >= 0.005 else "" for v in vals], padding=2, fontsize=7)
         ax.set_yticks(list(ys), classes)
         ax.invert_yaxis()
@@ -156,8 +183,14 @@ def grouped_bars_png(groups: Sequence[str], series: Mapping[str, Sequence[float]
     return _png(fig)
 
 
-def lines_png(xs: Sequence[float], series: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
-              dashed: Mapping[str, Sequence[float]] | None = None) -> bytes:
+def lines_png(
+    xs: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    dashed: Mapping[str, Sequence[float]] | None = None,
+) -> bytes:
     """One line per series over ``xs`` (e.g. each end class's estimated share along a sweep), markers at
     the points; ``dashed``: the same series' reference values (e.g. the source weights), thin and dashed."""
     plt = _pyplot()

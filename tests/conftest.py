@@ -125,7 +125,10 @@ def assert_same_run(a, b) -> None:
     "seconds" (time since that process started, which no rerun can reproduce)."""
     for name in ("model.safetensors", "state.safetensors"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    rows = [[{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in (d / "log.jsonl").read_text().splitlines()] for d in (a, b)]
+    rows = [
+        [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in (d / "log.jsonl").read_text().splitlines()]
+        for d in (a, b)
+    ]
     assert rows[0] == rows[1]
     pa, pb = (sorted((d / "pool").iterdir()) if (d / "pool").is_dir() else [] for d in (a, b))
     assert [p.name for p in pa] == [p.name for p in pb]
@@ -136,8 +139,16 @@ def ctrl_c() -> None:
     raise KeyboardInterrupt
 
 
-def write_model(path, space: dict, classes: list[str], recipe: str = "tiny", seed: int = 1, hidden: int = 8,
-                latent: int = 4, class_embeddings=None):
+def write_model(
+    path,
+    space: dict,
+    classes: list[str],
+    recipe: str = "tiny",
+    seed: int = 1,
+    hidden: int = 8,
+    latent: int = 4,
+    class_embeddings=None,
+):
     """A random residual DisTok checkpoint in ``space`` (numpy, no training): what `distok train` writes, as
     far as encode, sample and sweep can tell. Returns the path."""
     import numpy as np
@@ -146,14 +157,34 @@ def write_model(path, space: dict, classes: list[str], recipe: str = "tiny", see
 
     rng = np.random.default_rng(seed)
     d, h, w = space["dim"], hidden, latent
-    shapes = {"E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
-              "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,),
-              "skip.weight": (d, w), "skip.bias": (d,), "class_embeddings": (len(classes), d)}
+    shapes = {
+        "E_dis.0.weight": (h, d),
+        "E_dis.0.bias": (h,),
+        "E_dis.2.weight": (w, h),
+        "E_dis.2.bias": (w,),
+        "D_tok.0.weight": (h, w),
+        "D_tok.0.bias": (h,),
+        "D_tok.2.weight": (d, h),
+        "D_tok.2.bias": (d,),
+        "skip.weight": (d, w),
+        "skip.bias": (d,),
+        "class_embeddings": (len(classes), d),
+    }
     tensors = {k: (0.05 * rng.standard_normal(s)).astype(np.float32) for k, s in shapes.items()}
     tensors["E_dis.2.weight"] *= 20  # latents of order one, so that the decoder is not linear over a path
     if class_embeddings is not None:
         tensors["class_embeddings"] = np.asarray(class_embeddings, np.float32)
-    config = {"classes": classes, "dim": d, "hidden": h, "latent_dim": w, "activation": "gelu_tanh", "residual": True,
-              "token_space": space, "fusion_input": "mean", "recipe": recipe, "step": 1}
+    config = {
+        "classes": classes,
+        "dim": d,
+        "hidden": h,
+        "latent_dim": w,
+        "activation": "gelu_tanh",
+        "residual": True,
+        "token_space": space,
+        "fusion_input": "mean",
+        "recipe": recipe,
+        "step": 1,
+    }
     checkpoint.Checkpoint(tensors, config).save(path)
     return path

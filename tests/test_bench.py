@@ -16,29 +16,53 @@ from .conftest import ROOT
 @pytest.mark.slow
 def test_gpu_bench_smoke_runs_every_part_and_compares_with_eager(tmp_path, kandinsky):
     """kandinsky: the twins are built (and cached) before the subprocess loads them."""
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--smoke", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "gpu_bench.json").read_text())
     assert [k for k in res if k.endswith(("_error", "_skipped"))] == []
-    for key in ("render_s_per_concept_b1", "render_s_per_concept_b2", "prior_s_per_concept_b8",
-                "estimate_s_per_image_b8", "train_step_ms_n8", "train_step_ms_n64",
-                "train_step_ms_n8_padded77", "train_20k_steps_min_n8", "cl_render_s_per_concept_b1",
-                "compile_render_s_per_concept_b1", "compile_render_s_per_concept_b2", "train_compile_default_step_ms_n8",
-                "sdxl_render_s_per_image_b1", "sdxl_render_s_per_image_b4", "sdxl_train_step_ms_n8"):
+    for key in (
+        "render_s_per_concept_b1",
+        "render_s_per_concept_b2",
+        "prior_s_per_concept_b8",
+        "estimate_s_per_image_b8",
+        "train_step_ms_n8",
+        "train_step_ms_n64",
+        "train_step_ms_n8_padded77",
+        "train_20k_steps_min_n8",
+        "cl_render_s_per_concept_b1",
+        "compile_render_s_per_concept_b1",
+        "compile_render_s_per_concept_b2",
+        "train_compile_default_step_ms_n8",
+        "sdxl_render_s_per_image_b1",
+        "sdxl_render_s_per_image_b4",
+        "sdxl_train_step_ms_n8",
+    ):
         assert isinstance(res[key], float) and res[key] > 0, key
     # Where a render's time goes: each stage hooked once per call (2 prior and 2 decoder steps in the smoke run).
     for b in (1, 2):
         st = res[f"stages_ms_b{b}"]
         assert {k: st[k]["calls"] for k in ("prior_text", "prior_step", "unet_step", "movq_decode")} == {
-            "prior_text": 2, "prior_step": 2, "unet_step": 2, "movq_decode": 1}  # text: prompt, then the empty one
+            "prior_text": 2,
+            "prior_step": 2,
+            "unet_step": 2,
+            "movq_decode": 1,
+        }  # text: prompt, then the empty one
         staged = sum(st[k]["total_ms"] for k in ("prior_text", "prior_step", "unet_step", "movq_decode"))
         assert 0 < staged <= st["render_ms"] and abs(st["other_ms"] - (st["render_ms"] - staged)) < 0.1
     # SDXL: each text encoder once (the empty prompt's embedding is zeros: force_zeros_for_empty_prompt, as
     # in SDXL base), 2 UNet steps, one VAE decode; the decode alone in fp32 and fp16.
     st = res["sdxl_stages_ms_b1"]
     assert {k: st[k]["calls"] for k in ("text_l", "text_g", "unet_step", "vae_decode")} == {
-        "text_l": 1, "text_g": 1, "unet_step": 2, "vae_decode": 1}
+        "text_l": 1,
+        "text_g": 1,
+        "unet_step": 2,
+        "vae_decode": 1,
+    }
     staged = sum(st[k]["total_ms"] for k in ("text_l", "text_g", "unet_step", "vae_decode"))
     assert 0 < staged <= st["render_ms"] and abs(st["other_ms"] - (st["render_ms"] - staged)) < 0.1
     assert res["sdxl_vae_decode_ms_fp32"] > 0 and res["sdxl_vae_decode_ms_fp16"] > 0
@@ -52,15 +76,25 @@ def test_gpu_bench_smoke_runs_every_part_and_compares_with_eager(tmp_path, kandi
 @pytest.mark.slow
 def test_reproduce_paper_kit_runs_end_to_end_on_the_tiny_twins(tmp_path, kandinsky):
     """bench/reproduce_paper.sh: train both arms, BLIP-VQA eval on renders, the table beside the paper's numbers."""
-    env = {**os.environ, "RECIPE": "tiny", "STEPS": "2", "VQA": "twin:blip-vqa", "OUT": str(tmp_path / "paper"),
-           "EXTRA": "estimator.images=1 eval.temperature=1.0", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    r = subprocess.run(["bash", str(ROOT / "bench" / "reproduce_paper.sh")], capture_output=True, text=True, env=env,
-                       timeout=900)
+    env = {
+        **os.environ,
+        "RECIPE": "tiny",
+        "STEPS": "2",
+        "VQA": "twin:blip-vqa",
+        "OUT": str(tmp_path / "paper"),
+        "EXTRA": "estimator.images=1 eval.temperature=1.0",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    r = subprocess.run(
+        ["bash", str(ROOT / "bench" / "reproduce_paper.sh")], capture_output=True, text=True, env=env, timeout=900
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     table = (tmp_path / "paper" / "table.md").read_text()
     assert r.stdout == table
     rows = [line for line in table.splitlines() if line.startswith(("| w/o", "| Full", "| distok"))]
-    assert rows[0].startswith("| w/o Consistency Enforcement | 0.0732 | ") and rows[1].startswith("| Full DisTok | 0.0602 | ")
+    assert rows[0].startswith("| w/o Consistency Enforcement | 0.0732 | ") and rows[1].startswith(
+        "| Full DisTok | 0.0602 | "
+    )
     assert rows[2].startswith("| distok's objective (ours) | — | ")
     for arm in ("full", "no-cst", "distok"):
         ev = json.loads((tmp_path / "paper" / f"eval-{arm}.json").read_text())
@@ -94,7 +128,7 @@ def test_physical_limits_counter_counts_flops_and_kernels_as_computed_by_hand(gr
     lin = torch.nn.Linear(64, 32)
     x, q = torch.randn(5, 64), torch.randn(2, 4, 10, 16, requires_grad=grad)
     c = pl.Counter()
-    with (torch.enable_grad() if grad else torch.inference_mode()), c:
+    with torch.enable_grad() if grad else torch.inference_mode(), c:
         y = torch.nn.functional.gelu(lin(x))
         a = torch.nn.functional.scaled_dot_product_attention(q, q, q)
         if grad:
@@ -111,14 +145,30 @@ def test_physical_limits_counter_counts_flops_and_kernels_as_computed_by_hand(gr
 
 @pytest.mark.slow  # long (CI runs the slow tests too)
 def test_physical_limits_runs_on_the_twins_and_its_floors_follow_from_its_counts(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "physical_limits.py"), "--tiny", "--out", str(tmp_path / "l")],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "physical_limits.py"), "--tiny", "--out", str(tmp_path / "l")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "l.json").read_text())
     rows = {row["stage"]: row for row in res["stages"]}
-    assert list(rows) == ["prior_text", "prior_step", "unet_step", "movq_decode", "train_step", "text_fwd_bwd",
-                         "estimate"]
-    assert [rows[s]["calls_per_render"] for s in ("prior_text", "prior_step", "unet_step", "movq_decode")] == [2, 25, 50, 1]
+    assert list(rows) == [
+        "prior_text",
+        "prior_step",
+        "unet_step",
+        "movq_decode",
+        "train_step",
+        "text_fwd_bwd",
+        "estimate",
+    ]
+    assert [rows[s]["calls_per_render"] for s in ("prior_text", "prior_step", "unet_step", "movq_decode")] == [
+        2,
+        25,
+        50,
+        1,
+    ]
     for row in rows.values():
         assert row["flops"] > 0 and row["kernels"] >= 10 and row["weight_bytes"] > 0, row
         assert row["compute_floor_ms"] == round(row["flops"] / 989e12 * 1e3, 4)
@@ -127,18 +177,29 @@ def test_physical_limits_runs_on_the_twins_and_its_floors_follow_from_its_counts
     assert "anchor_eager_ms" not in rows["train_step"] and rows["text_fwd_bwd"]["anchor_eager_ms"] == 20.9
     # The models' own forward (and the text encoder's backward, through TextSide's hook) read nothing back:
     # nothing in them stops a CUDA graph. The training step reads its logged losses.
-    assert [s for s in ("prior_text", "prior_step", "unet_step", "movq_decode", "text_fwd_bwd") if rows[s]["host_reads"]] == []
+    assert [
+        s for s in ("prior_text", "prior_step", "unet_step", "movq_decode", "text_fwd_bwd") if rows[s]["host_reads"]
+    ] == []
     assert {w.split(":")[0] for w in rows["train_step"]["host_reads"]} >= {"distok_cli/method/trainer.py"}
     total = res["render_per_concept_b1"]["kernels"]
-    assert total == sum(rows[s]["kernels"] * rows[s]["calls_per_render"] for s in ("prior_text", "prior_step", "unet_step", "movq_decode"))
+    assert total == sum(
+        rows[s]["kernels"] * rows[s]["calls_per_render"]
+        for s in ("prior_text", "prior_step", "unet_step", "movq_decode")
+    )
     table = (tmp_path / "l.md").read_text()
-    assert table == r.stdout[r.stdout.index("# Physical limits"):] and table.count("\n| ") == 1 + 7  # header and seven stages
+    assert (
+        table == r.stdout[r.stdout.index("# Physical limits") :] and table.count("\n| ") == 1 + 7
+    )  # header and seven stages
 
 
 @pytest.mark.slow  # long (CI runs the slow tests too)
 def test_physical_limits_counts_sdxl_by_stage_with_h200_floors_and_the_fp32_decode(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "physical_limits.py"), "--tiny", "--sdxl", "--out", str(tmp_path / "l")],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "physical_limits.py"), "--tiny", "--sdxl", "--out", str(tmp_path / "l")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "l.json").read_text())
     assert res["card"]["card"] == "H200 SXM" and res["counted_render"] == {"steps": 2} and res["render"]["steps"] == 30
@@ -153,10 +214,14 @@ def test_physical_limits_counts_sdxl_by_stage_with_h200_floors_and_the_fp32_deco
         assert not any(k.startswith("anchor") for k in row), row  # Kandinsky's anchors are not SDXL's
     dec = rows["vae_decode"]
     assert 0 < dec["conv_flops"] < dec["flops"]
-    assert dec["fp32_compute_floor_ms"] == round((dec["conv_flops"] / 494e12 + (dec["flops"] - dec["conv_flops"]) / 67e12) * 1e3, 4)
+    assert dec["fp32_compute_floor_ms"] == round(
+        (dec["conv_flops"] / 494e12 + (dec["flops"] - dec["conv_flops"]) / 67e12) * 1e3, 4
+    )
     assert dec["fp32_traffic_ms"] == round(dec["eager_bytes"] * 2 / 4.8e12 * 1e3, 4)
     assert [s for s in ("text_l", "text_g", "unet_step", "vae_decode") if rows[s]["host_reads"]] == []
     total = res["render_per_image_b1"]
-    assert total["kernels"] == sum(rows[s]["kernels"] * rows[s]["calls_per_render"] for s in ("text_l", "text_g", "unet_step", "vae_decode"))
+    assert total["kernels"] == sum(
+        rows[s]["kernels"] * rows[s]["calls_per_render"] for s in ("text_l", "text_g", "unet_step", "vae_decode")
+    )
     table = (tmp_path / "l.md").read_text()
-    assert table == r.stdout[r.stdout.index("# Physical limits, SDXL"):] and table.count("\n| ") == 1 + 5
+    assert table == r.stdout[r.stdout.index("# Physical limits, SDXL") :] and table.count("\n| ") == 1 + 5

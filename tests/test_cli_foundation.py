@@ -25,7 +25,19 @@ SPACE = TokenSpace("enc", 2, "fp16-sha256:" + "2" * 64)
 def test_help_lists_every_command():
     r = run_cli(["--help"])
     assert r.code == 0
-    for name in ["train", "encode", "sample", "sweep", "render", "estimate", "inspect", "diff", "eval", "demo", "model"]:
+    for name in [
+        "train",
+        "encode",
+        "sample",
+        "sweep",
+        "render",
+        "estimate",
+        "inspect",
+        "diff",
+        "eval",
+        "demo",
+        "model",
+    ]:
         assert f"\n  {name} " in r.out
 
 
@@ -72,7 +84,9 @@ def test_inspect_human_view_shows_bars_and_estimate():
 
 def test_inspect_neighbors_without_a_local_encoder_says_how_to_get_it():
     r = run_cli(["inspect", "--neighbors", "5", PIG])
-    assert_one_line_error(r, 1, "model 'kandinsky-community/kandinsky-2-1-prior' is not a local folder and not in the Hugging Face cache")
+    assert_one_line_error(
+        r, 1, "model 'kandinsky-community/kandinsky-2-1-prior' is not a local folder and not in the Hugging Face cache"
+    )
     assert "hf download kandinsky-community/kandinsky-2-1-prior" in r.err
 
 
@@ -103,8 +117,11 @@ def test_diff_numbers_by_hand(tmp_path):
 
 def test_diff_distributions_and_latents_by_hand(tmp_path):
     def save(name, dist, z):
-        t = Token(np.array([1.0, 0.0], np.float32), space=SPACE,
-                  source={"kind": "latent", "prior": "gaussian", "z": z, "distribution": dist})
+        t = Token(
+            np.array([1.0, 0.0], np.float32),
+            space=SPACE,
+            source={"kind": "latent", "prior": "gaussian", "z": z, "distribution": dist},
+        )
         return tokenfile.save(t, tmp_path / name)
 
     a = save("a.distok", {"cat": 0.5, "dog": 0.5}, [0.0, 0.0])
@@ -159,8 +176,14 @@ def test_inspect_json_is_byte_exact_against_the_golden_output(monkeypatch):
     from .conftest import ROOT
 
     monkeypatch.chdir(ROOT)
-    r = run_cli(["inspect", "--json", "formats/examples/pig-sheep-snake.distok",
-                 "formats/examples/plain-textual-inversion.safetensors"])
+    r = run_cli(
+        [
+            "inspect",
+            "--json",
+            "formats/examples/pig-sheep-snake.distok",
+            "formats/examples/plain-textual-inversion.safetensors",
+        ]
+    )
     assert r.code == 0
     assert r.out == (ROOT / "tests" / "data" / "inspect-examples.jsonl").read_text()
 
@@ -181,13 +204,17 @@ def test_unexpected_errors_are_one_line_and_out_of_memory_suggests_what_to_do(mo
 
     monkeypatch.setattr(report, "describe", boom)
     r = run_cli(["inspect", "--json", PIG])
-    assert_one_line_error(r, 1, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (try a smaller --batch-size or --offload)")
+    assert_one_line_error(
+        r, 1, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (try a smaller --batch-size or --offload)"
+    )
 
     def bug(token):
         raise KeyError("x")
 
     monkeypatch.setattr(report, "describe", bug)
-    assert_one_line_error(run_cli(["inspect", "--json", PIG]), 1, "KeyError: 'x' (set DISTOK_DEBUG=1 for the traceback)")
+    assert_one_line_error(
+        run_cli(["inspect", "--json", PIG]), 1, "KeyError: 'x' (set DISTOK_DEBUG=1 for the traceback)"
+    )
 
 
 def test_cli_reference_is_up_to_date(tmp_path):
@@ -195,7 +222,24 @@ def test_cli_reference_is_up_to_date(tmp_path):
     from .conftest import ROOT
 
     out = tmp_path / "cli.md"
-    r = subprocess.run([sys.executable, "-m", "typer", "distok_cli.cli.app", "utils", "docs", "--name", "distok",
-                        "--output", str(out)], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "distok_cli.cli.app",
+            "utils",
+            "docs",
+            "--name",
+            "distok",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr
-    assert out.read_text() == (ROOT / "docs" / "cli.md").read_text(), "regenerate docs/cli.md (see this test's docstring)"
+    assert out.read_text() == (ROOT / "docs" / "cli.md").read_text(), (
+        "regenerate docs/cli.md (see this test's docstring)"
+    )

@@ -26,12 +26,29 @@ def clip_l_model(tmp_path_factory):
     Kandinsky 2.1 prior would give, as far as export can tell."""
     rng = np.random.default_rng(1)
     d, h, w, classes = 768, 32, 4, ["cat", "dog", "pig"]
-    shapes = {"E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
-              "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,),
-              "class_embeddings": (len(classes), d)}
+    shapes = {
+        "E_dis.0.weight": (h, d),
+        "E_dis.0.bias": (h,),
+        "E_dis.2.weight": (w, h),
+        "E_dis.2.bias": (w,),
+        "D_tok.0.weight": (h, w),
+        "D_tok.0.bias": (h,),
+        "D_tok.2.weight": (d, h),
+        "D_tok.2.bias": (d,),
+        "class_embeddings": (len(classes), d),
+    }
     tensors = {k: (0.05 * rng.standard_normal(s)).astype(np.float32) for k, s in shapes.items()}
-    config = {"classes": classes, "dim": d, "hidden": h, "latent_dim": w, "activation": "gelu_tanh",
-              "token_space": CLIP_L.to_json(), "fusion_input": "sum", "recipe": "kandinsky21-animals", "step": 100}
+    config = {
+        "classes": classes,
+        "dim": d,
+        "hidden": h,
+        "latent_dim": w,
+        "activation": "gelu_tanh",
+        "token_space": CLIP_L.to_json(),
+        "fusion_input": "sum",
+        "recipe": "kandinsky21-animals",
+        "step": 100,
+    }
     path = tmp_path_factory.mktemp("clip-l") / "model.safetensors"
     checkpoint.Checkpoint(tensors, config).save(path)
     return path
@@ -67,7 +84,12 @@ def test_export_writes_name_safetensors_and_says_how_to_use_it(tmp_path, target)
     assert r.err == USAGE[target].format(path=path, name="pig55-sheep25-snake20-447da2") + "\n"
     tok = tokenfile.load(path)
     src = tokenfile.load(PIG)
-    assert tok.exported == {"target": target, "name": "pig55-sheep25-snake20-447da2", "dtype": "float32", "source_id": src.id}
+    assert tok.exported == {
+        "target": target,
+        "name": "pig55-sheep25-snake20-447da2",
+        "dtype": "float32",
+        "source_id": src.id,
+    }
     assert (tok.source, tok.model, tok.space, tok.id) == (src.source, src.model, src.space, src.id)
 
 
@@ -82,7 +104,9 @@ def test_exported_files_follow_every_fact_the_peer_loaders_rely_on(tmp_path, mad
         written = r.out.split()
         assert len(written) == len(made_tokens) == len(set(written))
         for src_path, path in zip(made_tokens, written):
-            assert path.endswith(".safetensors") and re.fullmatch(r"[a-z0-9][a-z0-9_-]{2,63}", path.rsplit("/", 1)[1][:-12])
+            assert path.endswith(".safetensors") and re.fullmatch(
+                r"[a-z0-9][a-z0-9_-]{2,63}", path.rsplit("/", 1)[1][:-12]
+            )
             tensors = load_file(path)  # the real safetensors library, as the tools read it
             assert list(tensors) == ["emb_params"]
             assert tensors["emb_params"].shape == (1, 768) and tensors["emb_params"].dtype == np_dtype
@@ -122,7 +146,9 @@ def test_every_made_token_loads_in_diffusers_load_textual_inversion(tmp_path, ma
 
 
 def test_distok_reads_an_export_back_with_its_provenance(tmp_path):
-    r = run_cli(["export", str(EXAMPLES / "sampled-cauchy.distok"), "--to", "a1111", "--dtype", "float16", "-o", tmp_path, "-q"])
+    r = run_cli(
+        ["export", str(EXAMPLES / "sampled-cauchy.distok"), "--to", "a1111", "--dtype", "float16", "-o", tmp_path, "-q"]
+    )
     assert r.code == 0, r.err
     info = json.loads(run_cli(["inspect", "--json", r.out.strip()]).out)
     src = tokenfile.load(EXAMPLES / "sampled-cauchy.distok")
@@ -139,14 +165,19 @@ def test_the_golden_export_is_what_the_command_writes(tmp_path):
 
 def test_tokens_outside_clip_l_space_are_refused(tmp_path, kandinsky):
     minilm = tmp_path / "minilm.distok"
-    tokenfile.save(make_token(TokenSpace("minilm:all-MiniLM-L6-v2", 384, "fp16-sha256:" + "5" * 64), np.ones(384)), minilm)
+    tokenfile.save(
+        make_token(TokenSpace("minilm:all-MiniLM-L6-v2", 384, "fp16-sha256:" + "5" * 64), np.ones(384)), minilm
+    )
     twin = tmp_path / "twin.distok"
     tokenfile.save(make_token(kandinsky.text.space, np.ones(768)), twin)
     other = tmp_path / "other.distok"
     tokenfile.save(make_token(TokenSpace("bert-base-uncased", 768, "fp16-sha256:" + "6" * 64), np.ones(768)), other)
     out = tmp_path / "out"
     for path, reason in [
-        (minilm, "is a 384-d token of minilm:all-MiniLM-L6-v2; ComfyUI loads SD 1.x embeddings, which live in CLIP ViT-L/14's 768-d space"),
+        (
+            minilm,
+            "is a 384-d token of minilm:all-MiniLM-L6-v2; ComfyUI loads SD 1.x embeddings, which live in CLIP ViT-L/14's 768-d space",
+        ),
         (twin, "was made with a random-weight twin (twin:kandinsky21-prior): it means nothing in ComfyUI"),
         (other, "is a 768-d token of bert-base-uncased; ComfyUI loads SD 1.x embeddings"),
         (EXAMPLES / "plain-textual-inversion.safetensors", "is a plain textual-inversion file (no distok provenance)"),
@@ -159,32 +190,46 @@ def test_tokens_outside_clip_l_space_are_refused(tmp_path, kandinsky):
 def test_a_local_copy_of_a_clip_l_encoder_counts(tmp_path):
     from distok_cli.files import export
 
-    for ref in ("/models/kandinsky-2-1-prior",
-                "/hf/hub/models--stable-diffusion-v1-5--stable-diffusion-v1-5/snapshots/abc"):
+    for ref in (
+        "/models/kandinsky-2-1-prior",
+        "/hf/hub/models--stable-diffusion-v1-5--stable-diffusion-v1-5/snapshots/abc",
+    ):
         assert export.in_clip_l_space(make_token(TokenSpace(ref, 768, "fp16-sha256:" + "7" * 64), np.ones(768)))
-    assert not export.in_clip_l_space(make_token(TokenSpace("/models/my-encoder", 768, "fp16-sha256:" + "7" * 64), np.ones(768)))
+    assert not export.in_clip_l_space(
+        make_token(TokenSpace("/models/my-encoder", 768, "fp16-sha256:" + "7" * 64), np.ones(768))
+    )
 
 
 def test_name_collisions_are_refused_without_overwrite(tmp_path):
     r = run_cli(["export", PIG, "--to", "a1111", "-o", tmp_path, "-q"])
     assert r.code == 0
     first = open(r.out.strip(), "rb").read()
-    assert_one_line_error(run_cli(["export", PIG, "--to", "comfyui", "-o", tmp_path]), 2,
-                          f"{tmp_path}/pig55-sheep25-snake20-447da2.safetensors exists (use --overwrite to replace)")
+    assert_one_line_error(
+        run_cli(["export", PIG, "--to", "comfyui", "-o", tmp_path]),
+        2,
+        f"{tmp_path}/pig55-sheep25-snake20-447da2.safetensors exists (use --overwrite to replace)",
+    )
     assert open(r.out.strip(), "rb").read() == first
     r2 = run_cli(["export", PIG, "--to", "comfyui", "-o", tmp_path, "--overwrite", "-q"])
     assert r2.code == 0 and tokenfile.load(r2.out.strip()).exported["target"] == "comfyui"
     # Two tokens that would get one name in one call.
     comp = str(EXAMPLES / "composition.distok")
-    assert_one_line_error(run_cli(["export", PIG, comp, "--to", "comfyui", "--name", "mine-1", "-o", tmp_path / "n"]), 2,
-                          f"{comp} and {PIG} would both be named 'mine-1' (use --name with {{id}} or {{i}})")
+    assert_one_line_error(
+        run_cli(["export", PIG, comp, "--to", "comfyui", "--name", "mine-1", "-o", tmp_path / "n"]),
+        2,
+        f"{comp} and {PIG} would both be named 'mine-1' (use --name with {{id}} or {{i}})",
+    )
     assert not (tmp_path / "n").exists()
 
 
 @pytest.mark.parametrize(
     "template,expect",
-    [("{title}-{id6}", "pig55-sheep25-snake20-447da2"), ("pig-{i}", "pig-0"), ("{stem}_{id}", "pig-sheep-snake_447da21bacb8"),
-     ("My Token {id6}", "my-token-447da2")],
+    [
+        ("{title}-{id6}", "pig55-sheep25-snake20-447da2"),
+        ("pig-{i}", "pig-0"),
+        ("{stem}_{id}", "pig-sheep-snake_447da21bacb8"),
+        ("My Token {id6}", "my-token-447da2"),
+    ],
 )
 def test_name_templates(tmp_path, template, expect):
     r = run_cli(["export", PIG, "--to", "a1111", "--name", template, "-o", tmp_path, "-q"])
@@ -195,7 +240,10 @@ def test_name_templates(tmp_path, template, expect):
 @pytest.mark.parametrize(
     "args,reason",
     [
-        (["--name", "cat"], "--name gives 'cat': a trigger word needs 3 to 64 of a-z, 0-9, '-', '_' and at least one character"),
+        (
+            ["--name", "cat"],
+            "--name gives 'cat': a trigger word needs 3 to 64 of a-z, 0-9, '-', '_' and at least one character",
+        ),
         (["--name", "xy"], "--name gives 'xy'"),
         (["--name", "{nope}"], "--name '{nope}': use {title}, {id}, {id6}, {stem} or {i}"),
         (["--name", "{"], "--name '{': use {title}"),
@@ -212,7 +260,12 @@ def test_bad_export_options_exit_2(tmp_path, args, reason):
 
 
 def test_export_reads_paths_from_stdin_and_dest_is_an_alias(tmp_path):
-    r = run_cli(["export", "-", "--to", "invokeai", "--dest", tmp_path, "-q"], stdin=f"{PIG}\n{EXAMPLES / 'composition.distok'}\n")
+    r = run_cli(
+        ["export", "-", "--to", "invokeai", "--dest", tmp_path, "-q"],
+        stdin=f"{PIG}\n{EXAMPLES / 'composition.distok'}\n",
+    )
     assert r.code == 0, r.err
-    assert [p.rsplit("/", 1)[1] for p in r.out.split()] == ["pig55-sheep25-snake20-447da2.safetensors",
-                                                             "composition-pig-cauchy-03ed3f.safetensors"]
+    assert [p.rsplit("/", 1)[1] for p in r.out.split()] == [
+        "pig55-sheep25-snake20-447da2.safetensors",
+        "composition-pig-cauchy-03ed3f.safetensors",
+    ]

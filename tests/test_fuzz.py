@@ -46,9 +46,16 @@ def _known_bad() -> list[tuple[str, bytes]]:
         cases.append((f"shape{shape}", build(h, vec.tobytes())))
     for key in ("distok.token_space", "distok.source", "distok.estimate", "distok.model"):
         for junk in ("", "{", "[]", "null", "1", '{"kind":"nope"}', "NaN", '{"distribution":{"a":-1}}'):
-            cases.append((f"meta-{key}-{junk}", build({**header, "__metadata__": dict(meta, **{key: junk})}, vec.tobytes())))
+            cases.append(
+                (f"meta-{key}-{junk}", build({**header, "__metadata__": dict(meta, **{key: junk})}, vec.tobytes()))
+            )
     for key in ("distok.content_id", "distok.token_space", "distok.source", "distok.format"):
-        cases.append((f"missing-{key}", build({**header, "__metadata__": {k: v for k, v in meta.items() if k != key}}, vec.tobytes())))
+        cases.append(
+            (
+                f"missing-{key}",
+                build({**header, "__metadata__": {k: v for k, v in meta.items() if k != key}}, vec.tobytes()),
+            )
+        )
     big = dict(meta, **{"x.pad": "a" * (1 << 20)})
     cases.append(("oversized", build({**header, "__metadata__": big}, vec.tobytes())))
     cases.append(("extra-tensor", build({**header, "z": header["emb_params"]}, vec.tobytes() * 2)))
@@ -133,8 +140,24 @@ def test_malformed_arguments_exit_2():
     refused = 0
     for seed in range(200):
         rng = random.Random(seed)
-        junk = ["--neighbors", "-k", "--json", "-q", "--nope", "-x", "", "-", "--", "=", "--neighbors=-3",
-                "--neighbors=abc", "/does/not/exist", str(EXAMPLES), "--help=1", good]
+        junk = [
+            "--neighbors",
+            "-k",
+            "--json",
+            "-q",
+            "--nope",
+            "-x",
+            "",
+            "-",
+            "--",
+            "=",
+            "--neighbors=-3",
+            "--neighbors=abc",
+            "/does/not/exist",
+            str(EXAMPLES),
+            "--help=1",
+            good,
+        ]
         args = [rng.choice(junk) for _ in range(rng.randint(1, 4))]
         cmd = rng.choice(["inspect", "diff"])
         r = run_cli([cmd, *args], stdin="/also/missing\n")
@@ -162,7 +185,21 @@ def test_the_fuzz_script_reaches_3000_cases_across_all_commands():
     fuzz = _fuzz_module()
     cases = fuzz.cases()
     assert len(cases) >= 3000
-    assert {c.command for c in cases} >= {"train", "encode", "sample", "render", "estimate", "inspect", "diff", "eval", "demo", "model", "export", "gallery", "sweep"}
+    assert {c.command for c in cases} >= {
+        "train",
+        "encode",
+        "sample",
+        "render",
+        "estimate",
+        "inspect",
+        "diff",
+        "eval",
+        "demo",
+        "model",
+        "export",
+        "gallery",
+        "sweep",
+    }
 
 
 @pytest.mark.slow  # long (CI runs the slow tests too)
@@ -178,8 +215,14 @@ def test_the_fuzz_checks_catch_a_write_and_a_wrong_exit(tmp_path):
     """The harness itself: a case that succeeds and writes a file is reported, not passed."""
     fuzz = _fuzz_module()
     ok = fuzz.Case("control", ["inspect", str(EXAMPLES / "sampled-cauchy.distok")])
-    writes = fuzz.Case("control", ["sample", "--n", "1", "-m", "IN/model.safetensors", "-o", "s", "-q"],
-                       {"model.safetensors": fuzz.tiny_checkpoint_bytes()})
+    writes = fuzz.Case(
+        "control",
+        ["sample", "--n", "1", "-m", "IN/model.safetensors", "-o", "s", "-q"],
+        {"model.safetensors": fuzz.tiny_checkpoint_bytes()},
+    )
     a, b = fuzz.run([ok, writes], timeout=30)
     assert a["problems"] == ["exit 0", "printed on stdout", "not a one-line error", "not exactly one error line"]
-    assert b["problems"][0] == "exit 0" and b["problems"][-1] == "the sandbox changed: ['work', 'work/s', 'work/s/gaussian-s0-0000.distok']"
+    assert (
+        b["problems"][0] == "exit 0"
+        and b["problems"][-1] == "the sandbox changed: ['work', 'work/s', 'work/s/gaussian-s0-0000.distok']"
+    )

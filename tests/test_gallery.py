@@ -28,24 +28,61 @@ def site(tmp_path_factory, kandinsky):
     vecs = [(0.02 * rng.standard_normal(768)).astype(np.float32) for _ in range(3)]
     est = {"estimator": "text:twin", "distribution": {"pig": 0.5, "sheep": 0.3, "cat": 0.2}, "kl": 0.125, "js": 0.03}
     toks = {
-        "pig.distok": make_token(space, vecs[0], source={"kind": "distribution", "distribution": {"pig": 0.7, "sheep": 0.3}},
-                                 estimate=est, title="pig70-sheep30", model={"hash": "sha256:" + "1" * 64, "recipe": "tiny", "step": 5}),
-        "c.distok": make_token(space, vecs[1], source={"kind": "latent", "prior": "cauchy", "scale": 1.0, "seed": 0, "index": 0,
-                                                       "z": [0.5, -1.0]}, title="cauchy-s0-i0"),
-        "g.distok": make_token(space, vecs[2], source={"kind": "latent", "prior": "gaussian", "seed": 0, "index": 1, "z": [0.1, 0.2]},
-                               title="gaussian-s0-i1"),
+        "pig.distok": make_token(
+            space,
+            vecs[0],
+            source={"kind": "distribution", "distribution": {"pig": 0.7, "sheep": 0.3}},
+            estimate=est,
+            title="pig70-sheep30",
+            model={"hash": "sha256:" + "1" * 64, "recipe": "tiny", "step": 5},
+        ),
+        "c.distok": make_token(
+            space,
+            vecs[1],
+            source={"kind": "latent", "prior": "cauchy", "scale": 1.0, "seed": 0, "index": 0, "z": [0.5, -1.0]},
+            title="cauchy-s0-i0",
+        ),
+        "g.distok": make_token(
+            space,
+            vecs[2],
+            source={"kind": "latent", "prior": "gaussian", "seed": 0, "index": 1, "z": [0.1, 0.2]},
+            title="gaussian-s0-i1",
+        ),
     }
     for name, tok in toks.items():
         tokenfile.save(tok, root / "tokens" / name)
-    r = run_cli(["render", root / "tokens" / "pig.distok", root / "tokens" / "c.distok", *PROMPTS, "--seeds", "0-1",
-                 "-r", "tiny", "-o", root / "renders", "-q"])
+    r = run_cli(
+        [
+            "render",
+            root / "tokens" / "pig.distok",
+            root / "tokens" / "c.distok",
+            *PROMPTS,
+            "--seeds",
+            "0-1",
+            "-r",
+            "tiny",
+            "-o",
+            root / "renders",
+            "-q",
+        ]
+    )
     assert r.code == 0, r.err
     classes = ["pig", "sheep", "cat"]
     emb = np.stack([vecs[0], 0.02 * rng.standard_normal(768), 0.02 * rng.standard_normal(768)]).astype(np.float32)
     d, h, w = 768, 4, 2
-    tensors = {k: np.zeros(s, np.float32) for k, s in {
-        "E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
-        "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,)}.items()}
+    tensors = {
+        k: np.zeros(s, np.float32)
+        for k, s in {
+            "E_dis.0.weight": (h, d),
+            "E_dis.0.bias": (h,),
+            "E_dis.2.weight": (w, h),
+            "E_dis.2.bias": (w,),
+            "D_tok.0.weight": (h, w),
+            "D_tok.0.bias": (h,),
+            "D_tok.2.weight": (d, h),
+            "D_tok.2.bias": (d,),
+        }.items()
+    }
     tensors["class_embeddings"] = emb
     config = {"classes": classes, "dim": d, "hidden": h, "latent_dim": w, "token_space": space.to_json()}
     checkpoint.Checkpoint(tensors, config).save(root / "model.safetensors")
@@ -65,14 +102,19 @@ def test_the_page_holds_everything_and_needs_nothing_else(site, tmp_path):
     assert len(re.findall(r'<img src="data:image/jpeg;base64,', text)) == 8
     assert text.count('<a href="renders/') == 8
     # Per token: renders by prompt and seed, bars, KL/JS, nearest classes, lineage, commands.
-    assert text.count("<figcaption>seed 0</figcaption>") == 4 and text.count('<div class="ptext">a watercolor of a &lt;&gt;</div>') == 2
+    assert (
+        text.count("<figcaption>seed 0</figcaption>") == 4
+        and text.count('<div class="ptext">a watercolor of a &lt;&gt;</div>') == 2
+    )
     assert 'style="width:70.0%"' in text and 'style="width:50.0%"' in text  # source pig 0.7, estimate pig 0.5
     assert "KL 0.125 · JS 0.030" in text
     assert 'pig <span class="muted">1.000</span>' in text  # the model's class `pig` is the first token itself
     assert "latent z (2 dims) from a cauchy prior, scale 1, seed 0, index 0" in text
     assert "model <code>sha256:111111111111</code>, recipe tiny, step 5" in text
-    assert ("distok render tokens/pig.distok &#x27;a photo of a &lt;&gt;&#x27; &#x27;a watercolor of a &lt;&gt;&#x27; "
-            "--seeds 0,1 -r tiny") in text
+    assert (
+        "distok render tokens/pig.distok &#x27;a photo of a &lt;&gt;&#x27; &#x27;a watercolor of a &lt;&gt;&#x27; "
+        "--seeds 0,1 -r tiny"
+    ) in text
     # the tokens are the twin's: ComfyUI would refuse them, diffusers loads the twin, so the page offers that
     assert "distok export tokens/c.distok --to diffusers" in text and "--to comfyui" not in text
     assert run_cli(["export", root / "tokens" / "c.distok", "--to", "diffusers", "-o", tmp_path, "-q"]).code == 0
@@ -81,13 +123,23 @@ def test_the_page_holds_everything_and_needs_nothing_else(site, tmp_path):
 
 def test_gallery_refuses_bad_targets_and_inputs(site, tmp_path):
     root, page = site
-    assert_one_line_error(run_cli(["gallery", root / "tokens", "-o", page]), 2, f"{page} exists (use --overwrite to replace)")
-    assert_one_line_error(run_cli(["gallery", root / "tokens", "-o", tmp_path / "g.txt"]), 2, "a gallery is an .html file")
+    assert_one_line_error(
+        run_cli(["gallery", root / "tokens", "-o", page]), 2, f"{page} exists (use --overwrite to replace)"
+    )
+    assert_one_line_error(
+        run_cli(["gallery", root / "tokens", "-o", tmp_path / "g.txt"]), 2, "a gallery is an .html file"
+    )
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run_cli(["gallery", tmp_path / "empty", "-o", tmp_path / "g.html"]), 2, "no token files or rendered PNGs found")
+    assert_one_line_error(
+        run_cli(["gallery", tmp_path / "empty", "-o", tmp_path / "g.html"]), 2, "no token files or rendered PNGs found"
+    )
     (tmp_path / "bad.distok").write_bytes(b"nope")
     assert_one_line_error(run_cli(["gallery", tmp_path / "bad.distok", "-o", tmp_path / "g.html"]), 2, "bad.distok")
-    assert_one_line_error(run_cli(["gallery", root / "tokens", "--thumb", "8", "-o", tmp_path / "g.html"]), 2, "--thumb must be between 32")
+    assert_one_line_error(
+        run_cli(["gallery", root / "tokens", "--thumb", "8", "-o", tmp_path / "g.html"]),
+        2,
+        "--thumb must be between 32",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.distok", "empty"]
 
 
@@ -102,9 +154,21 @@ def _chromium() -> str:
 
 def _browse(url: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr",
-         "--v=0", "--virtual-time-budget=5000", *extra, url],
-        capture_output=True, text=True, timeout=120,
+        [
+            _chromium(),
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -138,7 +202,10 @@ def test_the_page_in_headless_chromium(site, tmp_path):
     assert body["shown"] == "pig70-sheep30,cauchy-s0-i0,gaussian-s0-i1"  # KL low first; no KL last
     assert _body(_browse(page.as_uri() + "#prior=cauchy", "--dump-dom").stdout)["shown"] == "cauchy-s0-i0"
     assert _body(_browse(page.as_uri() + "#cls=sheep", "--dump-dom").stdout)["shown"] == "pig70-sheep30"
-    assert _body(_browse(page.as_uri() + "#sort=title", "--dump-dom").stdout)["shown"] == "cauchy-s0-i0,gaussian-s0-i1,pig70-sheep30"
+    assert (
+        _body(_browse(page.as_uri() + "#sort=title", "--dump-dom").stdout)["shown"]
+        == "cauchy-s0-i0,gaussian-s0-i1,pig70-sheep30"
+    )
     shot = screenshot(page, "gallery-screenshot.png", "1400,1600", tmp_path)
     from PIL import Image
 
@@ -162,7 +229,7 @@ def test_the_demo_gallery_is_listed_in_the_readme():
 
 PAYLOADS = [
     '<script>document.title="PWNED-1";console.log("PWNED-1")</script>',
-    '"><img src=x onerror="document.title=\'PWNED-2\';console.log(\'PWNED-2\')">',
+    "\"><img src=x onerror=\"document.title='PWNED-2';console.log('PWNED-2')\">",
     "';console.log('PWNED-3');'",
     "$(touch PWNED-4)`touch PWNED-5`; touch PWNED-6 #",
 ]
@@ -179,11 +246,20 @@ def test_hostile_strings_show_as_text_and_run_nowhere(tmp_path, kandinsky):
     root = tmp_path / "site"
     names = []
     for i, bad in enumerate(PAYLOADS):
-        tok = make_token(space, (0.02 * rng.standard_normal(768)).astype(np.float32),
-                         source={"kind": "distribution", "distribution": {bad: 0.6, "cat": 0.4}},
-                         estimate={"estimator": bad, "distribution": {bad: 1.0}, "kl": 0.5, "js": 0.1},
-                         title=bad, model={"hash": "sha256:" + "2" * 64, "recipe": bad, "step": 1},
-                         exported={"target": "comfyui", "name": f"x{i}-export", "dtype": "float32", "source_id": "sha256:" + "3" * 64})
+        tok = make_token(
+            space,
+            (0.02 * rng.standard_normal(768)).astype(np.float32),
+            source={"kind": "distribution", "distribution": {bad: 0.6, "cat": 0.4}},
+            estimate={"estimator": bad, "distribution": {bad: 1.0}, "kl": 0.5, "js": 0.1},
+            title=bad,
+            model={"hash": "sha256:" + "2" * 64, "recipe": bad, "step": 1},
+            exported={
+                "target": "comfyui",
+                "name": f"x{i}-export",
+                "dtype": "float32",
+                "source_id": "sha256:" + "3" * 64,
+            },
+        )
         name = f"{bad.replace('/', '_')}.distok"
         tokenfile.save(tok, root / "tokens" / name)
         names.append(name)
@@ -192,12 +268,31 @@ def test_hostile_strings_show_as_text_and_run_nowhere(tmp_path, kandinsky):
     assert r.code == 0, r.err
     # A model whose class names are the payloads too (the page lists each token's nearest classes).
     d, h, w = 768, 4, 2
-    tensors = {k: np.zeros(shape, np.float32) for k, shape in {
-        "E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
-        "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,)}.items()}
+    tensors = {
+        k: np.zeros(shape, np.float32)
+        for k, shape in {
+            "E_dis.0.weight": (h, d),
+            "E_dis.0.bias": (h,),
+            "E_dis.2.weight": (w, h),
+            "E_dis.2.bias": (w,),
+            "D_tok.0.weight": (h, w),
+            "D_tok.0.bias": (h,),
+            "D_tok.2.weight": (d, h),
+            "D_tok.2.bias": (d,),
+        }.items()
+    }
     tensors["class_embeddings"] = (0.02 * rng.standard_normal((len(PAYLOADS), d))).astype(np.float32)
-    checkpoint.Checkpoint(tensors, {"classes": PAYLOADS, "dim": d, "hidden": h, "latent_dim": w, "recipe": PAYLOADS[0],
-                                    "token_space": space.to_json()}).save(root / "model.safetensors")
+    checkpoint.Checkpoint(
+        tensors,
+        {
+            "classes": PAYLOADS,
+            "dim": d,
+            "hidden": h,
+            "latent_dim": w,
+            "recipe": PAYLOADS[0],
+            "token_space": space.to_json(),
+        },
+    ).save(root / "model.safetensors")
     page = root / "gallery.html"
     r = run_cli(["gallery", root / "tokens", root / "renders", "-m", root / "model.safetensors", "-o", page, "-q"])
     assert r.code == 0, r.err
@@ -219,7 +314,9 @@ def test_hostile_strings_show_as_text_and_run_nowhere(tmp_path, kandinsky):
     work = tmp_path / "shell"
     work.mkdir()
     for line in lines:
-        out = subprocess.run(["bash", "-c", f"distok() {{ printf '%s\\n' \"$@\"; }}; {line}"], cwd=root, capture_output=True, text=True)
+        out = subprocess.run(
+            ["bash", "-c", f"distok() {{ printf '%s\\n' \"$@\"; }}; {line}"], cwd=root, capture_output=True, text=True
+        )
         assert out.returncode == 0, (line, out.stderr)
         assert not list(root.glob("PWNED*")) and not list(work.glob("PWNED*")), line
         args = out.stdout.splitlines()
@@ -235,8 +332,12 @@ def test_every_line_the_page_offers_for_a_minilm_token_runs(tmp_path, monkeypatc
     from distok_cli.files.space import TokenSpace
 
     space = TokenSpace("minilm:all-MiniLM-L6-v2", 384, "fp16-sha256:" + "2" * 64, "")
-    tok = make_token(space, 0.02 * np.random.default_rng(0).standard_normal(384),
-                     source={"kind": "distribution", "distribution": {"owl": 0.5, "cat": 0.5}}, title="cat50-owl50")
+    tok = make_token(
+        space,
+        0.02 * np.random.default_rng(0).standard_normal(384),
+        source={"kind": "distribution", "distribution": {"owl": 0.5, "cat": 0.5}},
+        title="cat50-owl50",
+    )
     tokenfile.save(tok, tmp_path / "tokens" / "owl-cat.distok")
     assert run_cli(["gallery", tmp_path / "tokens", "-o", tmp_path / "gallery.html", "-q"]).code == 0
     page = (tmp_path / "gallery.html").read_text()
@@ -247,5 +348,6 @@ def test_every_line_the_page_offers_for_a_minilm_token_runs(tmp_path, monkeypatc
     for line in lines:
         r = run_cli(shlex.split(line)[1:])
         assert r.code == 0, (line, r.err)
-    assert_one_line_error(run_cli(["render", "tokens/owl-cat.distok", "a photo of a <>", "--seeds", "0"]), 2,
-                          "no renderer reads it")  # what the page used to offer
+    assert_one_line_error(
+        run_cli(["render", "tokens/owl-cat.distok", "a photo of a <>", "--seeds", "0"]), 2, "no renderer reads it"
+    )  # what the page used to offer

@@ -30,8 +30,13 @@ from distok_cli.method.pool import Pool
 
 from .conftest import ROOT, assert_one_line_error, assert_same_run, run_cli, write_model
 
-SETS = ["estimator.kind=text", "train.estimate_every=3", "train.estimate_n=4", "train.checkpoint_every=4",
-        "train.log_every=1"]
+SETS = [
+    "estimator.kind=text",
+    "train.estimate_every=3",
+    "train.estimate_n=4",
+    "train.checkpoint_every=4",
+    "train.log_every=1",
+]
 ARGS = ["--steps", "9", "-q", *sum((["--set", s] for s in SETS), [])]
 
 
@@ -78,16 +83,26 @@ def test_a_signal_during_a_checkpoint_write_waits_for_it(tmp_path, monkeypatch, 
     # The step-4 checkpoint (the 2nd write: step 0, then 4). Before 0.6 the stop rewound the RNG to
     # before step 4 and saved it beside step 4's weights: the resumed run chose other tasks.
     on_call(monkeypatch, trainer.Trainer, "_save", 2, lambda self: kill_self(signal.SIGTERM))
-    stopped_then_resumed(tmp_path, monkeypatch, 143,
-                         "distok: error: stopped by SIGTERM at step 4; checkpoint saved (continue with --resume)", straight)
+    stopped_then_resumed(
+        tmp_path,
+        monkeypatch,
+        143,
+        "distok: error: stopped by SIGTERM at step 4; checkpoint saved (continue with --resume)",
+        straight,
+    )
 
 
 def test_a_signal_inside_a_steps_commit_waits_for_its_end(tmp_path, monkeypatch, straight):
     # Between the latent statistics and the update of step 6: before 0.6 the statistics moved twice (the
     # step ran again after --resume) and the losses drifted in the 5th digit a few steps later.
     on_call(monkeypatch, trainer.Trainer, "track_latents", 6, lambda self: kill_self(signal.SIGINT))
-    stopped_then_resumed(tmp_path, monkeypatch, 130,
-                         "distok: error: interrupted at step 6; checkpoint saved (continue with --resume)", straight)
+    stopped_then_resumed(
+        tmp_path,
+        monkeypatch,
+        130,
+        "distok: error: interrupted at step 6; checkpoint saved (continue with --resume)",
+        straight,
+    )
 
 
 @pytest.mark.slow  # the two instants above are the default suite's; CI runs these too
@@ -101,8 +116,13 @@ def test_a_signal_whose_exception_is_swallowed_still_stops_the_run(tmp_path, mon
             pass
 
     on_call(monkeypatch, trainer.Trainer, "estimation", 2, swallowed)  # step 6's estimation round
-    stopped_then_resumed(tmp_path, monkeypatch, 129,
-                         "distok: error: stopped by SIGHUP at step 6; checkpoint saved (continue with --resume)", straight)
+    stopped_then_resumed(
+        tmp_path,
+        monkeypatch,
+        129,
+        "distok: error: stopped by SIGHUP at step 6; checkpoint saved (continue with --resume)",
+        straight,
+    )
 
 
 @pytest.mark.slow
@@ -143,8 +163,11 @@ def test_sigterm_stops_any_command_with_143_and_nothing_half_written(tmp_path, m
         kill_self(signal.SIGTERM)
         return real(path, data, overwrite)
 
-    ckpt = write_model(tmp_path / "model.safetensors", {"encoder": "enc", "dim": 16, "fingerprint": "fp16-sha256:" + "1" * 64},
-                       ["cat", "dog"])
+    ckpt = write_model(
+        tmp_path / "model.safetensors",
+        {"encoder": "enc", "dim": 16, "fingerprint": "fp16-sha256:" + "1" * 64},
+        ["cat", "dog"],
+    )
     monkeypatch.setattr(tokenfile, "atomic_write", write_then_stop)
     r = run_cli(["encode", "cat:0.5,dog:0.5", "-m", ckpt, "-o", tmp_path / "t.distok", "-q"])
     assert_one_line_error(r, 143)
@@ -206,7 +229,11 @@ def test_a_pending_signal_is_raised_again_at_the_next_check():
         assert interrupts.signal_of(RuntimeError("a library's wrapper")) == signal.SIGHUP
     assert interrupts.signal_of(RuntimeError("x")) is None
     assert interrupts.signal_of(KeyboardInterrupt()) == signal.SIGINT
-    assert [interrupts.words(s) for s in interrupts.SIGNALS] == ["interrupted", "stopped by SIGTERM", "stopped by SIGHUP"]
+    assert [interrupts.words(s) for s in interrupts.SIGNALS] == [
+        "interrupted",
+        "stopped by SIGTERM",
+        "stopped by SIGHUP",
+    ]
 
 
 def test_no_handler_is_installed_off_the_main_thread():
@@ -222,8 +249,14 @@ def test_no_handler_is_installed_off_the_main_thread():
 
 def _train(run: Path, *extra: str, args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "distok_cli", "train", "-o", str(run), *args, *extra], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "distok_cli", "train", "-o", str(run), *args, *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _rows(run: Path) -> int:
@@ -249,8 +282,11 @@ def _timeline(run: Path, args: list[str]) -> dict:
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
     rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    return {"startup": started - launched, "seconds": [0.0] + [r["seconds"] for r in rows],
-            "ending": max(time.monotonic() - started - rows[-1]["seconds"], 0.05)}
+    return {
+        "startup": started - launched,
+        "seconds": [0.0] + [r["seconds"] for r in rows],
+        "ending": max(time.monotonic() - started - rows[-1]["seconds"], 0.05),
+    }
 
 
 def _instants(tl: dict, n: int, seed: int) -> list[tuple[int, float]]:
@@ -261,7 +297,11 @@ def _instants(tl: dict, n: int, seed: int) -> list[tuple[int, float]]:
 
     rng = random.Random(seed)
     secs = tl["seconds"]
-    slots = [(-1, tl["startup"])] + [(k, secs[k + 1] - secs[k]) for k in range(len(secs) - 1)] + [(len(secs) - 1, tl["ending"])]
+    slots = (
+        [(-1, tl["startup"])]
+        + [(k, secs[k + 1] - secs[k]) for k in range(len(secs) - 1)]
+        + [(len(secs) - 1, tl["ending"])]
+    )
     picks = [slots[round(i * (len(slots) - 1) / max(n - 1, 1))] for i in range(n)]
     # start-up instants from 20 % of the way in: before that the interpreter itself is starting
     return [(k, gap * (rng.uniform(0.2, 0.95) if k < 0 else rng.uniform(0.0, 1.0))) for k, gap in picks]
@@ -293,7 +333,9 @@ def _one_instant(root: Path, straight: Path, args: list[str], i: int, k: int, de
     if signum != signal.SIGKILL:
         words = interrupts.words(signum)
         assert last == f"distok: error: {words}" or (
-            last.startswith(f"distok: error: {words} at step ") and last.endswith("; checkpoint saved (continue with --resume)")), what
+            last.startswith(f"distok: error: {words} at step ")
+            and last.endswith("; checkpoint saved (continue with --resume)")
+        ), what
         assert "Traceback" not in err, what
     resume = ["--resume", "-q"] if (run / "recipe.yaml").is_file() else args
     again = _train(run, *resume, args=[])
@@ -313,10 +355,36 @@ def _signal_loop(tmp_path: Path, args: list[str], n: int, seed: int) -> list[str
         return list(pool.map(lambda job: _one_instant(tmp_path, straight, args, *job), jobs))
 
 
-TINY = ["--recipe", "tiny", "--steps", "24", "--seed", "3", "-q", *sum((["--set", s] for s in [
-    "train.estimate_every=4", "train.estimate_n=2", "train.checkpoint_every=6", "train.log_every=1"]), [])]
-MINILM = ["--recipe", "minilm-animals", "--steps", "24", "-q", *sum((["--set", s] for s in [
-    "train.n=8", "train.estimate_every=4", "train.checkpoint_every=6", "train.log_every=1"]), [])]
+TINY = [
+    "--recipe",
+    "tiny",
+    "--steps",
+    "24",
+    "--seed",
+    "3",
+    "-q",
+    *sum(
+        (
+            ["--set", s]
+            for s in ["train.estimate_every=4", "train.estimate_n=2", "train.checkpoint_every=6", "train.log_every=1"]
+        ),
+        [],
+    ),
+]
+MINILM = [
+    "--recipe",
+    "minilm-animals",
+    "--steps",
+    "24",
+    "-q",
+    *sum(
+        (
+            ["--set", s]
+            for s in ["train.n=8", "train.estimate_every=4", "train.checkpoint_every=6", "train.log_every=1"]
+        ),
+        [],
+    ),
+]
 
 
 @pytest.mark.slow

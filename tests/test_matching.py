@@ -17,8 +17,13 @@ from distok_cli.method.model import DisTok
 
 from .conftest import assert_one_line_error, break_step, ctrl_c, run_cli
 
-FAST = ["estimator.kind=text", "train.estimate_every=5", "train.estimate_n=4", "train.n=6",
-        "train.styles=[a photo of a, a drawing of a]"]
+FAST = [
+    "estimator.kind=text",
+    "train.estimate_every=5",
+    "train.estimate_n=4",
+    "train.n=6",
+    "train.styles=[a photo of a, a drawing of a]",
+]
 SPACE = {"encoder": "e", "dim": 16, "fingerprint": "f"}
 
 
@@ -75,7 +80,10 @@ def test_numpy_checkpoint_of_a_residual_model_matches_torch():
 
 def test_checkpoint_tensors_must_match_the_residual_flag(tmp_path):
     m = DisTok(16, 32, 4, residual=True)
-    ck = m.to_checkpoint(torch.randn(5, 16), {"classes": list("abcde"), "token_space": {**SPACE, "fingerprint": "fp16-sha256:" + "0" * 64}})
+    ck = m.to_checkpoint(
+        torch.randn(5, 16),
+        {"classes": list("abcde"), "token_space": {**SPACE, "fingerprint": "fp16-sha256:" + "0" * 64}},
+    )
     ck.save(tmp_path / "ok.safetensors")
     assert checkpoint.load(tmp_path / "ok.safetensors").residual
     no_skip = checkpoint.Checkpoint({k: v for k, v in ck.tensors.items() if not k.startswith("skip.")}, ck.config)
@@ -169,12 +177,15 @@ def test_a_run_records_its_objective_styles_and_temperature(drun):
     assert any(r["task"] == "match" and r["l_match"] > 0 for r in rows) and all(r["l_rec"] is not None for r in rows)
 
 
-@pytest.mark.parametrize(("sets", "message"), [
-    (["train.fusion_input=sum"], "recipe key train.residual needs train.fusion_input: mean"),
-    (["train.styles=[]"], "recipe key train.objective distok needs at least one style in train.styles"),
-    (["train.styles=[a <> of a]"], "recipe key train.styles.0 must be a prompt prefix such as 'a watercolor of a'"),
-    (["train.objective=clip"], "recipe key train.objective must be one of 'distok', 'paper', got 'clip'"),
-])
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["train.fusion_input=sum"], "recipe key train.residual needs train.fusion_input: mean"),
+        (["train.styles=[]"], "recipe key train.objective distok needs at least one style in train.styles"),
+        (["train.styles=[a <> of a]"], "recipe key train.styles.0 must be a prompt prefix such as 'a watercolor of a'"),
+        (["train.objective=clip"], "recipe key train.objective must be one of 'distok', 'paper', got 'clip'"),
+    ],
+)
 def test_inconsistent_objective_settings_exit_2(tmp_path, sets, message):
     r = run_cli(["train", "-o", tmp_path / "r", "--steps", "1", *sum((["--set", s] for s in sets), [])])
     assert_one_line_error(r, 2, message)
@@ -209,7 +220,9 @@ def test_encode_refine_writes_the_refined_token_and_its_record(drun, tmp_path):
 
     a, b = tokenfile.load(tmp_path / "a.distok"), tokenfile.load(tmp_path / "b.distok")
     ref = b.source["refine"]
-    assert ref["steps"] == 5 and ref["styles"] == ["a photo of a", "a drawing of a"] and ref["kl_after"] < ref["kl_before"]
+    assert (
+        ref["steps"] == 5 and ref["styles"] == ["a photo of a", "a drawing of a"] and ref["kl_after"] < ref["kl_before"]
+    )
     assert f"KL {ref['kl_before']:.3f} -> {ref['kl_after']:.3f}" in r.err
     assert not np.array_equal(a.vector, b.vector) and b.source["distribution"] == a.source["distribution"]
     shown = run_cli(["inspect", tmp_path / "b.distok"])
@@ -218,7 +231,9 @@ def test_encode_refine_writes_the_refined_token_and_its_record(drun, tmp_path):
 
 def test_encode_refine_bad_input_exits_2_before_loading(run_paper, drun, tmp_path):
     r = run_cli(["encode", "cat:1", "-m", run_paper, "-o", tmp_path / "x.distok", "--refine", "3"])
-    assert_one_line_error(r, 2, "the model was not trained with distok's objective (no styles); --refine needs one that was")
+    assert_one_line_error(
+        r, 2, "the model was not trained with distok's objective (no styles); --refine needs one that was"
+    )
     (tmp_path / "y.distok").write_bytes(b"")
     r = run_cli(["encode", "cat:1", "-m", drun, "-o", tmp_path / "y.distok", "--refine", "3"])
     assert_one_line_error(r, 2, "y.distok exists (use --overwrite to replace)")
@@ -265,7 +280,22 @@ def test_eval_by_style_reports_every_style_and_their_mean(drun, tmp_path):
     styles.write_text(json.dumps(["a watercolor of a", "a plush toy of a"]))
     dists = tmp_path / "d.json"
     dists.write_text(json.dumps([{"cat": 1}, {"cat": 0.5, "dog": 0.5}, {"pig": 0.6, "owl": 0.3, "fox": 0.1}]))
-    r = run_cli(["eval", drun, "--styles", styles, "--distributions", dists, "--refine", "3", "--json", "-q", "-o", tmp_path / "ev"])
+    r = run_cli(
+        [
+            "eval",
+            drun,
+            "--styles",
+            styles,
+            "--distributions",
+            dists,
+            "--refine",
+            "3",
+            "--json",
+            "-q",
+            "-o",
+            tmp_path / "ev",
+        ]
+    )
     assert r.code == 0, r.err
     rep = json.loads(r.out)
     assert rep["training_style"] == "a photo of a"
@@ -275,7 +305,9 @@ def test_eval_by_style_reports_every_style_and_their_mean(drun, tmp_path):
     for arm in ("distok", "raw_mix", "refined"):
         want = np.mean([rep["by_style"][s][arm]["kl"] for s in rep["by_style"]])
         assert h[arm]["kl"] == pytest.approx(want)
-        assert h[arm]["by_arity"]["1"] == pytest.approx(np.mean([rep["by_style"][s][arm]["by_arity"]["1"]["kl"] for s in rep["by_style"]]))
+        assert h[arm]["by_arity"]["1"] == pytest.approx(
+            np.mean([rep["by_style"][s][arm]["by_arity"]["1"]["kl"] for s in rep["by_style"]])
+        )
     assert h["kl_reduction"] == pytest.approx(1 - h["distok"]["kl"] / h["raw_mix"]["kl"])
     assert rep["refine"]["steps"] == 3 and rep["refine"]["seconds_per_token"] > 0
     md = (tmp_path / "ev" / "eval.md").read_text()
@@ -293,13 +325,16 @@ def test_a_style_changes_what_the_estimator_reads(drun, kandinsky):
     torch.testing.assert_close(w.class_emb, want)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("[]", "expected a JSON list of 1 to 100 styles"),
-    ('["a <> of a"]', "style 0 must be a prompt prefix"),
-    ('["a photo of a", "a photo of a"]', "a style is listed twice"),
-    ('{"tuning": ["x"]}', "expected a JSON list of 1 to 100 styles"),
-    ("[1]", "style 0 must be a prompt prefix"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[]", "expected a JSON list of 1 to 100 styles"),
+        ('["a <> of a"]', "style 0 must be a prompt prefix"),
+        ('["a photo of a", "a photo of a"]', "a style is listed twice"),
+        ('{"tuning": ["x"]}', "expected a JSON list of 1 to 100 styles"),
+        ("[1]", "style 0 must be a prompt prefix"),
+    ],
+)
 def test_bad_styles_files_exit_2(drun, tmp_path, content, message):
     p = tmp_path / "s.json"
     p.write_text(content)
@@ -336,9 +371,14 @@ def test_the_demo_ends_with_its_held_out_comparison(drun, kandinsky):
     ck = checkpoint.load(drun)
     est = TextEstimator(kandinsky.text, ck.classes, "a photo of a {}", "a photo of a <>", 0.05, "tiny")
     line = demo._held_out_eval(ck, est)
-    m = re.fullmatch(r"tokens vs no model: KL (\d+\.\d\d) vs (\d+\.\d\d) \(([+-]\d+) %\) on 20 unseen distributions x 6 unseen styles", line)
+    m = re.fullmatch(
+        r"tokens vs no model: KL (\d+\.\d\d) vs (\d+\.\d\d) \(([+-]\d+) %\) on 20 unseen distributions x 6 unseen styles",
+        line,
+    )
     assert m, line
-    rep = evaluation.evaluate(ck, est, evaluation.protocol_set(ck.classes, "test", 20), styles=evaluation.default_styles())
+    rep = evaluation.evaluate(
+        ck, est, evaluation.protocol_set(ck.classes, "test", 20), styles=evaluation.default_styles()
+    )
     h = rep["held_out"]
     assert m.groups() == (f"{h['distok']['kl']:.2f}", f"{h['raw_mix']['kl']:.2f}", f"{100 * -h['kl_reduction']:+.0f}")
 

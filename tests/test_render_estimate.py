@@ -65,8 +65,10 @@ def test_sd_renders_through_diffusers_textual_inversion_loader(sd, tiny_recipe):
     assert "<distok-ti-0>" not in sd.pipe.tokenizer.get_vocab()  # unloaded afterwards
 
 
-@pytest.mark.parametrize("name", ["pig-sheep-snake.distok", "sampled-cauchy.distok", "composition.distok",
-                                  "plain-textual-inversion.safetensors"])
+@pytest.mark.parametrize(
+    "name",
+    ["pig-sheep-snake.distok", "sampled-cauchy.distok", "composition.distok", "plain-textual-inversion.safetensors"],
+)
 def test_golden_tokens_load_through_diffusers_load_textual_inversion(sd, name):
     pipe = sd.pipe
     pipe.load_textual_inversion(str(EXAMPLES / name), token="<golden>")
@@ -200,7 +202,9 @@ def test_render_cli_writes_pngs_with_metadata_and_from_reproduces(tokens, tmp_pa
     r = run_cli(["render", tokens[0], "a photo of a <>", "a watercolor of a <>", "--seeds", "0-1", "-o", out, "-q"])
     assert r.code == 0, r.err
     paths = r.out.split()
-    assert paths == [str(out / f"alpha_{p}_{s}.png") for p in ("a-photo-of-a-tok", "a-watercolor-of-a-tok") for s in (0, 1)]
+    assert paths == [
+        str(out / f"alpha_{p}_{s}.png") for p in ("a-photo-of-a-tok", "a-watercolor-of-a-tok") for s in (0, 1)
+    ]
     from PIL import Image
 
     with Image.open(paths[1]) as im:
@@ -223,9 +227,15 @@ def test_render_cli_writes_pngs_with_metadata_and_from_reproduces(tokens, tmp_pa
     assert r2.code == 0, r2.err
     # The record lists the batch of 4 it was rendered in; --from renders that batch again: bit-exact.
     assert [(i["prompt"], i["seed"]) for i in meta["batch"]["items"]] == [
-        ("a photo of a <>", 0), ("a photo of a <>", 1), ("a watercolor of a <>", 0), ("a watercolor of a <>", 1)]
+        ("a photo of a <>", 0),
+        ("a photo of a <>", 1),
+        ("a watercolor of a <>", 0),
+        ("a watercolor of a <>", 1),
+    ]
     assert meta["batch"]["index"] == 1 and r2.out.strip() == str(again / "alpha_a-photo-of-a-tok_1.png")
-    assert np.array_equal(_px(r2.out.strip()), _px(paths[1])) and sorted(os.listdir(again)) == ["alpha_a-photo-of-a-tok_1.png"]
+    assert np.array_equal(_px(r2.out.strip()), _px(paths[1])) and sorted(os.listdir(again)) == [
+        "alpha_a-photo-of-a-tok_1.png"
+    ]
     # Rendered alone both times: bit-exact.
     single = tmp_path / "single"
     r4 = run_cli(["render", tokens[0], "a photo of a <>", "--seed", "5", "--batch-size", "1", "-o", single, "-q"])
@@ -242,8 +252,22 @@ def test_a_re_render_is_exact_alone_and_inside_a_batch_of_three(tokens, tmp_path
     """One prompt rendered alone and as one of three prompts (--batch-size 3); each re-rendered from its PNG
     gives its own pixels exactly, whatever shared its batch."""
     alone = run_cli(["render", tokens[0], "a photo of a <>", "--seed", "7", "-o", tmp_path / "alone", "-q"])
-    three = run_cli(["render", tokens[0], "a sketch of a <>", "a photo of a <>", "a toy of a <>", "--seed", "7",
-                     "--batch-size", "3", "-o", tmp_path / "three", "-q"])
+    three = run_cli(
+        [
+            "render",
+            tokens[0],
+            "a sketch of a <>",
+            "a photo of a <>",
+            "a toy of a <>",
+            "--seed",
+            "7",
+            "--batch-size",
+            "3",
+            "-o",
+            tmp_path / "three",
+            "-q",
+        ]
+    )
     assert alone.code == 0 and three.code == 0, three.err
     a, b = alone.out.strip(), three.out.split()[1]
     assert Path(a).name == Path(b).name == "alpha_a-photo-of-a-tok_7.png"
@@ -256,7 +280,9 @@ def test_a_re_render_is_exact_alone_and_inside_a_batch_of_three(tokens, tmp_path
     with Image.open(a) as im:
         assert "batch" not in json.loads(im.text["distok"])  # rendered alone: nothing to replay
     (tmp_path / "gone.distok").write_bytes(Path(tokens[1]).read_bytes())
-    mixed = run_cli(["render", tmp_path / "gone.distok", tokens[0], "a photo of a <>", "--seed", "1", "-o", tmp_path / "m", "-q"])
+    mixed = run_cli(
+        ["render", tmp_path / "gone.distok", tokens[0], "a photo of a <>", "--seed", "1", "-o", tmp_path / "m", "-q"]
+    )
     assert mixed.code == 0, mixed.err
     (tmp_path / "gone.distok").unlink()  # a batch-mate's token file is gone: the batch cannot be rendered again
     target = [p for p in mixed.out.split() if "alpha" in p][0]
@@ -264,8 +290,10 @@ def test_a_re_render_is_exact_alone_and_inside_a_batch_of_three(tokens, tmp_path
 
 
 def test_render_reads_tokens_from_stdin_and_writes_a_grid(tokens, tmp_path):
-    r = run_cli(["render", "-", "a photo of a <>", "a plush toy of a <>", "--grid", "-o", tmp_path, "-q"],
-                stdin="\n".join(tokens) + "\n")
+    r = run_cli(
+        ["render", "-", "a photo of a <>", "a plush toy of a <>", "--grid", "-o", tmp_path, "-q"],
+        stdin="\n".join(tokens) + "\n",
+    )
     assert r.code == 0, r.err
     lines = r.out.split()
     assert len(lines) == 5 and lines[-1] == str(tmp_path / "grid.png")
@@ -282,18 +310,31 @@ def test_render_reads_tokens_from_stdin_and_writes_a_grid(tokens, tmp_path):
         (["TOKEN"], 2, "no prompt given"),
         (["TOKEN", "a <> and a <>"], 2, "has more than one '<>'"),
         (["a photo of a <>"], 2, "no token files given"),
-        ([str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>", "--recipe", "tiny"], 2,
-         "was made for kandinsky-community/kandinsky-2-1-prior"),
-        ([str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>"], 1,  # its recorded recipe: the real models
-         "model 'kandinsky-community/kandinsky-2-1-prior' is not available locally"),
+        (
+            [str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>", "--recipe", "tiny"],
+            2,
+            "was made for kandinsky-community/kandinsky-2-1-prior",
+        ),
+        (
+            [str(EXAMPLES / "pig-sheep-snake.distok"), "a photo of a <>"],
+            1,  # its recorded recipe: the real models
+            "model 'kandinsky-community/kandinsky-2-1-prior' is not available locally",
+        ),
         (["TOKEN", "a photo of a <>", "--seeds", "3-1"], 2, "--seeds: bad range '3-1'"),
         (["TOKEN", "a photo of a <>", "--prior-steps", "1"], 2, "Invalid value for '--prior-steps'"),
         (["TOKEN", "x" * 120 + " a photo of a <>"], 2, "is too long: the token falls past the text encoder's context"),
         (["TOKEN", "a photo of a <>", "--set", "render.prior_steps=1"], 2, "render.prior_steps must be at least 2"),
-        (["TOKEN", "a photo of a <>", "--set", "render.prior=acme/not-cached-prior"], 1,
-         "model 'acme/not-cached-prior' is not available locally (HF_HUB_OFFLINE is set"),
+        (
+            ["TOKEN", "a photo of a <>", "--set", "render.prior=acme/not-cached-prior"],
+            1,
+            "model 'acme/not-cached-prior' is not available locally (HF_HUB_OFFLINE is set",
+        ),
         (["TOKEN", "a photo of a <>", "--recipe", "tinny"], 2, "unknown recipe 'tinny' (did you mean: tiny?)"),
-        (["TOKEN", "a photo of a <>", "--set", "render.sise=3"], 2, "unknown recipe key 'render.sise' (did you mean: size?)"),
+        (
+            ["TOKEN", "a photo of a <>", "--set", "render.sise=3"],
+            2,
+            "unknown recipe key 'render.sise' (did you mean: size?)",
+        ),
         (["--from", str(EXAMPLES / "pig-sheep-snake.distok")], 2, "not a readable image"),
     ],
 )
@@ -358,8 +399,26 @@ def test_estimate_unreadable_image(tmp_path):
 @pytest.mark.slow  # long (CI runs the slow tests too)
 def test_two_processes_split_the_work_each_item_once(tokens, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "distok_cli", "render", *tokens, "a photo of a <>", "--seeds", "0-2", "-o", str(tmp_path), "--recipe", "tiny"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "distok_cli",
+        "render",
+        *tokens,
+        "a photo of a <>",
+        "--seeds",
+        "0-2",
+        "-o",
+        str(tmp_path),
+        "--recipe",
+        "tiny",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     printed = r.stdout.split()
@@ -389,8 +448,20 @@ def test_blip_vqa_ranks_answers_by_log_likelihood_with_padding_masked(tiny_recip
 
 
 def test_estimate_cli_with_blip_vqa(tokens):
-    r = run_cli(["estimate", "--json", "-q", "--estimator", "blip-vqa", "--set", "estimator.model=twin:blip-vqa",
-                 "--images", "1", tokens[0]])
+    r = run_cli(
+        [
+            "estimate",
+            "--json",
+            "-q",
+            "--estimator",
+            "blip-vqa",
+            "--set",
+            "estimator.model=twin:blip-vqa",
+            "--images",
+            "1",
+            tokens[0],
+        ]
+    )
     assert r.code == 0, r.err
     d = json.loads(r.out)
     assert d["estimator"] == "blip-vqa:twin:blip-vqa" and sum(d["distribution"].values()) == pytest.approx(1.0)
@@ -431,8 +502,22 @@ def test_render_cli_on_the_sd15_backend(tokens, tmp_path, monkeypatch):
 
     monkeypatch.setitem(pipelines.COMPILE, "backend", "aot_eager")
     compiled = []
-    monkeypatch.setattr(sd, "compile_unet", lambda pipe: (compiled.append(type(pipe).__name__), pipe.unet.compile(**pipelines.COMPILE)))
-    rc = run_cli(["render", tokens[0], "a photo of a <>", "--set", "render.backend=sd15", "--compile", "-o", tmp_path / "c", "-q"])
+    monkeypatch.setattr(
+        sd, "compile_unet", lambda pipe: (compiled.append(type(pipe).__name__), pipe.unet.compile(**pipelines.COMPILE))
+    )
+    rc = run_cli(
+        [
+            "render",
+            tokens[0],
+            "a photo of a <>",
+            "--set",
+            "render.backend=sd15",
+            "--compile",
+            "-o",
+            tmp_path / "c",
+            "-q",
+        ]
+    )
     assert rc.code == 0, rc.err
     assert compiled == ["StableDiffusionPipeline"] and np.array_equal(_px(rc.out.strip()), _px(r.out.strip()))
 
@@ -475,7 +560,9 @@ def test_constant_conditioning_is_computed_once_not_per_batch(kandinsky, tiny_re
 
     def render_counting_calls(r):
         calls: list[int] = []
-        hooks = [m.register_forward_hook(lambda *a: calls.append(1)) for m in (r.decoder.text_encoder, r.prior.image_encoder)]
+        hooks = [
+            m.register_forward_hook(lambda *a: calls.append(1)) for m in (r.decoder.text_encoder, r.prior.image_encoder)
+        ]
         try:
             return r.render(v, prompts, seeds, s), calls
         finally:

@@ -66,7 +66,9 @@ def test_trained_tokens_have_both_parts_and_the_space_names_both_encoders(sdxl_r
     ckpt = json.loads(run_cli(["inspect", sdxl_run, "--json"]).out)
     parts = ckpt["config"]["token_space"]["parts"]
     assert [(p["name"], p["dim"], p["subfolder"]) for p in parts] == [
-        ("clip_l", 32, "text_encoder"), ("clip_g", 64, "text_encoder_2")]
+        ("clip_l", 32, "text_encoder"),
+        ("clip_g", 64, "text_encoder_2"),
+    ]
     # each part's fingerprint is its own encoder's matrix (no placeholder rows), in that order
     for p, enc in zip(parts, (sdxl_pipe.text_encoder, sdxl_pipe.text_encoder_2)):
         assert p["fingerprint"] == space_fingerprint(enc.get_input_embeddings().weight.detach().half().numpy())
@@ -99,7 +101,9 @@ def test_render_estimate_and_from_on_two_part_tokens(sdxl_tokens, tmp_path):
     from PIL import Image
 
     out = tmp_path / "r"
-    r = run_cli(["render", sdxl_tokens[-1], "a photo of a <>", "a plush toy of a <>", "--seeds", "0-1", "-o", out, "-q"])
+    r = run_cli(
+        ["render", sdxl_tokens[-1], "a photo of a <>", "a plush toy of a <>", "--seeds", "0-1", "-o", out, "-q"]
+    )
     assert r.code == 0, r.err
     paths = r.out.split()
     assert len(paths) == 4
@@ -124,11 +128,18 @@ def test_render_estimate_and_from_on_two_part_tokens(sdxl_tokens, tmp_path):
     w = run_cli(["estimate", "--write", "-q", "--images", "1", p])
     assert w.code == 0, w.err
     after = tokenfile.load(p)
-    assert after.id == before.id and after.layout == before.layout and after.estimate["estimator"] == "blip-itm:twin:blip-itm"
+    assert (
+        after.id == before.id
+        and after.layout == before.layout
+        and after.estimate["estimator"] == "blip-itm:twin:blip-itm"
+    )
     t = run_cli(["estimate", "--estimator", "text", "--json", "-q", p])
     assert t.code == 0, t.err
     dist = json.loads(t.out)["distribution"]
-    assert set(dist) == {"cat", "dog", "pig", "sheep", "snake", "fox", "owl", "frog"} and abs(sum(dist.values()) - 1) < 1e-6
+    assert (
+        set(dist) == {"cat", "dog", "pig", "sheep", "snake", "fox", "owl", "frog"}
+        and abs(sum(dist.values()) - 1) < 1e-6
+    )
 
 
 def test_export_loads_into_the_sdxl_pipeline_with_diffusers_own_loader(sdxl_tokens, sdxl_pipe, tmp_path):
@@ -145,18 +156,30 @@ def test_export_loads_into_the_sdxl_pipeline_with_diffusers_own_loader(sdxl_toke
     sd = load_file(path)
     assert sorted(sd) == ["clip_g", "clip_l"]
     src = tokenfile.load(sdxl_tokens[-1])
-    sdxl_pipe.load_textual_inversion(sd["clip_g"], token=name, text_encoder=sdxl_pipe.text_encoder_2, tokenizer=sdxl_pipe.tokenizer_2)
-    sdxl_pipe.load_textual_inversion(sd["clip_l"], token=name, text_encoder=sdxl_pipe.text_encoder, tokenizer=sdxl_pipe.tokenizer)
+    sdxl_pipe.load_textual_inversion(
+        sd["clip_g"], token=name, text_encoder=sdxl_pipe.text_encoder_2, tokenizer=sdxl_pipe.tokenizer_2
+    )
+    sdxl_pipe.load_textual_inversion(
+        sd["clip_l"], token=name, text_encoder=sdxl_pipe.text_encoder, tokenizer=sdxl_pipe.tokenizer
+    )
     try:
-        for enc, tok, part in ((sdxl_pipe.text_encoder, sdxl_pipe.tokenizer, "clip_l"),
-                               (sdxl_pipe.text_encoder_2, sdxl_pipe.tokenizer_2, "clip_g")):
+        for enc, tok, part in (
+            (sdxl_pipe.text_encoder, sdxl_pipe.tokenizer, "clip_l"),
+            (sdxl_pipe.text_encoder_2, sdxl_pipe.tokenizer_2, "clip_g"),
+        ):
             row = enc.get_input_embeddings().weight[tok.convert_tokens_to_ids(name)].detach().numpy()
             np.testing.assert_array_equal(row, src.part_vectors()[part])
         with pytest.raises(ValueError):  # swapped: clip_g (64) into CLIP-L (32)
-            sdxl_pipe.load_textual_inversion(sd["clip_g"], token=name + "-x", text_encoder=sdxl_pipe.text_encoder,
-                                             tokenizer=sdxl_pipe.tokenizer)
-        image = sdxl_pipe(f"a photo of a {name}", num_inference_steps=2, height=64, width=64,
-                          generator=torch.Generator().manual_seed(0)).images[0]
+            sdxl_pipe.load_textual_inversion(
+                sd["clip_g"], token=name + "-x", text_encoder=sdxl_pipe.text_encoder, tokenizer=sdxl_pipe.tokenizer
+            )
+        image = sdxl_pipe(
+            f"a photo of a {name}",
+            num_inference_steps=2,
+            height=64,
+            width=64,
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]
         assert image.size == (64, 64)
     finally:
         sdxl_pipe.unload_textual_inversion(name, text_encoder=sdxl_pipe.text_encoder, tokenizer=sdxl_pipe.tokenizer)
@@ -171,21 +194,32 @@ def test_export_for_sdxl_tools_writes_exactly_clip_l_and_clip_g():
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
     meta = header.pop("__metadata__")
-    assert {k: (v["dtype"], v["shape"]) for k, v in header.items()} == {"clip_l": ("F16", [1, 768]), "clip_g": ("F16", [1, 1280])}
+    assert {k: (v["dtype"], v["shape"]) for k, v in header.items()} == {
+        "clip_l": ("F16", [1, 768]),
+        "clip_g": ("F16", [1, 1280]),
+    }
     assert json.loads(meta["distok.export"])["target"] == "comfyui"
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["export", str(EXAMPLES / "pig-sheep-snake.distok"), "--to", "comfyui", "--base", "sdxl"],
-         "is a one-part 768-d token; an SDXL embedding needs clip_l (768) and clip_g (1280): ComfyUI would feed it to CLIP-L only"),
-        (["export", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), "--to", "a1111", "--base", "sd1"],
-         "is an SDXL token (clip_l + clip_g); SD 1.x loads one 768-d vector: export it with --base sdxl"),
-        (["export", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), "--to", "a1111", "--base", "sdxl2"],
-         "--base must be auto, sd1 or sdxl, got 'sdxl2'"),
-        (["diff", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), str(EXAMPLES / "pig-sheep-snake.distok")],
-         "cannot compare tokens of different token spaces (clip_l (768) + clip_g (1280) vs one 768-d vector)"),
+        (
+            ["export", str(EXAMPLES / "pig-sheep-snake.distok"), "--to", "comfyui", "--base", "sdxl"],
+            "is a one-part 768-d token; an SDXL embedding needs clip_l (768) and clip_g (1280): ComfyUI would feed it to CLIP-L only",
+        ),
+        (
+            ["export", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), "--to", "a1111", "--base", "sd1"],
+            "is an SDXL token (clip_l + clip_g); SD 1.x loads one 768-d vector: export it with --base sdxl",
+        ),
+        (
+            ["export", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), "--to", "a1111", "--base", "sdxl2"],
+            "--base must be auto, sd1 or sdxl, got 'sdxl2'",
+        ),
+        (
+            ["diff", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), str(EXAMPLES / "pig-sheep-snake.distok")],
+            "cannot compare tokens of different token spaces (clip_l (768) + clip_g (1280) vs one 768-d vector)",
+        ),
     ],
 )
 def test_mixing_one_part_and_two_part_tokens_is_refused(args, message, tmp_path):
@@ -207,7 +241,9 @@ def test_composition_diff_and_inspect_handle_parts(sdxl_run, sdxl_tokens, tmp_pa
     assert comp.source["kind"] == "composition" and comp.layout == (("clip_l", 32), ("clip_g", 64))
     assert comp.source["distribution"] == pytest.approx({"cat": 0.5, "pig": 0.3, "sheep": 0.2})
     # a one-part token cannot join a two-part model's composition
-    bad = run_cli(["encode", "-m", sdxl_run, f"{EXAMPLES / 'pig-sheep-snake.distok'}:0.5,cat:0.5", "-o", tmp_path / "x.distok"])
+    bad = run_cli(
+        ["encode", "-m", sdxl_run, f"{EXAMPLES / 'pig-sheep-snake.distok'}:0.5,cat:0.5", "-o", tmp_path / "x.distok"]
+    )
     assert_one_line_error(bad, 2, "token has one 768-d vector, twin:sdxl expects clip_l (32) + clip_g (64)")
     d = json.loads(run_cli(["diff", pig_sheep, r.out.strip(), "--json"]).out)
     a, b = tokenfile.load(pig_sheep), comp
@@ -226,7 +262,12 @@ def test_a_plain_sdxl_embedding_reads_as_a_two_part_token(tmp_path):
     p = tmp_path / "community.safetensors"
     save_file({"clip_l": np.ones((1, 768), np.float32), "clip_g": np.full((1280,), 2, np.float32)}, str(p))
     tok = tokenfile.load(p)
-    assert tok.plain and tok.layout == (("clip_l", 768), ("clip_g", 1280)) and tok.vector[767] == 1 and tok.vector[768] == 2
+    assert (
+        tok.plain
+        and tok.layout == (("clip_l", 768), ("clip_g", 1280))
+        and tok.vector[767] == 1
+        and tok.vector[768] == 2
+    )
     save_file({"clip_l": np.ones((2, 768), np.float32), "clip_g": np.ones((2, 1280), np.float32)}, str(p))
     r = run_cli(["inspect", p])
     assert_one_line_error(r, 2, "tensor 'clip_l' has shape [2, 768]; distok reads one vector per encoder")
@@ -234,12 +275,16 @@ def test_a_plain_sdxl_embedding_reads_as_a_two_part_token(tmp_path):
 
 def test_rendering_a_two_part_token_with_a_one_part_recipe_is_refused_before_loading(sdxl_tokens):
     r = run_cli(["render", sdxl_tokens[-1], "a photo of a <>", "--recipe", "tiny"])
-    assert_one_line_error(r, 2, "has clip_l (32) + clip_g (64); the recipe tiny renders with kandinsky21, which takes one vector")
+    assert_one_line_error(
+        r, 2, "has clip_l (32) + clip_g (64); the recipe tiny renders with kandinsky21, which takes one vector"
+    )
 
 
 def test_the_real_sdxl_recipe_says_what_to_do_when_the_model_is_not_cached(tmp_path):
     r = run_cli(["train", "-r", "sdxl-animals", "-o", tmp_path / "run", "--steps", "1"])
-    assert_one_line_error(r, 1, "model 'stabilityai/stable-diffusion-xl-base-1.0' is not available locally (HF_HUB_OFFLINE is set")
+    assert_one_line_error(
+        r, 1, "model 'stabilityai/stable-diffusion-xl-base-1.0' is not available locally (HF_HUB_OFFLINE is set"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -253,7 +298,18 @@ def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, 
 
     site = tmp_path / "site"
     shutil.copytree(Path(sdxl_tokens[-1]).parent, site / "tokens")
-    r = run_cli(["render", site / "tokens" / "pig-sheep.distok", "a photo of a <>", "--seeds", "0-1", "-o", site / "renders", "-q"])
+    r = run_cli(
+        [
+            "render",
+            site / "tokens" / "pig-sheep.distok",
+            "a photo of a <>",
+            "--seeds",
+            "0-1",
+            "-o",
+            site / "renders",
+            "-q",
+        ]
+    )
     assert r.code == 0, r.err
     page = site / "gallery.html"
     g = run_cli(["gallery", site / "tokens", site / "renders", "-m", sdxl_run, "-o", page])
@@ -262,8 +318,11 @@ def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, 
     assert "space twin:sdxl (clip_l (32) + clip_g (64))" in text
     commands = re.findall(r'<pre class="cmd">(.*?)</pre>', text)
     shown = [html.unescape(c) for c in commands if "pig-sheep.distok" in html.unescape(c)]
-    assert shown == ["distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r sdxl-tiny",
-                     "distok export tokens/pig-sheep.distok --to diffusers", "distok inspect tokens/pig-sheep.distok"]
+    assert shown == [
+        "distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r sdxl-tiny",
+        "distok export tokens/pig-sheep.distok --to diffusers",
+        "distok inspect tokens/pig-sheep.distok",
+    ]
     monkeypatch.chdir(site)  # the page's command lines are relative to its folder
     for line in shown:
         args = shlex.split(line)[1:]
@@ -280,7 +339,9 @@ def test_eval_scores_two_part_tokens_against_the_raw_mix_of_both_parts(sdxl_run,
     r = run_cli(["eval", sdxl_run, "--estimator", "text", "--styles", "none", "--json", "-q", "-o", tmp_path / "e"])
     assert r.code == 0, r.err
     rep = json.loads((tmp_path / "e" / "eval.json").read_text())
-    assert json.loads(r.out)["estimator"] == rep["estimator"] == "text:twin:sdxl" and len(rep["items"]) == rep["n"] == 30
+    assert (
+        json.loads(r.out)["estimator"] == rep["estimator"] == "text:twin:sdxl" and len(rep["items"]) == rep["n"] == 30
+    )
     assert set(rep["baselines"]) == {"raw_mix"} and (tmp_path / "e" / "eval.png").is_file()
 
 
@@ -300,7 +361,9 @@ def test_method_and_jobs_never_name_sdxl():
 def _parted_space(widths=(("aa", 6), ("bb", 10))):
     from distok_cli.files.space import SpacePart, TokenSpace
 
-    return TokenSpace.with_parts("e", tuple(SpacePart(n, d, "fp16-sha256:" + str(i) * 64) for i, (n, d) in enumerate(widths)))
+    return TokenSpace.with_parts(
+        "e", tuple(SpacePart(n, d, "fp16-sha256:" + str(i) * 64) for i, (n, d) in enumerate(widths))
+    )
 
 
 def test_part_heads_numpy_checkpoint_matches_torch_and_starts_at_the_mix(tmp_path):
@@ -319,8 +382,15 @@ def test_part_heads_numpy_checkpoint_matches_torch_and_starts_at_the_mix(tmp_pat
     ck = m.to_checkpoint(torch.randn(5, 16), {"classes": list("abcde"), "token_space": space.to_json()})
     assert ck.config["heads"] == "parts"
     assert {k: list(v.shape) for k, v in ck.tensors.items() if k.startswith("D_tok.")} == {
-        "D_tok.aa.0.weight": [8, 4], "D_tok.aa.0.bias": [8], "D_tok.aa.2.weight": [6, 8], "D_tok.aa.2.bias": [6],
-        "D_tok.bb.0.weight": [8, 4], "D_tok.bb.0.bias": [8], "D_tok.bb.2.weight": [10, 8], "D_tok.bb.2.bias": [10]}
+        "D_tok.aa.0.weight": [8, 4],
+        "D_tok.aa.0.bias": [8],
+        "D_tok.aa.2.weight": [6, 8],
+        "D_tok.aa.2.bias": [6],
+        "D_tok.bb.0.weight": [8, 4],
+        "D_tok.bb.0.bias": [8],
+        "D_tok.bb.2.weight": [10, 8],
+        "D_tok.bb.2.bias": [10],
+    }
     z, tok = m(x)
     cz, ctok = ck.tokens(x.numpy())
     np.testing.assert_allclose(ctok, tok.detach().numpy(), rtol=1e-5, atol=1e-5)
@@ -333,7 +403,9 @@ def test_part_heads_numpy_checkpoint_matches_torch_and_starts_at_the_mix(tmp_pat
     ck.save(tmp_path / "m.safetensors")
     back = checkpoint.load(tmp_path / "m.safetensors")
     assert back.head_names == ["D_tok.aa", "D_tok.bb"]
-    torch.testing.assert_close(DisTok.from_checkpoint(back)(x)[1], torch.from_numpy(back.tokens(x.numpy())[1]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        DisTok.from_checkpoint(back)(x)[1], torch.from_numpy(back.tokens(x.numpy())[1]), rtol=1e-5, atol=1e-5
+    )
     joint = checkpoint.Checkpoint(ck.tensors, {**ck.config, "heads": "joint"})
     joint.save(tmp_path / "j.safetensors")
     with pytest.raises(Exception, match="checkpoint tensors are"):
@@ -341,9 +413,24 @@ def test_part_heads_numpy_checkpoint_matches_torch_and_starts_at_the_mix(tmp_pat
 
 
 def test_part_heads_need_a_space_with_parts(tmp_path):
-    r = run_cli(["train", "-r", "tiny", "-o", tmp_path / "run", "--steps", "1", "--set", "train.heads=parts",
-                 "--set", "estimator.kind=text"])
-    assert_one_line_error(r, 2, "train.heads parts needs a token space with parts; twin:kandinsky21-prior's is one vector (use joint)")
+    r = run_cli(
+        [
+            "train",
+            "-r",
+            "tiny",
+            "-o",
+            tmp_path / "run",
+            "--steps",
+            "1",
+            "--set",
+            "train.heads=parts",
+            "--set",
+            "estimator.kind=text",
+        ]
+    )
+    assert_one_line_error(
+        r, 2, "train.heads parts needs a token space with parts; twin:kandinsky21-prior's is one vector (use joint)"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -360,10 +447,12 @@ def test_inspect_neighbors_reads_each_part_in_its_own_encoder(sdxl_tokens, sdxl_
 
 
 def test_encode_and_sample_of_a_two_part_model_import_no_torch(sdxl_run, tmp_path):
-    code = (f"import sys; from distok_cli.cli.app import main; "
-            f"main(['encode', 'pig:1', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 'p.distok')!r}, '-q', '--refine', '0']); "
-            f"main(['sample', '--n', '2', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 's')!r}, '-q']); "
-            "print([x for x in ('torch', 'diffusers', 'transformers') if x in sys.modules])")
+    code = (
+        f"import sys; from distok_cli.cli.app import main; "
+        f"main(['encode', 'pig:1', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 'p.distok')!r}, '-q', '--refine', '0']); "
+        f"main(['sample', '--n', '2', '-m', {str(sdxl_run)!r}, '-o', {str(tmp_path / 's')!r}, '-q']); "
+        "print([x for x in ('torch', 'diffusers', 'transformers') if x in sys.modules])"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "[]", r.stderr[-500:]
     assert tokenfile.load(tmp_path / "p.distok").layout == (("clip_l", 32), ("clip_g", 64))
@@ -417,7 +506,20 @@ def test_a_community_sdxl_embedding_renders_with_the_sdxl_recipe_by_default(tmp_
 @pytest.mark.slow  # renders every distribution (CI runs the slow tests too)
 def test_eval_with_blip_on_sdxl_renders(sdxl_run, tmp_path):
     (tmp_path / "d.json").write_text('[{"pig": 0.5, "sheep": 0.5}, {"cat": 1}]')
-    r = run_cli(["eval", sdxl_run, "--styles", "none", "--json", "-q", "-o", tmp_path / "e", "--distributions", tmp_path / "d.json"])
+    r = run_cli(
+        [
+            "eval",
+            sdxl_run,
+            "--styles",
+            "none",
+            "--json",
+            "-q",
+            "-o",
+            tmp_path / "e",
+            "--distributions",
+            tmp_path / "d.json",
+        ]
+    )
     assert r.code == 0, r.err
     rep = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert rep["estimator"] == "blip-itm:twin:blip-itm" and rep["n"] == 2 and "raw_mix" in rep["baselines"]

@@ -35,7 +35,9 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, kandinsky):
     before = (run / "model.safetensors").read_bytes()
     with RunLock(run):  # another process training it (a second open file: flock refuses it as it would a process)
         r = run_cli(["train", "-o", run, "--steps", "4", "--resume", "-q"])
-        assert_one_line_error(r, 2, f"{run} is being written by another distok process (pid {os.getpid()}); wait for it or stop it")
+        assert_one_line_error(
+            r, 2, f"{run} is being written by another distok process (pid {os.getpid()}); wait for it or stop it"
+        )
         fresh = tmp_path / "fresh"
         fresh.mkdir()
         with RunLock(fresh):
@@ -55,10 +57,13 @@ def test_a_stale_lock_file_blocks_nothing(tmp_path, kandinsky):
     assert run_cli(["train", "-o", run, "--steps", "1", "-q", *SETS]).code == 0
 
 
-@pytest.mark.parametrize(("signum", "code", "words"), [
-    (signal.SIGTERM, 143, "stopped by SIGTERM"),
-    pytest.param(signal.SIGHUP, 129, "stopped by SIGHUP", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    ("signum", "code", "words"),
+    [
+        (signal.SIGTERM, 143, "stopped by SIGTERM"),
+        pytest.param(signal.SIGHUP, 129, "stopped by SIGHUP", marks=pytest.mark.slow),
+    ],
+)
 def test_sigterm_and_sighup_checkpoint_and_resume_exactly(tmp_path, monkeypatch, kandinsky, signum, code, words):
     # delivered to the main thread inside the 4th step, as from systemd or a closed terminal
     break_step(monkeypatch, 4, lambda: os.kill(os.getpid(), signum))
@@ -79,19 +84,38 @@ def test_real_processes_one_writer_and_sigterm(tmp_path, kandinsky):
     SIGTERM then stops it with exit 143 and a checkpoint that resumes."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run = tmp_path / "r"
-    cmd = [sys.executable, "-m", "distok_cli", "train", "-o", str(run), "--steps", "100000", "-q", *SETS,
-           "--set", "train.checkpoint_every=5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "distok_cli",
+        "train",
+        "-o",
+        str(run),
+        "--steps",
+        "100000",
+        "-q",
+        *SETS,
+        "--set",
+        "train.checkpoint_every=5",
+    ]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
         while not (run / "model.safetensors").exists() or checkpoint.load(run).config["step"] < 5:
             assert p.poll() is None and time.time() < deadline
             time.sleep(0.2)
-        second = subprocess.run([sys.executable, "-m", "distok_cli", "train", "-o", str(run), "--resume", "-q"],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        second = subprocess.run(
+            [sys.executable, "-m", "distok_cli", "train", "-o", str(run), "--resume", "-q"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert second.returncode == 2
         assert second.stderr.strip().splitlines()[-1] == (
-            f"distok: error: {run} is being written by another distok process (pid {p.pid}); wait for it or stop it")
+            f"distok: error: {run} is being written by another distok process (pid {p.pid}); wait for it or stop it"
+        )
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=120)
     finally:
@@ -100,8 +124,14 @@ def test_real_processes_one_writer_and_sigterm(tmp_path, kandinsky):
     assert p.returncode == 143, err
     assert "stopped by SIGTERM at step" in err.splitlines()[-1]
     step = checkpoint.load(run).config["step"]
-    r = subprocess.run([sys.executable, "-m", "distok_cli", "train", "-o", str(run), "--resume", "--steps", str(step + 2), "-q"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "distok_cli", "train", "-o", str(run), "--resume", "--steps", str(step + 2), "-q"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert checkpoint.load(run).config["step"] == step + 2
 
@@ -185,7 +215,9 @@ def test_other_writers_on_a_full_disk_exit_1_naming_the_path(disk, small, comman
 
 
 @pytest.mark.slow  # long (CI runs the slow tests too)
-def test_a_checkpoint_that_does_not_fit_keeps_the_last_one_and_resumes_later(big_disk, monkeypatch, kandinsky, tmp_path):
+def test_a_checkpoint_that_does_not_fit_keeps_the_last_one_and_resumes_later(
+    big_disk, monkeypatch, kandinsky, tmp_path
+):
     disk = big_disk
     run = disk / "r"
     sets = [*SETS, "--set", "train.checkpoint_every=2", "--set", "train.hidden=64"]
@@ -290,7 +322,9 @@ def test_estimate_write_refuses_when_the_vector_changed_meanwhile(small, monkeyp
     r = run_cli(["estimate", tok, "--write", "--estimator", "text", "-q"])
     assert_one_line_error(r, 1, f"{tok} was rewritten by another process while it was estimated")
     t = tokenfile.load(tok)
-    assert t.estimate is None and float(abs(t.vector - 2 * tokenfile.load(small[1]).vector).max()) == 0  # the other write stands
+    assert (
+        t.estimate is None and float(abs(t.vector - 2 * tokenfile.load(small[1]).vector).max()) == 0
+    )  # the other write stands
 
 
 def test_writers_of_one_token_file_take_turns(tmp_path):

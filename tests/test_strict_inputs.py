@@ -39,15 +39,26 @@ def _join(header: dict, body: bytes) -> bytes:
 
 # ------------------------------------------------------------------------------ schema ⇔ reader
 
-TOKEN_DEFS = {"distok.token_space": "token_space", "distok.source": "source", "distok.estimate": "estimate",
-              "distok.model": "model"}
+TOKEN_DEFS = {
+    "distok.token_space": "token_space",
+    "distok.source": "source",
+    "distok.estimate": "estimate",
+    "distok.model": "model",
+}
 BASE = {
     "comp": "composition.distok",
     "latent": "sampled-cauchy.distok",
     "dist": "pig-sheep-snake.distok",
 }
-EST = {"estimator": "blip-itm", "distribution": {"cat": 0.25, "dog": 0.75}, "kl": 0.5, "js": 0.1,
-       "prompts": ["a <>"], "seeds": [0], "temperature": 1.0}
+EST = {
+    "estimator": "blip-itm",
+    "distribution": {"cat": 0.25, "dog": 0.75},
+    "kl": 0.5,
+    "js": 0.1,
+    "prompts": ["a <>"],
+    "seeds": [0],
+    "temperature": 1.0,
+}
 MODEL = {"hash": "sha256:" + "a" * 64, "recipe": "tiny", "step": 3}
 
 # (file, metadata key, path into the decoded value or None for the whole value, new value); DELETE removes it.
@@ -160,21 +171,51 @@ def test_the_probes_are_not_all_one_verdict():
 
 def _tiny_checkpoint(classes=("cat", "dog", "pig"), d=8, h=4, w=2) -> checkpoint.Checkpoint:
     rng = np.random.default_rng(0)
-    shapes = {"E_dis.0.weight": (h, d), "E_dis.0.bias": (h,), "E_dis.2.weight": (w, h), "E_dis.2.bias": (w,),
-              "D_tok.0.weight": (h, w), "D_tok.0.bias": (h,), "D_tok.2.weight": (d, h), "D_tok.2.bias": (d,),
-              "class_embeddings": (len(classes), d)}
+    shapes = {
+        "E_dis.0.weight": (h, d),
+        "E_dis.0.bias": (h,),
+        "E_dis.2.weight": (w, h),
+        "E_dis.2.bias": (w,),
+        "D_tok.0.weight": (h, w),
+        "D_tok.0.bias": (h,),
+        "D_tok.2.weight": (d, h),
+        "D_tok.2.bias": (d,),
+        "class_embeddings": (len(classes), d),
+    }
     tensors = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
     space = {"dim": d, "encoder": "test", "fingerprint": "fp16-sha256:" + "2" * 64}
-    config = {"classes": list(classes), "dim": d, "hidden": h, "latent_dim": w, "token_space": space,
-              "activation": "gelu_tanh", "fusion_input": "sum", "recipe": "test", "step": 1}
+    config = {
+        "classes": list(classes),
+        "dim": d,
+        "hidden": h,
+        "latent_dim": w,
+        "token_space": space,
+        "activation": "gelu_tanh",
+        "fusion_input": "sum",
+        "recipe": "test",
+        "step": 1,
+    }
     return checkpoint.Checkpoint(tensors, config)
 
 
 CONFIG_PROBES = [
-    (["classes", 0], 1), (["classes", 0], ""), (["classes", 0], "a/b"), (["dim"], "8"), (["dim"], 8.0),
-    (["hidden"], 0), (["latent_dim"], None), (["token_space"], {}), (["token_space", "dim"], "8"),
-    (["token_space", "extra"], 1), (["activation"], "relu"), (["fusion_input"], "max"), (["step"], -1),
-    (["step"], 2), (["recipe"], 3), (["classes"], "cat,dog,pig"), (["note"], "free text"),
+    (["classes", 0], 1),
+    (["classes", 0], ""),
+    (["classes", 0], "a/b"),
+    (["dim"], "8"),
+    (["dim"], 8.0),
+    (["hidden"], 0),
+    (["latent_dim"], None),
+    (["token_space"], {}),
+    (["token_space", "dim"], "8"),
+    (["token_space", "extra"], 1),
+    (["activation"], "relu"),
+    (["fusion_input"], "max"),
+    (["step"], -1),
+    (["step"], 2),
+    (["recipe"], 3),
+    (["classes"], "cat,dog,pig"),
+    (["note"], "free text"),
 ]
 
 
@@ -225,17 +266,24 @@ def test_token_files_that_crashed_inspect_and_diff_exit_2(tmp_path):
 
     cases = {
         _token_with(tmp_path, "dtype.distok", "composition.distok", dtype_list): "dtype ['F32'], expected",
-        _token_with(tmp_path, "heavy.distok", "composition.distok", _meta_edit("distok.source", ["parents", 0, "weight"], "heavy")):
-            'parents[0].weight must be number, not "heavy"',
-        _token_with(tmp_path, "kl.distok", "pig-sheep-snake.distok", _meta_edit("distok.estimate", ["kl"], "big")):
-            'kl must be number or null, not "big"',
+        _token_with(
+            tmp_path,
+            "heavy.distok",
+            "composition.distok",
+            _meta_edit("distok.source", ["parents", 0, "weight"], "heavy"),
+        ): 'parents[0].weight must be number, not "heavy"',
+        _token_with(
+            tmp_path, "kl.distok", "pig-sheep-snake.distok", _meta_edit("distok.estimate", ["kl"], "big")
+        ): 'kl must be number or null, not "big"',
     }
     for path, reason in cases.items():
         assert_one_line_error(run_cli(["inspect", path]), 2, reason)
     deep = tmp_path / "deep.distok"
     raw = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     deep.write_bytes(struct.pack("<Q", len(raw)) + raw)
-    assert_one_line_error(run_cli(["inspect", str(deep)]), 2, "malformed safetensors header (invalid JSON): nested too deeply")
+    assert_one_line_error(
+        run_cli(["inspect", str(deep)]), 2, "malformed safetensors header (invalid JSON): nested too deeply"
+    )
     # A 400-digit integer in z: once an OverflowError in diff.
     header, body = _split((EXAMPLES / "sampled-cauchy.distok").read_bytes())
     src = header["__metadata__"]["distok.source"]
@@ -272,7 +320,9 @@ def test_checkpoints_that_crashed_encode_exit_2(tmp_path):
     for i, (data, reason) in enumerate(cases):
         path = tmp_path / f"{i}.safetensors"
         path.write_bytes(data)
-        assert_one_line_error(run_cli(["encode", "cat:1", "-m", str(path), "-o", str(tmp_path / "t.distok")]), 2, reason)
+        assert_one_line_error(
+            run_cli(["encode", "cat:1", "-m", str(path), "-o", str(tmp_path / "t.distok")]), 2, reason
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.safetensors" for i in range(len(cases))]
 
 
@@ -329,8 +379,12 @@ def test_a_nul_in_a_listed_path_exits_2(tmp_path):
 
 
 def test_strict_json_refuses_what_json_would_let_through():
-    for text, reason in [('{"a":1,"a":2}', "duplicate key 'a'"), ('{"a":NaN}', "NaN is not a JSON number"),
-                         ('{"a":1e400}', "1e400 is too large"), ("[" * 100_000, "nested too deeply")]:
+    for text, reason in [
+        ('{"a":1,"a":2}', "duplicate key 'a'"),
+        ('{"a":NaN}', "NaN is not a JSON number"),
+        ('{"a":1e400}', "1e400 is too large"),
+        ("[" * 100_000, "nested too deeply"),
+    ]:
         with pytest.raises(ValueError, match=reason):
             schema.loads(text)
     assert schema.loads('{"a":[1,2.5,"x",null,true]}') == {"a": [1, 2.5, "x", None, True]}

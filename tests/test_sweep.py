@@ -33,8 +33,10 @@ def _tokens(r):
 def test_a_line_between_two_classes_has_exact_weights_order_and_lineage(model, tmp_path):
     r = run_cli(["sweep", "cat:dog", "--steps", "5", "-m", model, "-o", tmp_path / "s"])
     toks = _tokens(r)
-    assert r.out.split() == [str(tmp_path / "s" / f"{i:03d}-{n}.distok") for i, n in
-                             enumerate(["cat100", "cat75-dog25", "cat50-dog50", "dog75-cat25", "dog100"])]
+    assert r.out.split() == [
+        str(tmp_path / "s" / f"{i:03d}-{n}.distok")
+        for i, n in enumerate(["cat100", "cat75-dog25", "cat50-dog50", "dog75-cat25", "dog100"])
+    ]
     ckpt = checkpoint.load(model)
     from distok_cli.method.generate import encode
 
@@ -42,8 +44,14 @@ def test_a_line_between_two_classes_has_exact_weights_order_and_lineage(model, t
         t = i / 4
         want = {c: w for c, w in (("cat", 1 - t), ("dog", t)) if w > 0}
         assert tok.source["distribution"] == pytest.approx(want, abs=1e-12)
-        assert tok.source["sweep"] == {"path": "weights", "index": i, "count": 5, "t": t, "interpolation": "lerp",
-                                       "ends": [{"cat": 1.0}, {"dog": 1.0}]}
+        assert tok.source["sweep"] == {
+            "path": "weights",
+            "index": i,
+            "count": 5,
+            "t": t,
+            "interpolation": "lerp",
+            "ends": [{"cat": 1.0}, {"dog": 1.0}],
+        }
         np.testing.assert_array_equal(tok.vector, encode(ckpt, want).vector)  # exactly `distok encode`'s token
         assert tok.lineage["sweep"]["index"] == i and tok.lineage["kind"] == "distribution"
     assert "5 tokens along the weights" in r.err
@@ -62,7 +70,14 @@ def test_between_two_distributions_and_determinism(model, tmp_path):
 
 def test_the_triangle_covers_every_three_class_mixture_row_by_row(model, tmp_path):
     toks = _tokens(run_cli(["sweep", "pig:sheep:snake", "--grid", "3", "-m", model, "-o", tmp_path / "t", "-q"]))
-    assert [t.source["sweep"]["point"] for t in toks] == [[2, 0, 0], [1, 1, 0], [1, 0, 1], [0, 2, 0], [0, 1, 1], [0, 0, 2]]
+    assert [t.source["sweep"]["point"] for t in toks] == [
+        [2, 0, 0],
+        [1, 1, 0],
+        [1, 0, 1],
+        [0, 2, 0],
+        [0, 1, 1],
+        [0, 0, 2],
+    ]
     assert toks[4].source["distribution"] == {"sheep": 0.5, "snake": 0.5}
     assert all(t.source["sweep"]["grid"] == 3 and t.source["sweep"]["count"] == 6 for t in toks)
     r = run_cli(["sweep", "pig:sheep:snake", "--grid", "5", "-m", model, "-o", tmp_path / "t5", "--json", "-q"])
@@ -77,9 +92,13 @@ def test_between_tokens_of_the_model_goes_through_its_latent_space(model, tmp_pa
     samples[0].save(a), samples[1].save(b)
     ckpt = checkpoint.load(model)
     for slerp in (False, True):
-        r = run_cli(["sweep", a, b, "--steps", "3", "-m", model, "-o", tmp_path / f"l{slerp}", *(["--slerp"] if slerp else [])])
+        r = run_cli(
+            ["sweep", a, b, "--steps", "3", "-m", model, "-o", tmp_path / f"l{slerp}", *(["--slerp"] if slerp else [])]
+        )
         toks = _tokens(r)
-        assert "3 tokens through the model's latent space" in r.err and r.err.count(", slerp" if slerp else ", lerp") == 1
+        assert (
+            "3 tokens through the model's latent space" in r.err and r.err.count(", slerp" if slerp else ", lerp") == 1
+        )
         np.testing.assert_array_equal(toks[0].vector, samples[0].vector)
         np.testing.assert_array_equal(toks[-1].vector, samples[1].vector)
         za, zb = (np.asarray(s.source["z"], np.float64) for s in samples)
@@ -100,15 +119,32 @@ def test_between_tokens_of_another_model_goes_through_token_space(model, tmp_pat
     other = write_model(tmp_path / "other.safetensors", SPACE, CLASSES, seed=7)
     a = _tokens(run_cli(["encode", "cat:1", "-m", other, "-o", tmp_path / "a.distok", "-q"]))[0]
     b = _tokens(run_cli(["encode", "dog:1", "-m", other, "-o", tmp_path / "b.distok", "-q"]))[0]
-    r = run_cli(["sweep", tmp_path / "a.distok", tmp_path / "b.distok", "--steps", "5", "-m", model, "-o", tmp_path / "s"])
+    r = run_cli(
+        ["sweep", tmp_path / "a.distok", tmp_path / "b.distok", "--steps", "5", "-m", model, "-o", tmp_path / "s"]
+    )
     toks = _tokens(r)
     assert "5 tokens through token space" in r.err
     np.testing.assert_allclose(toks[2].vector, (a.vector.astype(np.float64) + b.vector) / 2, rtol=0, atol=1e-7)
     assert toks[2].source["sweep"]["path"] == "token" and "z" not in toks[2].source and toks[2].model is None
     assert toks[2].source["distribution"] == {"cat": 0.5, "dog": 0.5}
     # smoothness by hand: a straight line in token space has equal steps
-    rep = json.loads(run_cli(["sweep", tmp_path / "a.distok", tmp_path / "b.distok", "--steps", "5", "-m", model,
-                              "-o", tmp_path / "j", "--json", "-q"]).out)
+    rep = json.loads(
+        run_cli(
+            [
+                "sweep",
+                tmp_path / "a.distok",
+                tmp_path / "b.distok",
+                "--steps",
+                "5",
+                "-m",
+                model,
+                "-o",
+                tmp_path / "j",
+                "--json",
+                "-q",
+            ]
+        ).out
+    )
     step = float(np.linalg.norm(b.vector.astype(np.float64) - a.vector) / 4)
     assert rep["smoothness"]["mean_step"] == pytest.approx(step, rel=1e-5)
     assert rep["smoothness"]["max_over_mean"] == pytest.approx(1.0, abs=1e-5)
@@ -125,12 +161,24 @@ def test_smoothness_is_the_largest_step_over_the_mean_step(model, tmp_path):
 
 
 def test_monotonic_shares_by_hand():
-    s = sw.Sweep("weights", [tokenfile.Token(np.zeros(2, np.float32), source={"kind": "distribution", "distribution": d})
-                             for d in ({"cat": 1.0}, {"cat": 0.5, "dog": 0.5}, {"dog": 1.0})], ["", "", ""])
+    s = sw.Sweep(
+        "weights",
+        [
+            tokenfile.Token(np.zeros(2, np.float32), source={"kind": "distribution", "distribution": d})
+            for d in ({"cat": 1.0}, {"cat": 0.5, "dog": 0.5}, {"dog": 1.0})
+        ],
+        ["", "", ""],
+    )
     ok = sw.monotonic(s, [{"cat": 0.9, "dog": 0.1}, {"cat": 0.5, "dog": 0.5}, {"cat": 0.5, "dog": 0.5}])
-    assert ok["all"] is True and ok["classes"]["cat"]["direction"] == "down" and ok["classes"]["dog"]["direction"] == "up"
+    assert (
+        ok["all"] is True and ok["classes"]["cat"]["direction"] == "down" and ok["classes"]["dog"]["direction"] == "up"
+    )
     bad = sw.monotonic(s, [{"cat": 0.9, "dog": 0.1}, {"cat": 0.2, "dog": 0.8}, {"cat": 0.3, "dog": 0.7}])
-    assert bad["all"] is False and bad["classes"]["cat"]["monotonic"] is False and bad["classes"]["dog"]["monotonic"] is False
+    assert (
+        bad["all"] is False
+        and bad["classes"]["cat"]["monotonic"] is False
+        and bad["classes"]["dog"]["monotonic"] is False
+    )
 
 
 @pytest.mark.parametrize(
@@ -146,10 +194,15 @@ def test_monotonic_shares_by_hand():
         (["cat:dog:pig:sheep"], "give two classes (a:b) for a line or three (a:b:c) for a triangle"),
         (["cat:1", "dog:1", "pig:1"], "a sweep has one corner spec (a:b or a:b:c) or two ends, got 3"),
         (["cat:1", "dog:1", "--slerp"], "slerp is for sweeps between tokens"),
-        (["cat:1", "EX/pig-sheep-snake.distok"], "give two distributions or two token files as the ends, not one of each"),
-        (["EX/pig-sheep-snake.distok", "EX/sdxl-pig-sheep-snake.distok"],
-         "no path joins different token spaces"),
-        (["EX/pig-sheep-snake.distok", "EX/sampled-cauchy.distok"], "token has one 768-d vector, enc expects one 16-d vector"),
+        (
+            ["cat:1", "EX/pig-sheep-snake.distok"],
+            "give two distributions or two token files as the ends, not one of each",
+        ),
+        (["EX/pig-sheep-snake.distok", "EX/sdxl-pig-sheep-snake.distok"], "no path joins different token spaces"),
+        (
+            ["EX/pig-sheep-snake.distok", "EX/sampled-cauchy.distok"],
+            "token has one 768-d vector, enc expects one 16-d vector",
+        ),
     ],
 )
 def test_bad_sweeps_are_refused_before_anything_is_written(model, tmp_path, args, message):
@@ -179,15 +232,23 @@ def twin_model(tmp_path_factory, kandinsky):
     """A model in the Kandinsky twin's token space (renderable with the tiny recipe)."""
     classes = ["cat", "dog", "pig", "sheep", "snake", "fox", "owl", "frog"]
     emb = kandinsky.text.class_embeddings(classes).numpy()
-    return write_model(tmp_path_factory.mktemp("tm") / "model.safetensors", kandinsky.text.space.to_json(), classes,
-                       class_embeddings=emb, hidden=16, latent=4)
+    return write_model(
+        tmp_path_factory.mktemp("tm") / "model.safetensors",
+        kandinsky.text.space.to_json(),
+        classes,
+        class_embeddings=emb,
+        hidden=16,
+        latent=4,
+    )
 
 
 def test_render_grid_lays_a_sweep_out_as_a_strip_and_a_triangle(twin_model, tmp_path):
     from PIL import Image
 
     line = run_cli(["sweep", "cat:dog", "--steps", "3", "-m", twin_model, "-o", tmp_path / "l", "-q"])
-    r = run_cli(["render", "-", "a photo of a <>", "a plush toy of a <>", "--grid", "-o", tmp_path / "r", "-q"], stdin=line.out)
+    r = run_cli(
+        ["render", "-", "a photo of a <>", "a plush toy of a <>", "--grid", "-o", tmp_path / "r", "-q"], stdin=line.out
+    )
     assert r.code == 0, r.err
     with Image.open(tmp_path / "r" / "grid.png") as im:  # 2 prompt rows × 3 tokens in path order
         assert im.size == (140 + 3 * 164 + 4, 28 + 2 * 164 + 4)
@@ -203,7 +264,9 @@ def test_render_grid_lays_a_sweep_out_as_a_strip_and_a_triangle(twin_model, tmp_
 
 
 def test_sweep_estimates_monotonicity_and_plot(twin_model, tmp_path):
-    r = run_cli(["sweep", "cat:dog", "--steps", "3", "-m", twin_model, "-o", tmp_path / "s", "--estimate", "text", "--json"])
+    r = run_cli(
+        ["sweep", "cat:dog", "--steps", "3", "-m", twin_model, "-o", tmp_path / "s", "--estimate", "text", "--json"]
+    )
     assert r.code == 0, r.err
     rep = json.loads(r.out)
     assert set(rep["monotonic"]["classes"]) == {"cat", "dog"} and isinstance(rep["monotonic"]["all"], bool)
@@ -233,7 +296,12 @@ def test_the_gallery_shows_a_sweep_as_one_strip(twin_model, tmp_path):
     strips = re.findall(r'<div class="sweep" data-count="(\d+)">.*?</div></div>', text, re.S)
     assert strips == ["4", "6"]  # the triangle's corners are the line's ends too: every token still shows
     first = re.search(r'<div class="sweep" data-count="4">(.*?)</div></div>', text, re.S).group(1)
-    assert re.findall(r"<figcaption>(.*?)</figcaption>", first) == ["cat 1.00", "cat 0.67 dog 0.33", "dog 0.67 cat 0.33", "dog 1.00"]
+    assert re.findall(r"<figcaption>(.*?)</figcaption>", first) == [
+        "cat 1.00",
+        "cat 0.67 dog 0.33",
+        "dog 0.67 cat 0.33",
+        "dog 1.00",
+    ]
     body = _body(_browse(page.as_uri(), "--dump-dom").stdout)
     assert body["sweeps"] == "2" and body["errors"] == "" and body["images-broken"] == "0"
     screenshot(page, "gallery-sweep-screenshot.png", "1400,900", tmp_path)

@@ -17,8 +17,15 @@ from distok_cli.files.tokenfile import Token
 
 from .conftest import EXAMPLES, ROOT
 
-GOLDEN = ["pig-sheep-snake.distok", "sampled-cauchy.distok", "composition.distok", "pig55-sheep25-snake20-447da2.safetensors",
-          "sdxl-pig-sheep-snake.distok", "pig55-sheep25-snake20-952008.safetensors", "plain-textual-inversion.safetensors"]
+GOLDEN = [
+    "pig-sheep-snake.distok",
+    "sampled-cauchy.distok",
+    "composition.distok",
+    "pig55-sheep25-snake20-447da2.safetensors",
+    "sdxl-pig-sheep-snake.distok",
+    "pig55-sheep25-snake20-952008.safetensors",
+    "plain-textual-inversion.safetensors",
+]
 SPACE = TokenSpace("enc", 4, "fp16-sha256:" + "1" * 64)
 
 
@@ -71,7 +78,9 @@ def test_two_part_golden_file_is_an_sdxl_embedding_with_provenance():
     assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/textual-inversion"
     space = json.loads(meta["distok.token_space"])
     assert [(p["name"], p["dim"], p["subfolder"]) for p in space["parts"]] == [
-        ("clip_l", 768, "text_encoder"), ("clip_g", 1280, "text_encoder_2")]
+        ("clip_l", 768, "text_encoder"),
+        ("clip_g", 1280, "text_encoder_2"),
+    ]
     # the space's fingerprint is its parts': sha256 over "name:dim:fingerprint;" (spec §3)
     joined = "".join(f"{p['name']}:{p['dim']}:{p['fingerprint']};" for p in space["parts"])
     assert space["fingerprint"] == "fp16-sha256:" + hashlib.sha256(joined.encode()).hexdigest()
@@ -81,8 +90,9 @@ def _two_part(meta_space=None, tensors=None, version="2.0"):
     """A two-part token file built by hand (widths 2 and 3), with one thing changed."""
     from distok_cli.files.space import SpacePart
 
-    space = TokenSpace.with_parts("enc", (SpacePart("aa", 2, "fp16-sha256:" + "1" * 64),
-                                          SpacePart("bb", 3, "fp16-sha256:" + "2" * 64)))
+    space = TokenSpace.with_parts(
+        "enc", (SpacePart("aa", 2, "fp16-sha256:" + "1" * 64), SpacePart("bb", 3, "fp16-sha256:" + "2" * 64))
+    )
     token = tok(vec=(1, 2, 3, 4, 5), space=space)
     meta = tokenfile.metadata_for(token)
     meta["distok.format_version"] = version
@@ -103,19 +113,33 @@ def test_two_part_file_round_trips_and_keeps_its_parts():
 @pytest.mark.parametrize(
     "data, reason",
     [
-        (_two_part(tensors={"aa": np.array([[1, 2]], "f4"), "cc": np.array([[3, 4, 5]], "f4")}),
-         "tensors are 'aa', 'cc', expected aa, bb"),
-        (_two_part(tensors={"aa": np.array([[1, 2, 3]], "f4"), "bb": np.array([[4, 5]], "f4")}),
-         "tensor aa has shape [1, 3], expected [1, 2]"),
-        (_two_part(tensors={"aa": np.array([[1, 2]], "f4"), "bb": np.array([[3, 4, 5, 6]], "f4")}),
-         "tensor bb has shape [1, 4], expected [1, 3]"),
-        (_two_part(tensors={"aa": np.array([[1, 2]], "f4"), "bb": np.array([[3, 4], [5, 6]], "f4")}),
-         "tensor bb has shape [2, 2], expected [1, d]"),
+        (
+            _two_part(tensors={"aa": np.array([[1, 2]], "f4"), "cc": np.array([[3, 4, 5]], "f4")}),
+            "tensors are 'aa', 'cc', expected aa, bb",
+        ),
+        (
+            _two_part(tensors={"aa": np.array([[1, 2, 3]], "f4"), "bb": np.array([[4, 5]], "f4")}),
+            "tensor aa has shape [1, 3], expected [1, 2]",
+        ),
+        (
+            _two_part(tensors={"aa": np.array([[1, 2]], "f4"), "bb": np.array([[3, 4, 5, 6]], "f4")}),
+            "tensor bb has shape [1, 4], expected [1, 3]",
+        ),
+        (
+            _two_part(tensors={"aa": np.array([[1, 2]], "f4"), "bb": np.array([[3, 4], [5, 6]], "f4")}),
+            "tensor bb has shape [2, 2], expected [1, d]",
+        ),
         (_two_part(version="1.0"), "format 1.x tokens have one vector and 2.x tokens have parts"),
-        (_two_part(lambda s: {**s, "parts": [{**s["parts"][0], "name": "bb"}, s["parts"][1]]}),
-         "need two or more distinct names"),
-        (_two_part(lambda s: {**s, "parts": [{**s["parts"][0], "fingerprint": "fp16-sha256:" + "3" * 64}, s["parts"][1]]}),
-         "token space fingerprint is not its parts'"),
+        (
+            _two_part(lambda s: {**s, "parts": [{**s["parts"][0], "name": "bb"}, s["parts"][1]]}),
+            "need two or more distinct names",
+        ),
+        (
+            _two_part(
+                lambda s: {**s, "parts": [{**s["parts"][0], "fingerprint": "fp16-sha256:" + "3" * 64}, s["parts"][1]]}
+            ),
+            "token space fingerprint is not its parts'",
+        ),
         (_two_part(lambda s: {**s, "parts": [s["parts"][0]]}), "parts needs at least 2 item(s)"),
         (_two_part(lambda s: {**s, "parts": [{**s["parts"][0], "name": "Emb"}, s["parts"][1]]}), "parts[0].name"),
     ],
@@ -149,8 +173,12 @@ def test_golden_metadata_matches_the_json_schema(name):
     with safe_open(str(EXAMPLES / name), framework="np") as f:
         meta = f.metadata()
     jsonschema.validate(meta, schema)
-    for key, ref in [("distok.token_space", "token_space"), ("distok.source", "source"),
-                     ("distok.estimate", "estimate"), ("distok.model", "model")]:
+    for key, ref in [
+        ("distok.token_space", "token_space"),
+        ("distok.source", "source"),
+        ("distok.estimate", "estimate"),
+        ("distok.model", "model"),
+    ]:
         if key in meta:
             jsonschema.validate(json.loads(meta[key]), {"$defs": schema["$defs"], "$ref": f"#/$defs/{ref}"})
 
@@ -218,37 +246,100 @@ ENTRY = {"dtype": "F32", "shape": [1, 4], "data_offsets": [0, 16]}
         (struct.pack("<Q", 10) + b"{}", "truncated (header needs 10 bytes, file has 2)"),
         (struct.pack("<Q", 2) + b"[]", "not a safetensors file (header is not a JSON object)"),
         (struct.pack("<Q", 3) + b"{x}", "malformed safetensors header (invalid JSON)"),
-        (struct.pack("<Q", (1 << 20) + 1) + b" " * ((1 << 20) + 1), "metadata too large (1048577 bytes; limit 1048576)"),
+        (
+            struct.pack("<Q", (1 << 20) + 1) + b" " * ((1 << 20) + 1),
+            "metadata too large (1048577 bytes; limit 1048576)",
+        ),
         (_file({"__metadata__": _valid_meta(V)}, b""), "no tensor (a token file holds one, or one per part)"),
-        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY, "b": {**ENTRY, "data_offsets": [16, 32]}}, V.tobytes() * 2),
-         "tensors are 'b', 'emb_params', expected emb_params"),
+        (
+            _file(
+                {"__metadata__": _valid_meta(V), "emb_params": ENTRY, "b": {**ENTRY, "data_offsets": [16, 32]}},
+                V.tobytes() * 2,
+            ),
+            "tensors are 'b', 'emb_params', expected emb_params",
+        ),
         (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, V.tobytes()[:12]), "truncated or padded"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, V.tobytes() + b"xx"), "truncated or padded"),
         (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "dtype": "F64"}}, V.tobytes()), "dtype F64"),
-        (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "dtype": "F16", "data_offsets": [0, 8]}},
-               V.astype("<f2").tobytes()), "dtype F16, expected F32"),
-        (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [4]}}, V.tobytes()), "expected [1, d]"),
-        (_file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [2, 2]}}, V.tobytes()), "expected [1, d]"),
+        (
+            _file(
+                {"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "dtype": "F16", "data_offsets": [0, 8]}},
+                V.astype("<f2").tobytes(),
+            ),
+            "dtype F16, expected F32",
+        ),
+        (
+            _file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [4]}}, V.tobytes()),
+            "expected [1, d]",
+        ),
+        (
+            _file({"__metadata__": _valid_meta(V), "emb_params": {**ENTRY, "shape": [2, 2]}}, V.tobytes()),
+            "expected [1, d]",
+        ),
         (_file({"__metadata__": _valid_meta(V), "x": ENTRY}, V.tobytes()), "tensors are 'x', expected emb_params"),
-        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.nan, 3, 4], "<f4").tobytes()),
-         "NaN or Inf"),
-        (_file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.inf, 3, 4], "<f4").tobytes()),
-         "NaN or Inf"),
-        (_file({"__metadata__": _valid_meta(V, **{"distok.format_version": "3.0"}), "emb_params": ENTRY}, V.tobytes()),
-         "unsupported format version '3.0' (this distok reads 1.x and 2.x)"),
-        (_file({"__metadata__": _valid_meta(V, **{"distok.format_version": "2.0"}), "emb_params": ENTRY}, V.tobytes()),
-         "a format 2.x token space must list its parts"),
-        (_file({"__metadata__": _valid_meta(V, **{"distok.format": "other"}), "emb_params": ENTRY}, V.tobytes()),
-         "unknown format 'other'"),
-        (_file({"__metadata__": _valid_meta(V, **{"distok.source": "{oops"}), "emb_params": ENTRY}, V.tobytes()),
-         "metadata distok.source is not valid JSON"),
-        (_file({"__metadata__": _valid_meta(V, **{"distok.source": '{"kind":"distribution","distribution":{"a":0.5,"b":0.6}}'}),
-                "emb_params": ENTRY}, V.tobytes()), "source distribution sums to 1.1, not 1 (tolerance 1e-06)"),
-        (_file({"__metadata__": _valid_meta(V, **{"distok.source": '{"kind":"distribution","distribution":{"a":1.5,"b":-0.5}}'}),
-                "emb_params": ENTRY}, V.tobytes()), "distribution.b must be at least 0, not -0.5"),
-        (_file({"__metadata__": _valid_meta(V, **{"distok.content_id": "sha256:" + "0" * 64}), "emb_params": ENTRY},
-               V.tobytes()), "content id does not match the tensor"),
-        (_file({"__metadata__": {"distok.format": 1}, "emb_params": ENTRY}, V.tobytes()), "__metadata__ must map strings"),
+        (
+            _file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.nan, 3, 4], "<f4").tobytes()),
+            "NaN or Inf",
+        ),
+        (
+            _file({"__metadata__": _valid_meta(V), "emb_params": ENTRY}, np.array([1, np.inf, 3, 4], "<f4").tobytes()),
+            "NaN or Inf",
+        ),
+        (
+            _file(
+                {"__metadata__": _valid_meta(V, **{"distok.format_version": "3.0"}), "emb_params": ENTRY}, V.tobytes()
+            ),
+            "unsupported format version '3.0' (this distok reads 1.x and 2.x)",
+        ),
+        (
+            _file(
+                {"__metadata__": _valid_meta(V, **{"distok.format_version": "2.0"}), "emb_params": ENTRY}, V.tobytes()
+            ),
+            "a format 2.x token space must list its parts",
+        ),
+        (
+            _file({"__metadata__": _valid_meta(V, **{"distok.format": "other"}), "emb_params": ENTRY}, V.tobytes()),
+            "unknown format 'other'",
+        ),
+        (
+            _file({"__metadata__": _valid_meta(V, **{"distok.source": "{oops"}), "emb_params": ENTRY}, V.tobytes()),
+            "metadata distok.source is not valid JSON",
+        ),
+        (
+            _file(
+                {
+                    "__metadata__": _valid_meta(
+                        V, **{"distok.source": '{"kind":"distribution","distribution":{"a":0.5,"b":0.6}}'}
+                    ),
+                    "emb_params": ENTRY,
+                },
+                V.tobytes(),
+            ),
+            "source distribution sums to 1.1, not 1 (tolerance 1e-06)",
+        ),
+        (
+            _file(
+                {
+                    "__metadata__": _valid_meta(
+                        V, **{"distok.source": '{"kind":"distribution","distribution":{"a":1.5,"b":-0.5}}'}
+                    ),
+                    "emb_params": ENTRY,
+                },
+                V.tobytes(),
+            ),
+            "distribution.b must be at least 0, not -0.5",
+        ),
+        (
+            _file(
+                {"__metadata__": _valid_meta(V, **{"distok.content_id": "sha256:" + "0" * 64}), "emb_params": ENTRY},
+                V.tobytes(),
+            ),
+            "content id does not match the tensor",
+        ),
+        (
+            _file({"__metadata__": {"distok.format": 1}, "emb_params": ENTRY}, V.tobytes()),
+            "__metadata__ must map strings",
+        ),
     ],
 )
 def test_reader_rejects_with_one_line_reason(data, reason):
@@ -312,7 +403,6 @@ def test_written_files_get_the_mode_open_would_give(tmp_path, umask):
     import os
     import stat
 
-
     old = os.umask(umask)
     try:
         safety._UMASK = None  # read the umask afresh, as a new process would
@@ -334,8 +424,14 @@ def test_pipes_and_devices_are_refused_before_any_read(tmp_path):
 
     fifo = tmp_path / "t.distok"
     os.mkfifo(fifo)
-    assert_one_line_error(run_cli(["inspect", str(fifo)]), 2, f"{fifo}: not a regular file (a pipe or a device is not a token file)")
-    assert_one_line_error(run_cli(["encode", "cat:1", "-m", str(fifo)]), 2, "not a regular file (a pipe or a device is not a distok checkpoint)")
+    assert_one_line_error(
+        run_cli(["inspect", str(fifo)]), 2, f"{fifo}: not a regular file (a pipe or a device is not a token file)"
+    )
+    assert_one_line_error(
+        run_cli(["encode", "cat:1", "-m", str(fifo)]),
+        2,
+        "not a regular file (a pipe or a device is not a distok checkpoint)",
+    )
     assert_one_line_error(run_cli(["encode", "cat:1", "-m", "/dev/zero"]), 2, "/dev/zero: not a regular file")
 
 
@@ -349,7 +445,9 @@ def test_estimate_write_keeps_the_token_files_mode(tmp_path, umask, kandinsky):
     from .conftest import make_token, run_cli
 
     p = tmp_path / "t.distok"
-    tokenfile.save(make_token(kandinsky.text.space, np.ones(768) * 0.01, model={"hash": "sha256:" + "0" * 64, "recipe": "tiny"}), p)
+    tokenfile.save(
+        make_token(kandinsky.text.space, np.ones(768) * 0.01, model={"hash": "sha256:" + "0" * 64, "recipe": "tiny"}), p
+    )
     os.chmod(p, 0o640)
     old = os.umask(umask)
     try:

@@ -23,7 +23,9 @@ from distok_cli.files.recipes import EstimatorConfig
 class BlipItmEstimator:
     kind = "blip-itm"
 
-    def __init__(self, cfg: EstimatorConfig, device: str = "auto", dtype: str = "auto", built: tuple[Any, Any] | None = None) -> None:
+    def __init__(
+        self, cfg: EstimatorConfig, device: str = "auto", dtype: str = "auto", built: tuple[Any, Any] | None = None
+    ) -> None:
         from transformers import BlipForImageTextRetrieval, BlipProcessor
 
         self.cfg = cfg
@@ -65,8 +67,10 @@ class BlipItmEstimator:
             img = img.repeat_interleave(k, 0)
             att = torch.ones(img.shape[:-1], dtype=torch.long, device=self.device)
             txt = self.model.text_encoder(
-                input_ids=ids.repeat(n, 1), attention_mask=mask.repeat(n, 1),
-                encoder_hidden_states=img, encoder_attention_mask=att,
+                input_ids=ids.repeat(n, 1),
+                attention_mask=mask.repeat(n, 1),
+                encoder_hidden_states=img,
+                encoder_attention_mask=att,
             ).last_hidden_state
             itm = self.model.itm_head(txt[:, 0, :]).float()
         return (itm[:, 1] - itm[:, 0]).view(n, k)
@@ -116,11 +120,14 @@ class BlipVqaEstimator:
             img = self.model.vision_model(pixel_values=pixels.to(self.device, self.dtype)).last_hidden_state
             img_att = torch.ones(img.shape[:-1], dtype=torch.long, device=self.device)
             qh = self.model.text_encoder(
-                input_ids=q.input_ids, attention_mask=q.attention_mask, encoder_hidden_states=img,
+                input_ids=q.input_ids,
+                attention_mask=q.attention_mask,
+                encoder_hidden_states=img,
                 encoder_attention_mask=img_att,
             ).last_hidden_state
             logits = self.model.text_decoder(
-                input_ids=a_ids.repeat(n, 1), attention_mask=a.attention_mask.repeat(n, 1),
+                input_ids=a_ids.repeat(n, 1),
+                attention_mask=a.attention_mask.repeat(n, 1),
                 encoder_hidden_states=qh.repeat_interleave(k, 0),
                 encoder_attention_mask=q.attention_mask.repeat_interleave(k, 0),
             ).logits.float()

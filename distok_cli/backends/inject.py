@@ -43,20 +43,27 @@ def inject(pipe: Any, token: Token, name: str) -> str:
     what = token.path or token.short_id
     widths = [int(e.get_input_embeddings().weight.shape[1]) for _, e in pairs]
     if len(parts) != len(pairs) or [len(p) for p in parts] != widths:
-        raise BadInput(f"{what}: token has {describe_layout(token.layout, token.dim)}; {type(pipe).__name__}'s text "
-                       f"encoders take {' + '.join(map(str, widths))} values")
+        raise BadInput(
+            f"{what}: token has {describe_layout(token.layout, token.dim)}; {type(pipe).__name__}'s text "
+            f"encoders take {' + '.join(map(str, widths))} values"
+        )
     if not name.strip() or any(c.isspace() for c in name):
         raise BadInput(f"name {name!r}: one prompt word, no spaces")
-    fingerprints = [p.fingerprint for p in token.space.parts] if token.space and token.space.parts else (
-        [token.space.fingerprint] if token.space else [None] * len(pairs))
+    fingerprints = (
+        [p.fingerprint for p in token.space.parts]
+        if token.space and token.space.parts
+        else ([token.space.fingerprint] if token.space else [None] * len(pairs))
+    )
     for (tok, enc), fp in zip(pairs, fingerprints):
         if name in tok.get_vocab():
             raise BadInput(f"name {name!r} is already a word of the pipeline's tokenizer: choose another")
         if fp is not None:
             matrix = enc.get_input_embeddings().weight.detach()[: tok.vocab_size].to("cpu", torch.float16).numpy()
             if space_fingerprint(matrix) != fp:
-                raise BadInput(f"{what} was made for another text encoder ({token.space.encoder}), not this "  # type: ignore[union-attr]
-                               "pipeline's (fingerprints differ)")
+                raise BadInput(
+                    f"{what} was made for another text encoder ({token.space.encoder}), not this "  # type: ignore[union-attr]
+                    "pipeline's (fingerprints differ)"
+                )
     for (tok, enc), vec in zip(pairs, parts):
         tok.add_tokens([name])
         enc.resize_token_embeddings(len(tok), mean_resizing=False)

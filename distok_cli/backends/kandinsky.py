@@ -17,8 +17,13 @@ from distok_cli.backends.textside import TextSide
 from distok_cli.files.recipes import RenderConfig
 
 BACKEND = Backend(
-    name="kandinsky21", title="Kandinsky 2.1", parts=(), width=768, renders=True,
-    estimators=("blip-itm", "blip-vqa", "text", "prior"), default_recipe="tiny",
+    name="kandinsky21",
+    title="Kandinsky 2.1",
+    parts=(),
+    width=768,
+    renders=True,
+    estimators=("blip-itm", "blip-vqa", "text", "prior"),
+    default_recipe="tiny",
 )
 
 
@@ -39,8 +44,9 @@ def load_text_side(ref: str, device: str, torch_dtype: Any) -> TextSide:
     return TextSide(tok, enc, ref)
 
 
-def make_renderer(cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
-                  compile: bool = False) -> KandinskyRenderer:
+def make_renderer(
+    cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False, compile: bool = False
+) -> KandinskyRenderer:
     return KandinskyRenderer(cfg, device, dtype, offload, compile=compile)
 
 
@@ -48,8 +54,15 @@ class KandinskyRenderer:
     backend = "kandinsky21"
     text: TextSide
 
-    def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
-                 pipelines: tuple[Any, Any] | None = None, compile: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: RenderConfig,
+        device: str = "auto",
+        dtype: str = "auto",
+        offload: bool = False,
+        pipelines: tuple[Any, Any] | None = None,
+        compile: bool = False,
+    ) -> None:
         """Load ``cfg.prior``/``cfg.decoder`` with from_pretrained, or use ``pipelines`` already built
         (the GPU benchmark builds full-size random-weight pipelines in memory). ``compile``: see
         :func:`compile_unet`."""
@@ -87,8 +100,13 @@ class KandinskyRenderer:
             emb, hidden, mask = dec._encode_prompt([""], dec._execution_device, 1, False)
             zero = prior.get_zero_embed(1, device=prior._execution_device)
 
-        def encode_prompt(prompt: Any, device: Any, num_images_per_prompt: int, do_classifier_free_guidance: bool,
-                          negative_prompt: Any = None) -> tuple[Any, Any, Any]:
+        def encode_prompt(
+            prompt: Any,
+            device: Any,
+            num_images_per_prompt: int,
+            do_classifier_free_guidance: bool,
+            negative_prompt: Any = None,
+        ) -> tuple[Any, Any, Any]:
             prompts = prompt if isinstance(prompt, list) else [prompt]
             if any(prompts) or negative_prompt:
                 raise RuntimeError("distok's Kandinsky decoder takes empty prompts only")
@@ -131,6 +149,12 @@ class KandinskyRenderer:
         emb, neg = self.image_embeds(vectors, prompts, seeds, s)
         with torch.inference_mode():
             return self.decoder(
-                [""] * len(prompts), image_embeds=emb, negative_image_embeds=neg, height=s.size, width=s.size,
-                num_inference_steps=s.steps, guidance_scale=s.guidance, generator=generators(seeds),
+                [""] * len(prompts),
+                image_embeds=emb,
+                negative_image_embeds=neg,
+                height=s.size,
+                width=s.size,
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance,
+                generator=generators(seeds),
             ).images

@@ -63,7 +63,9 @@ def from_pretrained(cls: Any, ref: str, **kwargs: Any) -> Any:
         return obj
     except (OSError, ValueError) as exc:
         text = str(exc).lower()
-        if not is_local and any(w in text for w in ("offline", "not found", "connect", "cache", "does not appear", "no such")):
+        if not is_local and any(
+            w in text for w in ("offline", "not found", "connect", "cache", "does not appear", "no such")
+        ):
             raise not_available(ref) from None
         raise ModelNotAvailable(f"cannot load {ref!r}: {' '.join(str(exc).split())[:200]}") from None
 

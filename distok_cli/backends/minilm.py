@@ -16,8 +16,7 @@ from distok_cli.backends.refs import MINILM_REF as REF
 from distok_cli.backends.textside import TextSide
 from distok_cli.files.recipes import RenderConfig
 
-BACKEND = Backend(name="minilm", title="MiniLM", parts=(), width=384, renders=False,
-                  estimators=("text",))
+BACKEND = Backend(name="minilm", title="MiniLM", parts=(), width=384, renders=False, estimators=("text",))
 
 
 def text_ref(cfg: RenderConfig) -> str:

@@ -37,7 +37,9 @@ class Settings:
         base.update({k: v for k, v in over.items() if v is not None})
         s = cls(**base)
         if s.size < MIN_SIZE or s.steps < 1 or s.batch_size < 1 or s.guidance < 0:
-            raise BadInput(f"--size must be at least {MIN_SIZE}; --steps, --batch-size at least 1; --guidance not negative")
+            raise BadInput(
+                f"--size must be at least {MIN_SIZE}; --steps, --batch-size at least 1; --guidance not negative"
+            )
         if s.prior_steps < MIN_PRIOR_STEPS:
             raise BadInput(f"--prior-steps must be at least {MIN_PRIOR_STEPS}")
         return s

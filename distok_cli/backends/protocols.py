@@ -56,7 +56,6 @@ class Renderer(Protocol):
     models: dict[str, str]
     compiled: bool
 
-    def render(self, vectors: Any, prompts: list[str], seeds: list[int], s: Any,
-               paths: list[str | None] | None = None) -> list[Any]: ...
-
-
+    def render(
+        self, vectors: Any, prompts: list[str], seeds: list[int], s: Any, paths: list[str | None] | None = None
+    ) -> list[Any]: ...

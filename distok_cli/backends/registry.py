@@ -45,8 +45,9 @@ def load_text_side(recipe: Recipe, device: str, dtype: str = "auto") -> TextSide
     return module.load_text_side(ref, device, torch_dtype)
 
 
-def make_renderer(cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
-                  compile: bool = False) -> Renderer:
+def make_renderer(
+    cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False, compile: bool = False
+) -> Renderer:
     backend = get(cfg.backend)
     if not backend.renders:
         raise BadInput(f"{backend.title} does not render")

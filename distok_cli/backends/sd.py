@@ -16,8 +16,13 @@ from distok_cli.backends.textside import TextSide
 from distok_cli.files.recipes import RenderConfig
 
 BACKEND = Backend(
-    name="sd15", title="SD 1.x", parts=(), width=768, renders=True,
-    estimators=("blip-itm", "blip-vqa", "text"), default_recipe=None,
+    name="sd15",
+    title="SD 1.x",
+    parts=(),
+    width=768,
+    renders=True,
+    estimators=("blip-itm", "blip-vqa", "text"),
+    default_recipe=None,
 )
 
 
@@ -38,8 +43,9 @@ def load_text_side(ref: str, device: str, torch_dtype: Any) -> TextSide:
     return TextSide(tok, enc, ref)
 
 
-def make_renderer(cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
-                  compile: bool = False) -> SDRenderer:
+def make_renderer(
+    cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False, compile: bool = False
+) -> SDRenderer:
     return SDRenderer(cfg, device, dtype, offload, compile=compile)
 
 
@@ -47,8 +53,9 @@ class SDRenderer:
     backend = "sd15"
     text: TextSide
 
-    def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
-                 compile: bool = False) -> None:
+    def __init__(
+        self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False, compile: bool = False
+    ) -> None:
         self.device, self.dtype = placement(device, dtype)  # quietens the libraries before they import
         from diffusers import StableDiffusionPipeline
 
@@ -64,7 +71,9 @@ class SDRenderer:
         self.text = TextSide(self.pipe.tokenizer, self.pipe.text_encoder, cfg.sd)
         self.models = {"sd": cfg.sd}
 
-    def render(self, vectors: Any, prompts: list[str], seeds: list[int], s: Settings, paths: list[str | None] | None = None) -> list[Any]:
+    def render(
+        self, vectors: Any, prompts: list[str], seeds: list[int], s: Settings, paths: list[str | None] | None = None
+    ) -> list[Any]:
         import torch
 
         names = [f"<distok-ti-{i}>" for i in range(len(prompts))]
@@ -77,8 +86,12 @@ class SDRenderer:
         try:
             with torch.inference_mode():
                 return self.pipe(
-                    [p.replace("<>", n) for p, n in zip(prompts, names)], height=s.size, width=s.size,
-                    num_inference_steps=s.steps, guidance_scale=s.guidance, generator=generators(seeds),
+                    [p.replace("<>", n) for p, n in zip(prompts, names)],
+                    height=s.size,
+                    width=s.size,
+                    num_inference_steps=s.steps,
+                    guidance_scale=s.guidance,
+                    generator=generators(seeds),
                 ).images
         finally:
             self.pipe.unload_textual_inversion(tokens=names)

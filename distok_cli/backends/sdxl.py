@@ -37,8 +37,15 @@ from distok_cli.files.space import SpacePart, TokenSpace, check_compatible, spli
 
 #: (part name, pipeline tokenizer folder, pipeline text-encoder folder), in the token's order.
 PARTS = (("clip_l", "tokenizer", "text_encoder"), ("clip_g", "tokenizer_2", "text_encoder_2"))
-BACKEND = Backend(name="sdxl", title="SDXL", parts=tuple(p for p, _, _ in PARTS), width=None, renders=True,
-                  estimators=("blip-itm", "blip-vqa", "text"), default_recipe="sdxl-animals")
+BACKEND = Backend(
+    name="sdxl",
+    title="SDXL",
+    parts=tuple(p for p, _, _ in PARTS),
+    width=None,
+    renders=True,
+    estimators=("blip-itm", "blip-vqa", "text"),
+    default_recipe="sdxl-animals",
+)
 #: SDXL reads the penultimate layer of both encoders (diffusers' ``hidden_states[-2]``, clip_skip 0).
 HIDDEN_LAYER = -2
 
@@ -64,7 +71,9 @@ class SDXLTextSide:
 
         v = torch.as_tensor(vectors) if not isinstance(vectors, torch.Tensor) else vectors
         if v.shape[-1] != self.dim:
-            raise BadInput(f"token has {v.shape[-1]} values but this token space ({self.space.describe()}) has {self.dim}")
+            raise BadInput(
+                f"token has {v.shape[-1]} values but this token space ({self.space.describe()}) has {self.dim}"
+            )
         return list(split(v, self.layout).values())
 
     @contextmanager
@@ -134,16 +143,24 @@ def tokenizer_folders(cfg: RenderConfig) -> list[tuple[str, str]]:
     return [(cfg.sdxl, t) for _, t, _ in PARTS]
 
 
-def make_renderer(cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
-                  compile: bool = False) -> SDXLRenderer:
+def make_renderer(
+    cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False, compile: bool = False
+) -> SDXLRenderer:
     return SDXLRenderer(cfg, device, dtype, offload, compile=compile)
 
 
 class SDXLRenderer:
     backend = "sdxl"
 
-    def __init__(self, cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False,
-                 compile: bool = False, pipeline: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: RenderConfig,
+        device: str = "auto",
+        dtype: str = "auto",
+        offload: bool = False,
+        compile: bool = False,
+        pipeline: Any = None,
+    ) -> None:
         """Load ``cfg.sdxl`` with from_pretrained (or use ``pipeline``, built in memory by the GPU benchmark)."""
         self.device, self.dtype = placement(device, dtype)
         from diffusers import StableDiffusionXLPipeline
@@ -158,12 +175,14 @@ class SDXLRenderer:
         self.compiled = compile
         if compile:
             compile_unet(self.pipe)
-        self.text = SDXLTextSide((self.pipe.tokenizer, self.pipe.tokenizer_2),
-                                 (self.pipe.text_encoder, self.pipe.text_encoder_2), cfg.sdxl)
+        self.text = SDXLTextSide(
+            (self.pipe.tokenizer, self.pipe.tokenizer_2), (self.pipe.text_encoder, self.pipe.text_encoder_2), cfg.sdxl
+        )
         self.models = {"sdxl": cfg.sdxl}
 
-    def render(self, vectors: Any, prompts: list[str], seeds: list[int], s: Any,
-               paths: list[str | None] | None = None) -> list[Any]:
+    def render(
+        self, vectors: Any, prompts: list[str], seeds: list[int], s: Any, paths: list[str | None] | None = None
+    ) -> list[Any]:
         """One image per (vector, prompt, seed): each part reaches its own encoder through the hooks."""
         import torch
 
@@ -171,6 +190,10 @@ class SDXLRenderer:
         self.text.check_fits(filled)
         with torch.inference_mode(), self.text.inject(vectors):
             return self.pipe(
-                filled, height=s.size, width=s.size, num_inference_steps=s.steps, guidance_scale=s.guidance,
+                filled,
+                height=s.size,
+                width=s.size,
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance,
                 generator=generators(seeds),
             ).images

@@ -52,7 +52,12 @@ class TextSide:
     """
 
     def __init__(
-        self, tokenizer: Any, text_encoder: Any, encoder_ref: str, subfolder: str = "text_encoder", pooling: str = "clip"
+        self,
+        tokenizer: Any,
+        text_encoder: Any,
+        encoder_ref: str,
+        subfolder: str = "text_encoder",
+        pooling: str = "clip",
     ) -> None:
         import torch
 
@@ -135,7 +140,9 @@ class TextSide:
         ids = self.tokenize(list(dict.fromkeys(filled_prompts)))
         for row, prompt in zip(ids, dict.fromkeys(filled_prompts)):
             if not bool((row == self.ids[0]).any()):
-                raise BadInput(f"prompt {prompt.replace(PLACEHOLDERS[0], '<>')!r} is too long: the token falls past the text encoder's context")
+                raise BadInput(
+                    f"prompt {prompt.replace(PLACEHOLDERS[0], '<>')!r} is too long: the token falls past the text encoder's context"
+                )
 
     def tokenize(self, prompts: list[str]) -> Any:
         return self._batch(prompts).input_ids
@@ -145,7 +152,10 @@ class TextSide:
             return self.tokenizer(prompts, padding=True, truncation=True, max_length=128, return_tensors="pt")
         # CLIP: always 77 positions, as the pipelines do
         return self.tokenizer(
-            prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
             return_tensors="pt",
         )
 

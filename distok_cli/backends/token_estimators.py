@@ -56,27 +56,42 @@ class RenderingEstimator:
 
 
 class TextEstimator:
-    def __init__(self, text: TextSide, classes: list[str], template: str, prompt: str, temperature: float, name: str,
-                 pooling: str | None = None) -> None:
+    def __init__(
+        self,
+        text: TextSide,
+        classes: list[str],
+        template: str,
+        prompt: str,
+        temperature: float,
+        name: str,
+        pooling: str | None = None,
+    ) -> None:
         self.text, self.classes, self.prompt, self.temperature = text, classes, prompt, temperature
         self.template, self.pooling, self.encoder_name = template, pooling, name
         self.name = f"text-judge:{name}" if pooling else f"text:{name}"
         with torch.no_grad():
             self.class_emb = torch.nn.functional.normalize(
-                text.encode([template.format(c) for c in classes], **self._pooling()), dim=-1)
+                text.encode([template.format(c) for c in classes], **self._pooling()), dim=-1
+            )
 
     def _pooling(self) -> dict[str, str]:
         """The judge's pooling as an argument (a text side without alternatives, SDXL's, takes none)."""
         return {"pooling": self.pooling} if self.pooling else {}
 
     def describe(self) -> dict[str, Any]:
-        return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt],
-                **self._pooling()}
+        return {
+            "estimator": self.name,
+            "temperature": self.temperature,
+            "template": self.template,
+            "prompts": [self.prompt],
+            **self._pooling(),
+        }
 
     def restyled(self, style: str) -> TextEstimator:
         """The same estimator with the token in "S <>" and the classes in "S {class}"."""
-        return TextEstimator(self.text, self.classes, f"{style} {{}}", f"{style} <>", self.temperature, self.encoder_name,
-                             self.pooling)
+        return TextEstimator(
+            self.text, self.classes, f"{style} {{}}", f"{style} <>", self.temperature, self.encoder_name, self.pooling
+        )
 
     def judge(self) -> TextEstimator | None:
         """The second readout (``distok eval``'s judge): the same prompts read through a pooling of the same
@@ -84,8 +99,15 @@ class TextEstimator:
         for a text side without one (SDXL's two encoders)."""
         if not isinstance(self.text, TextSide):
             return None
-        return TextEstimator(self.text, self.classes, self.template, self.prompt, self.temperature, self.encoder_name,
-                             TextSide.JUDGE_POOLING[self.text.pooling])
+        return TextEstimator(
+            self.text,
+            self.classes,
+            self.template,
+            self.prompt,
+            self.temperature,
+            self.encoder_name,
+            TextSide.JUDGE_POOLING[self.text.pooling],
+        )
 
     def cosines(self, vectors: torch.Tensor) -> torch.Tensor:
         """cos(E(prompt with the token), E(template(c))), [N, K]; differentiable in ``vectors``."""
@@ -106,19 +128,30 @@ class PriorEstimator:
     class prompts: ``p(c) = softmax_c(cos(prior(prompt with <t>), E_clip(template(c))) / T)``. No decoder,
     no BLIP; T around 0.01 matches CLIP's logit scale of 100."""
 
-    def __init__(self, renderer: Any, settings: Any, classes: list[str], template: str, prompt: str, temperature: float) -> None:
+    def __init__(
+        self, renderer: Any, settings: Any, classes: list[str], template: str, prompt: str, temperature: float
+    ) -> None:
         self.renderer, self.settings, self.classes = renderer, settings, classes
         self.prompt, self.template, self.temperature = prompt, template, temperature
         self.text = renderer.text
         self.name = f"prior:{renderer.cfg.prior}"
         with torch.no_grad():
-            self.class_emb = torch.nn.functional.normalize(self.text.encode([template.format(c) for c in classes]).float(), dim=-1)
+            self.class_emb = torch.nn.functional.normalize(
+                self.text.encode([template.format(c) for c in classes]).float(), dim=-1
+            )
 
     def describe(self) -> dict[str, Any]:
-        return {"estimator": self.name, "temperature": self.temperature, "template": self.template, "prompts": [self.prompt]}
+        return {
+            "estimator": self.name,
+            "temperature": self.temperature,
+            "template": self.template,
+            "prompts": [self.prompt],
+        }
 
     def restyled(self, style: str) -> PriorEstimator:
-        return PriorEstimator(self.renderer, self.settings, self.classes, f"{style} {{}}", f"{style} <>", self.temperature)
+        return PriorEstimator(
+            self.renderer, self.settings, self.classes, f"{style} {{}}", f"{style} <>", self.temperature
+        )
 
     def logits(self, vectors: torch.Tensor, seeds: list[list[int]]) -> torch.Tensor:
         """Cosines of the prior's image embedding (one per seed in ``seeds[i]``) with the class prompts, [N, I, K]."""

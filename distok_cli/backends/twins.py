@@ -120,9 +120,16 @@ def _clip_text_config(tok, legacy_eos: bool = False):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=DIM, projection_dim=DIM, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tok.bos_token_id,
-        eos_token_id=2 if legacy_eos else tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=DIM,
+        projection_dim=DIM,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=77,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=2 if legacy_eos else tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
 
 
@@ -141,19 +148,40 @@ def build_prior(legacy_eos: bool = False):
     tok = clip_tokenizer()
     te = CLIPTextModelWithProjection(_clip_text_config(tok, legacy_eos)).eval()
     ie = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(hidden_size=32, image_size=32, patch_size=8, projection_dim=DIM, intermediate_size=37,
-                         num_attention_heads=4, num_hidden_layers=2)
+        CLIPVisionConfig(
+            hidden_size=32,
+            image_size=32,
+            patch_size=8,
+            projection_dim=DIM,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+        )
     ).eval()
-    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=12, embedding_dim=DIM, num_layers=1,
-                             num_embeddings=77)
+    prior = PriorTransformer(
+        num_attention_heads=2, attention_head_dim=12, embedding_dim=DIM, num_layers=1, num_embeddings=77
+    )
     prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))  # else post-processing gives zeros
-    sched = UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
-                            clip_sample=True, clip_sample_range=10.0)
-    proc = CLIPImageProcessor(size=32, crop_size=32, do_center_crop=True, do_normalize=True, do_resize=True,
-                              image_mean=[0.48145466, 0.4578275, 0.40821073],
-                              image_std=[0.26862954, 0.26130258, 0.27577711], resample=3)
-    return KandinskyPriorPipeline(prior=prior, image_encoder=ie, text_encoder=te, tokenizer=tok, scheduler=sched,
-                                  image_processor=proc)
+    sched = UnCLIPScheduler(
+        variance_type="fixed_small_log",
+        prediction_type="sample",
+        num_train_timesteps=1000,
+        clip_sample=True,
+        clip_sample_range=10.0,
+    )
+    proc = CLIPImageProcessor(
+        size=32,
+        crop_size=32,
+        do_center_crop=True,
+        do_normalize=True,
+        do_resize=True,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+        resample=3,
+    )
+    return KandinskyPriorPipeline(
+        prior=prior, image_encoder=ie, text_encoder=te, tokenizer=tok, scheduler=sched, image_processor=proc
+    )
 
 
 def build_decoder():
@@ -163,24 +191,59 @@ def build_decoder():
 
     torch.manual_seed(1)
     xt = xlmr_tokenizer()
-    mclip = MultilingualCLIP(MCLIPConfig(transformerDimSize=32, imageDimSize=DIM, hidden_size=32, intermediate_size=37,
-                                         num_attention_heads=4, num_hidden_layers=2, vocab_size=len(xt),
-                                         pad_token_id=xt.pad_token_id, max_position_embeddings=80)).eval()
+    mclip = MultilingualCLIP(
+        MCLIPConfig(
+            transformerDimSize=32,
+            imageDimSize=DIM,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(xt),
+            pad_token_id=xt.pad_token_id,
+            max_position_embeddings=80,
+        )
+    ).eval()
     unet = UNet2DConditionModel(
-        in_channels=4, out_channels=8, addition_embed_type="text_image", encoder_hid_dim_type="text_image_proj",
-        encoder_hid_dim=32, cross_attention_dim=DIM,
+        in_channels=4,
+        out_channels=8,
+        addition_embed_type="text_image",
+        encoder_hid_dim_type="text_image_proj",
+        encoder_hid_dim=32,
+        cross_attention_dim=DIM,
         down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
         up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
-        mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(32, 64), layers_per_block=1,
-        attention_head_dim=4, resnet_time_scale_shift="scale_shift", class_embed_type=None,
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        attention_head_dim=4,
+        resnet_time_scale_shift="scale_shift",
+        class_embed_type=None,
     )
-    movq = VQModel(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
-                   up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"], in_channels=3, out_channels=3,
-                   latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
-                   num_vq_embeddings=12, vq_embed_dim=4)
-    ddim = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012,
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
-                         thresholding=False)
+    movq = VQModel(
+        block_out_channels=[32, 64],
+        down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+        up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        norm_type="spatial",
+        num_vq_embeddings=12,
+        vq_embed_dim=4,
+    )
+    ddim = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+        thresholding=False,
+    )
     return KandinskyPipeline(text_encoder=mclip, tokenizer=xt, unet=unet, scheduler=ddim, movq=movq)
 
 
@@ -197,18 +260,46 @@ def build_sd(token_embedding=None):
         with torch.no_grad():
             te.get_input_embeddings().weight.copy_(token_embedding)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=DIM, attention_head_dim=4, norm_num_groups=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=DIM,
+        attention_head_dim=4,
+        norm_num_groups=8,
     )
-    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
-                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, norm_num_groups=8)
-    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                          clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    return StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched,
-                                   safety_checker=None, feature_extractor=None, image_encoder=None,
-                                   requires_safety_checker=False)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=8,
+    )
+    sched = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
 
 
 def build_sdxl():
@@ -224,26 +315,60 @@ def build_sdxl():
     wl, wg = SDXL_WIDTHS
 
     def cfg(width: int) -> Any:
-        return CLIPTextConfig(vocab_size=len(tok), hidden_size=width, projection_dim=width, intermediate_size=37,
-                              num_attention_heads=4, num_hidden_layers=3, max_position_embeddings=77,
-                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                              pad_token_id=tok.pad_token_id, hidden_act="gelu")
+        return CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=width,
+            projection_dim=width,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=3,
+            max_position_embeddings=77,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            hidden_act="gelu",
+        )
 
     te, te2 = CLIPTextModel(cfg(wl)).eval(), CLIPTextModelWithProjection(cfg(wg)).eval()
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=6 * 8 + wg,
-        cross_attention_dim=wl + wg, norm_num_groups=1,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 8 + wg,
+        cross_attention_dim=wl + wg,
+        norm_num_groups=1,
     )
-    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear",
-                                   timestep_spacing="leading")
-    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
-                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, sample_size=128)
-    return StableDiffusionXLPipeline(vae=vae, text_encoder=te, tokenizer=tok, text_encoder_2=te2, tokenizer_2=tok2,
-                                     unet=unet, scheduler=sched, force_zeros_for_empty_prompt=True)
+    sched = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear", timestep_spacing="leading"
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        sample_size=128,
+    )
+    return StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        text_encoder_2=te2,
+        tokenizer_2=tok2,
+        unet=unet,
+        scheduler=sched,
+        force_zeros_for_empty_prompt=True,
+    )
 
 
 def build_blip(words: list[str] | None = None, vqa: bool = False):
@@ -262,13 +387,30 @@ def build_blip(words: list[str] | None = None, vqa: bool = False):
     torch.manual_seed(3)
     tok = bert_tokenizer(BLIP_WORDS + [w for name in (words or ANIMALS_60) for w in name.split()])
     cfg = BlipConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=32, encoder_hidden_size=32, intermediate_size=37,
-                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64,
-                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, sep_token_id=tok.sep_token_id,
-                         initializer_range=0.3),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=32, patch_size=8, initializer_range=0.3),
-        image_text_hidden_size=16, initializer_range=0.3,
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=32,
+            encoder_hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            sep_token_id=tok.sep_token_id,
+            initializer_range=0.3,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            initializer_range=0.3,
+        ),
+        image_text_hidden_size=16,
+        initializer_range=0.3,
     )
     model = (BlipForQuestionAnswering if vqa else BlipForImageTextRetrieval)(cfg).eval()
     proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)

@@ -86,7 +86,11 @@ def load_space(space: TokenSpace | Any, encoder: str | None = None) -> tuple[lis
     root = resolve(encoder or space.encoder)
     enc = root / space.subfolder if space.subfolder else root
     # a pipeline's text_encoder[_N] has its tokenizer[_N] beside it
-    tok_dir = root / space.subfolder.replace("text_encoder", "tokenizer") if space.subfolder.startswith("text_encoder") else enc
+    tok_dir = (
+        root / space.subfolder.replace("text_encoder", "tokenizer")
+        if space.subfolder.startswith("text_encoder")
+        else enc
+    )
     return _vocab_from(tok_dir), _matrix_from(enc)
 
 
@@ -98,7 +102,9 @@ def nearest_parts(token: Token, k: int) -> dict[str, list[tuple[str, float]]]:
     for part, vec in zip(token.space.parts, token.part_vectors().values()):
         vocab, matrix = load_space(part, token.space.encoder)
         if space_fingerprint(matrix) != part.fingerprint:
-            raise BadInput(f"{token.path}: the local {token.space.encoder} ({part.name}) is not the encoder this token was made for")
+            raise BadInput(
+                f"{token.path}: the local {token.space.encoder} ({part.name}) is not the encoder this token was made for"
+            )
         out[part.name] = _top(vocab, matrix, vec, k)
     return out
 

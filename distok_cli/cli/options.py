@@ -8,6 +8,8 @@ import typer
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notices on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line on stdout.")]
+
+
 def seed_option(help: str) -> Any:
     """``--seed``: the same name and bounds everywhere; what a seed seeds differs, so each command says."""
     return typer.Option("--seed", min=0, max=2**63 - 1, help=help)
@@ -25,26 +27,29 @@ def output_option(help: str, folder: bool = True, *aliases: str) -> Any:
         return value
 
     return typer.Option("--output", "-o", *aliases, help=help, callback=check)
+
+
 DeviceOpt = Annotated[
     str, typer.Option("--device", envvar="DISTOK_DEVICE", help="Torch device: auto, cpu, cuda, cuda:N, mps.")
 ]
-DtypeOpt = Annotated[
-    str, typer.Option("--dtype", envvar="DISTOK_DTYPE", help="auto, float32, float16 or bfloat16.")
-]
+DtypeOpt = Annotated[str, typer.Option("--dtype", envvar="DISTOK_DTYPE", help="auto, float32, float16 or bfloat16.")]
 RecipeOpt = Annotated[
     str, typer.Option("--recipe", "-r", envvar="DISTOK_RECIPE", help="Recipe name (see recipes/) or YAML path.")
 ]
 TokenRecipeOpt = Annotated[
     str | None,
     typer.Option(
-        "--recipe", "-r", envvar="DISTOK_RECIPE",
+        "--recipe",
+        "-r",
+        envvar="DISTOK_RECIPE",
         help="Recipe name or YAML path (default: the recipe recorded in the tokens, else tiny).",
     ),
 ]
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="Trained run folder or checkpoint file (default: $DISTOK_MODEL, else the default model: `distok model`).",
     ),
 ]

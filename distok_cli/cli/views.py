@@ -43,16 +43,16 @@ def token_panel(token: Token, neighbors: Any = None) -> Any:
     else:
         shape = f"parts {' + '.join(f'{n} ({d})' for n, d in token.layout)}" if token.layout else f"dim {token.dim}"
         grid.add_row("token space", f"unknown: plain textual-inversion file ({shape}), no provenance")
-    grid.add_row(
-        "vector", f"norm {s['norm']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}  mean {s['mean']:.5f}"
-    )
+    grid.add_row("vector", f"norm {s['norm']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}  mean {s['mean']:.5f}")
     for name, ps in d.get("parts", {}).items():
         grid.add_row(name, f"norm {ps['norm']:.4f}  min {ps['min']:.4f}  max {ps['max']:.4f}  mean {ps['mean']:.5f}")
     src = token.source
     if src:
         line = src["kind"]
         if src["kind"] == "latent":
-            line += f": {src['prior']} prior, scale {src.get('scale')}, seed {src.get('seed')}, index {src.get('index')}"
+            line += (
+                f": {src['prior']} prior, scale {src.get('scale')}, seed {src.get('seed')}, index {src.get('index')}"
+            )
         grid.add_row("source", line)
         if source_distribution(token):
             grid.add_row("", bars(source_distribution(token) or {}))
@@ -63,12 +63,17 @@ def token_panel(token: Token, neighbors: Any = None) -> Any:
             grid.add_row("sweep", sweep_text(token) or "")
         ref = src.get("refine")
         if isinstance(ref, dict) and isinstance(ref.get("steps"), int):
-            kl = (f": KL {ref['kl_before']:.3f} -> {ref['kl_after']:.3f}"
-                  if isinstance(ref.get("kl_before"), (int, float)) and isinstance(ref.get("kl_after"), (int, float)) else "")
+            kl = (
+                f": KL {ref['kl_before']:.3f} -> {ref['kl_after']:.3f}"
+                if isinstance(ref.get("kl_before"), (int, float)) and isinstance(ref.get("kl_after"), (int, float))
+                else ""
+            )
             grid.add_row("refined", f"{ref['steps']} steps in {len(ref.get('styles') or [])} styles{kl}")
     est = token.estimate
     if est:
-        grid.add_row("estimate", f"{est['estimator']}" + (f", {len(est.get('seeds') or [])} seeds" if est.get("seeds") else ""))
+        grid.add_row(
+            "estimate", f"{est['estimator']}" + (f", {len(est.get('seeds') or [])} seeds" if est.get("seeds") else "")
+        )
         grid.add_row("", bars(est["distribution"]))
         if est.get("kl") is not None:
             grid.add_row("divergence", f"KL(source‖estimate) {est['kl']:.4f}  JS {est.get('js', float('nan')):.4f}")

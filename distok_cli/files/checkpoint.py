@@ -136,7 +136,7 @@ class Checkpoint:
         alpha = float(np.exp(np.float64(log_alpha[slot])))
         bias = dict(zip(self.classes, self.tensors["reweight.bias"].astype(np.float64)))
         total = sum(weights.values())
-        raw = {n: (w ** alpha) * math.exp(bias.get(n, 0.0)) if w > 0 else 0.0 for n, w in weights.items()}
+        raw = {n: (w**alpha) * math.exp(bias.get(n, 0.0)) if w > 0 else 0.0 for n, w in weights.items()}
         s = sum(raw.values())
         return {n: total * v / s for n, v in raw.items()}
 
@@ -214,7 +214,13 @@ def _validate(ckpt: Checkpoint) -> None:
         space_from_json(c["token_space"])  # parts: names, widths and fingerprint
     except BadInput as exc:
         raise _bad(where, str(exc)) from None
-    want = {"E_dis.0.weight": [h, d], "E_dis.0.bias": [h], "E_dis.2.weight": [w, h], "E_dis.2.bias": [w], "class_embeddings": [k, d]}
+    want = {
+        "E_dis.0.weight": [h, d],
+        "E_dis.0.bias": [h],
+        "E_dis.2.weight": [w, h],
+        "E_dis.2.bias": [w],
+        "class_embeddings": [k, d],
+    }
     if c.get("heads") == "parts":  # 0.5: one D_tok head per part of the token space
         layout = space_from_json(c["token_space"]).layout
         if not layout:
@@ -223,7 +229,9 @@ def _validate(ckpt: Checkpoint) -> None:
     else:
         heads = [("D_tok", d)]
     for head, out in heads:
-        want.update({f"{head}.0.weight": [h, w], f"{head}.0.bias": [h], f"{head}.2.weight": [out, h], f"{head}.2.bias": [out]})
+        want.update(
+            {f"{head}.0.weight": [h, w], f"{head}.0.bias": [h], f"{head}.2.weight": [out, h], f"{head}.2.bias": [out]}
+        )
     if "latent_mean" in t or "latent_std" in t:  # optional (0.3): the latents' running mean and std
         want.update({"latent_mean": [w], "latent_std": [w]})
     if c.get("residual", False):  # 0.4: distok's residual decoder

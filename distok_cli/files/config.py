@@ -70,9 +70,13 @@ def choose_model(option: str | None) -> ModelChoice:
         return ModelChoice(env, ENV_MODEL)
     stored = default_model()
     if stored is None:
-        raise BadInput("no model: pass -m RUN, set DISTOK_MODEL, or make a default with `distok model RUN` "
-                       "(`distok train` and `distok demo` set one)")
+        raise BadInput(
+            "no model: pass -m RUN, set DISTOK_MODEL, or make a default with `distok model RUN` "
+            "(`distok train` and `distok demo` set one)"
+        )
     if not Path(stored).exists():
-        raise BadInput(f"the default model {stored} no longer exists (set another with `distok model RUN`, "
-                       "or clear it with `distok model --unset`)")
+        raise BadInput(
+            f"the default model {stored} no longer exists (set another with `distok model RUN`, "
+            "or clear it with `distok model --unset`)"
+        )
     return ModelChoice(stored, "default")

@@ -68,10 +68,12 @@ class Target:
         if self.name == "invokeai":
             return f"InvokeAI: install {path} by path (Models > Add Model) and write <{name}> in a prompt ({model})"
         if base == "sdxl":
-            return (f'diffusers: sd = safetensors.torch.load_file("{path}"); '
-                    f'pipe.load_textual_inversion(sd["clip_l"], token="{name}", text_encoder=pipe.text_encoder, '
-                    f'tokenizer=pipe.tokenizer); pipe.load_textual_inversion(sd["clip_g"], token="{name}", '
-                    f'text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2); then write {name} in a prompt')
+            return (
+                f'diffusers: sd = safetensors.torch.load_file("{path}"); '
+                f'pipe.load_textual_inversion(sd["clip_l"], token="{name}", text_encoder=pipe.text_encoder, '
+                f'tokenizer=pipe.tokenizer); pipe.load_textual_inversion(sd["clip_g"], token="{name}", '
+                f"text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2); then write {name} in a prompt"
+            )
         return f'diffusers: pipe.load_textual_inversion("{path}", token="{name}"), then write {name} in a prompt'
 
 
@@ -122,7 +124,9 @@ def check_exportable(token: Token, target: Target, base: str = "auto") -> str:
             "Train on SDXL (--recipe sdxl-animals) and encode the distribution there"
         )
     if base == "sd1" and own != "sd1":
-        raise BadInput(f"{what} is an SDXL token (clip_l + clip_g); SD 1.x loads one 768-d vector: export it with --base sdxl")
+        raise BadInput(
+            f"{what} is an SDXL token (clip_l + clip_g); SD 1.x loads one 768-d vector: export it with --base sdxl"
+        )
     if token.plain:
         raise BadInput(
             f"{what} is a plain textual-inversion file (no distok provenance): it loads in {target.label} as it "
@@ -192,8 +196,16 @@ def exported(token: Token, target: Target, name: str, dtype: str) -> Token:
     return replace(token, vector=vec, exported=record, title=token.title or name)
 
 
-def plan(tokens: list[Token], target: Target, dest: Path, template: str, dtype: str,
-         overwrite: bool, serialize: Callable[[Token], bytes], base: str = "auto") -> list[tuple[Token, Path, bytes]]:
+def plan(
+    tokens: list[Token],
+    target: Target,
+    dest: Path,
+    template: str,
+    dtype: str,
+    overwrite: bool,
+    serialize: Callable[[Token], bytes],
+    base: str = "auto",
+) -> list[tuple[Token, Path, bytes]]:
     """Every token checked, named, placed and serialised (by ``serialize``, the token file's ``to_bytes``)
     before anything is written: a refusal writes nothing."""
     out: list[tuple[Token, Path, bytes]] = []

@@ -117,7 +117,10 @@ def _parse(data: bytes, path: str, dtypes: tuple[str, ...]) -> Frame:
     found: dict[str, str] = {}
     for (start, stop), name, _ in entries:
         if start != end:
-            raise bad(path, f"tensor {name!r}: data_offsets {[start, stop]} leave a gap or overlap (expected to start at {end})")
+            raise bad(
+                path,
+                f"tensor {name!r}: data_offsets {[start, stop]} leave a gap or overlap (expected to start at {end})",
+            )
         end = stop
     if end != len(body):
         raise bad(path, f"truncated or padded (tensor data is {len(body)} bytes, header says {end})")

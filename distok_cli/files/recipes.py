@@ -18,12 +18,66 @@ from distok_cli.errors import BadInput
 
 #: The paper's CangJie concept list is unpublished; this is our own 60-class animal vocabulary.
 ANIMALS_60 = [
-    "ant", "bear", "bee", "beetle", "bird", "butterfly", "camel", "cat", "chameleon", "cheetah",
-    "chicken", "cow", "crab", "crocodile", "deer", "dog", "dolphin", "donkey", "duck", "eagle",
-    "elephant", "fish", "flamingo", "fox", "frog", "giraffe", "goat", "gorilla", "hedgehog", "hippo",
-    "horse", "jellyfish", "kangaroo", "koala", "ladybug", "lion", "lizard", "lobster", "monkey", "mouse",
-    "octopus", "ostrich", "owl", "panda", "parrot", "peacock", "penguin", "pig", "rabbit", "raccoon",
-    "seal", "shark", "sheep", "snail", "snake", "spider", "squirrel", "tiger", "turtle", "zebra",
+    "ant",
+    "bear",
+    "bee",
+    "beetle",
+    "bird",
+    "butterfly",
+    "camel",
+    "cat",
+    "chameleon",
+    "cheetah",
+    "chicken",
+    "cow",
+    "crab",
+    "crocodile",
+    "deer",
+    "dog",
+    "dolphin",
+    "donkey",
+    "duck",
+    "eagle",
+    "elephant",
+    "fish",
+    "flamingo",
+    "fox",
+    "frog",
+    "giraffe",
+    "goat",
+    "gorilla",
+    "hedgehog",
+    "hippo",
+    "horse",
+    "jellyfish",
+    "kangaroo",
+    "koala",
+    "ladybug",
+    "lion",
+    "lizard",
+    "lobster",
+    "monkey",
+    "mouse",
+    "octopus",
+    "ostrich",
+    "owl",
+    "panda",
+    "parrot",
+    "peacock",
+    "penguin",
+    "pig",
+    "rabbit",
+    "raccoon",
+    "seal",
+    "shark",
+    "sheep",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "tiger",
+    "turtle",
+    "zebra",
 ]
 CLASS_SETS = {"animals60": ANIMALS_60}
 
@@ -112,8 +166,14 @@ class EvalConfig(_Section):
 #: The styles distok's objective trains in (each style S gives the prompt "S <>" and the class prompts
 #: "S {}"). None of them is in ``recipes/eval/styles-v1.json``'s tuning or held-out styles.
 TRAINING_STYLES = (
-    "a photo of a", "a sketch of a", "a painting of a", "a cartoon of a", "a 3d render of a",
-    "a close-up photo of a", "a black and white photo of a", "an illustration of a",
+    "a photo of a",
+    "a sketch of a",
+    "a painting of a",
+    "a cartoon of a",
+    "a 3d render of a",
+    "a close-up photo of a",
+    "a black and white photo of a",
+    "an illustration of a",
 )
 #: The paper's method as it was before distok's objective (the "paper" arm of bench/ablation.py and
 #: bench/fidelity.py): ``--set`` each of these.
@@ -137,10 +197,13 @@ class TrainConfig(_Section):
     reweight_arity: bool = False  # one exponent α per arity (2, 3, 4+ classes) instead of one for all
     reweight_lr: Annotated[float, Field(ge=0)] = 0.0  # the weighting's learning rate (0: train.lr), no weight decay
     styles: Annotated[list[Annotated[str, AfterValidator(check_style)]], Field(max_length=1000)] = Field(
-        default_factory=lambda: list(TRAINING_STYLES))
+        default_factory=lambda: list(TRAINING_STYLES)
+    )
     p_match: Unit = 0.75
     # How often the matching task draws each arity (1, 2, … classes): relative weights; empty: 1 to 4, uniform
-    match_arity: Annotated[list[Annotated[float, Field(ge=0, le=1e6)]], Field(max_length=16)] = Field(default_factory=list)
+    match_arity: Annotated[list[Annotated[float, Field(ge=0, le=1e6)]], Field(max_length=16)] = Field(
+        default_factory=list
+    )
     match_temperature: Annotated[float, Field(ge=0)] = 0.0
     match_calibration: Literal["per_style", "first"] = "per_style"
     steps: Positive = 20000
@@ -169,7 +232,9 @@ class TrainConfig(_Section):
     estimate_every: Positive = 50
     estimate_n: Positive = 8
     pool_max: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2000
-    refined_every: Annotated[int, Field(ge=0)] = 0  # refined concepts join their own pool every this many steps (0: off)
+    refined_every: Annotated[int, Field(ge=0)] = (
+        0  # refined concepts join their own pool every this many steps (0: off)
+    )
     refined_n: Positive = 8  # distributions refined per round
     refined_steps: Positive = 20  # refinement steps per round (one random training style per token and step)
     refined_max: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2000  # the refined pool's size limit
@@ -186,18 +251,26 @@ class TrainConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if self.residual and self.fusion_input == "sum":
-            raise ValueError("train.residual needs train.fusion_input: mean (the token starts at its input, whose weights sum to 1)")
+            raise ValueError(
+                "train.residual needs train.fusion_input: mean (the token starts at its input, whose weights sum to 1)"
+            )
         if self.objective == "distok" and not self.styles:
             raise ValueError("train.objective distok needs at least one style in train.styles")
         if self.reweight and self.objective != "distok":
-            raise ValueError("train.reweight is learned by the matching task, so it needs train.objective distok "
-                             "(for the paper's objective also set train.reweight=false)")
+            raise ValueError(
+                "train.reweight is learned by the matching task, so it needs train.objective distok "
+                "(for the paper's objective also set train.reweight=false)"
+            )
         if self.match_arity and not sum(self.match_arity) > 0:
             raise ValueError("train.match_arity needs a weight above 0 for some arity")
         if self.reweight_arity and not self.reweight:
-            raise ValueError("train.reweight_arity gives the learned weighting one exponent per arity, so it needs train.reweight")
+            raise ValueError(
+                "train.reweight_arity gives the learned weighting one exponent per arity, so it needs train.reweight"
+            )
         if self.refined_every and self.objective != "distok":
-            raise ValueError("train.refined_every refines against the matching task's styles, so it needs train.objective distok")
+            raise ValueError(
+                "train.refined_every refines against the matching task's styles, so it needs train.objective distok"
+            )
         return self
 
 
@@ -227,11 +300,18 @@ class Recipe(_Section):
 
     def replace(self, **changes: Any) -> Recipe:
         """A validated copy with some top-level values or whole sections replaced."""
-        return _validate({**self.model_dump(), **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in changes.items()}},
-                         self.source)
+        return _validate(
+            {**self.model_dump(), **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in changes.items()}},
+            self.source,
+        )
 
 
-_SECTIONS: dict[str, type[_Section]] = {"render": RenderConfig, "estimator": EstimatorConfig, "train": TrainConfig, "eval": EvalConfig}
+_SECTIONS: dict[str, type[_Section]] = {
+    "render": RenderConfig,
+    "estimator": EstimatorConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}
 
 
 def _message(err: dict[str, Any], model: type[BaseModel]) -> str:
@@ -249,8 +329,12 @@ def _message(err: dict[str, Any], model: type[BaseModel]) -> str:
     if kind == "literal_error":
         return f"recipe key {loc} must be one of {err['ctx']['expected'].replace(' or ', ', ')}, got {value!r}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        words = {"greater_than_equal": "at least", "greater_than": "greater than", "less_than_equal": "at most",
-                 "less_than": "less than"}[kind]
+        words = {
+            "greater_than_equal": "at least",
+            "greater_than": "greater than",
+            "less_than_equal": "at most",
+            "less_than": "less than",
+        }[kind]
         bound = next(iter(err["ctx"].values()))
         return f"recipe key {loc} must be {words} {bound}"
     if kind.endswith("_type") or kind.endswith("_parsing"):
@@ -297,7 +381,9 @@ def find(name_or_path: str) -> Path:
             return d / f"{name_or_path}.yaml"
     from distok_cli.files.distributions import suggest
 
-    raise BadInput(f"unknown recipe {name_or_path!r}{suggest(name_or_path, available())} (known: {', '.join(available())})")
+    raise BadInput(
+        f"unknown recipe {name_or_path!r}{suggest(name_or_path, available())} (known: {', '.join(available())})"
+    )
 
 
 def _yaml_loader() -> Any:
@@ -310,9 +396,13 @@ def _yaml_loader() -> Any:
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=True)
                 if not isinstance(key, (str, int, float, bool)) and key is not None:
-                    raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark)
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
+                    )
                 if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice", key_node.start_mark
+                    )
                 seen.add(key)
             return super().construct_mapping(node, deep)
 
@@ -400,7 +490,11 @@ def override(recipe: Recipe, assignments: list[str]) -> Recipe:
             data[section] = {**data[section], leaf: value}
         else:
             if leaf == "classes" and isinstance(value, str):
-                value = list(CLASS_SETS[value]) if value in CLASS_SETS else [c.strip() for c in value.split(",") if c.strip()]
+                value = (
+                    list(CLASS_SETS[value])
+                    if value in CLASS_SETS
+                    else [c.strip() for c in value.split(",") if c.strip()]
+                )
             data[leaf] = value
     return _validate(data, recipe.source)
 

@@ -31,7 +31,9 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(fd)
-            raise BadInput(f"{self.folder} is being written by another distok process (pid {holder}); wait for it or stop it") from None
+            raise BadInput(
+                f"{self.folder} is being written by another distok process (pid {holder}); wait for it or stop it"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd

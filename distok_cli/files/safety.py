@@ -105,8 +105,17 @@ def safe_name(text: str, limit: int = 120) -> str:
 
 
 #: errno values that mean the output path itself is wrong (exit 2), not that the machine failed (exit 1)
-_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
-                errno.EROFS, errno.ENOENT, errno.ELOOP}
+_PATH_ERRNOS = {
+    errno.ENAMETOOLONG,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.ELOOP,
+}
 
 
 def write_error(path: str | os.PathLike[str], exc: OSError | ValueError) -> DistokError:

@@ -27,9 +27,28 @@ from distok_cli.errors import BadInput
 
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "contentMediaType", "contentSchema", "$defs", "default"}
 _KEYWORDS = {
-    "type", "enum", "const", "required", "properties", "additionalProperties", "minProperties", "propertyNames",
-    "items", "minItems", "maxItems", "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength",
-    "pattern", "allOf", "anyOf", "if", "then", "$ref",
+    "type",
+    "enum",
+    "const",
+    "required",
+    "properties",
+    "additionalProperties",
+    "minProperties",
+    "propertyNames",
+    "items",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "allOf",
+    "anyOf",
+    "if",
+    "then",
+    "$ref",
 }
 
 
@@ -102,7 +121,7 @@ def check(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = None
         ref = schema["$ref"]
         if not ref.startswith("#/$defs/"):
             raise RuntimeError(f"only local $defs references are supported, not {ref}")
-        check(value, root["$defs"][ref[len("#/$defs/"):]], root, where)
+        check(value, root["$defs"][ref[len("#/$defs/") :]], root, where)
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         if not any(_is_type(value, k) for k in kinds):
@@ -138,7 +157,9 @@ def check(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = None
             if key not in value:
                 raise Invalid(f"{at} lacks {key!r}")
         if len(value) < schema.get("minProperties", 0):
-            raise Invalid(f"{at} needs at least {schema['minProperties']} entr{'y' if schema['minProperties'] == 1 else 'ies'}")
+            raise Invalid(
+                f"{at} needs at least {schema['minProperties']} entr{'y' if schema['minProperties'] == 1 else 'ies'}"
+            )
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", True)
         for key, item in value.items():

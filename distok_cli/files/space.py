@@ -25,6 +25,7 @@ TENSOR_KEY = "emb_params"  # the one-vector tensor's name in a token file
 #: Part layouts that peer tools know by name (``modelspec.architecture``, the plain-file reader, export).
 SDXL_LAYOUT = (("clip_l", 768), ("clip_g", 1280))
 
+
 @dataclass(frozen=True)
 class SpacePart:
     """One text encoder's share of a token: its name (the tensor's), width, subfolder and fingerprint."""
@@ -127,13 +128,20 @@ def split(vector: np.ndarray, layout: tuple[tuple[str, int], ...]) -> dict[str, 
 def space_from_json(space: dict[str, Any]) -> TokenSpace:
     """A :class:`TokenSpace` from its schema-checked JSON object, with what a schema cannot say checked:
     parts named by the part rule, distinct, their widths summing to ``dim``, the fingerprint theirs."""
-    parts = tuple(SpacePart(p["name"], int(p["dim"]), p["fingerprint"], p.get("subfolder", ""))
-                  for p in space.get("parts", ()))
+    parts = tuple(
+        SpacePart(p["name"], int(p["dim"]), p["fingerprint"], p.get("subfolder", "")) for p in space.get("parts", ())
+    )
     if not parts:
         return TokenSpace(space["encoder"], int(space["dim"]), space["fingerprint"], space.get("subfolder", ""))
     names = [p.name for p in parts]
-    if len(parts) < 2 or len(set(names)) != len(names) or any(not PART_NAME.fullmatch(n) or n == TENSOR_KEY for n in names):
-        raise BadInput(f"token space parts {names}: need two or more distinct names of a-z, 0-9, '_' (not {TENSOR_KEY})")
+    if (
+        len(parts) < 2
+        or len(set(names)) != len(names)
+        or any(not PART_NAME.fullmatch(n) or n == TENSOR_KEY for n in names)
+    ):
+        raise BadInput(
+            f"token space parts {names}: need two or more distinct names of a-z, 0-9, '_' (not {TENSOR_KEY})"
+        )
     if sum(p.dim for p in parts) != int(space["dim"]):
         raise BadInput(f"token space parts are {sum(p.dim for p in parts)} wide, not dim {space['dim']}")
     if parts_fingerprint(parts) != space["fingerprint"]:

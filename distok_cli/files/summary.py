@@ -81,8 +81,10 @@ def compare(a: Token, b: Token) -> dict[str, Any]:
         from distok_cli.files.space import describe_layout
 
         if a.layout or b.layout:
-            raise BadInput(f"cannot compare tokens of different token spaces ({describe_layout(a.layout, a.dim)} vs "
-                           f"{describe_layout(b.layout, b.dim)})")
+            raise BadInput(
+                f"cannot compare tokens of different token spaces ({describe_layout(a.layout, a.dim)} vs "
+                f"{describe_layout(b.layout, b.dim)})"
+            )
         raise BadInput(f"cannot compare tokens of different dimension ({a.dim} vs {b.dim})")
     na, nb = float(np.linalg.norm(a.vector)), float(np.linalg.norm(b.vector))
     out: dict[str, Any] = {
@@ -98,7 +100,10 @@ def compare(a: Token, b: Token) -> dict[str, Any]:
     }
     if a.layout:  # each part compared on its own too
         out["parts"] = {
-            name: {"cosine": cosine(va, vb), "l2": float(np.linalg.norm(np.asarray(va, np.float64) - np.asarray(vb, np.float64)))}
+            name: {
+                "cosine": cosine(va, vb),
+                "l2": float(np.linalg.norm(np.asarray(va, np.float64) - np.asarray(vb, np.float64))),
+            }
             for (name, va), vb in zip(a.part_vectors().items(), b.part_vectors().values())
         }
     za = a.source.get("z") if a.source else None
@@ -109,7 +114,7 @@ def compare(a: Token, b: Token) -> dict[str, Any]:
 
 
 def sweep_text(token: Token) -> str | None:
-    """"weights sweep, token 2 of 4 (t 0.33, lerp)": where on a sweep the token lies (None off a sweep)."""
+    """ "weights sweep, token 2 of 4 (t 0.33, lerp)": where on a sweep the token lies (None off a sweep)."""
     rec = (token.source or {}).get("sweep")
     if not isinstance(rec, dict):
         return None

@@ -143,8 +143,15 @@ class Token:
         """Read and validate a token file (``.distok``, an export, or a plain textual-inversion file)."""
         return load(path)
 
-    def export(self, to: str, dest: str | os.PathLike[str] = ".", name: str = "{title}-{id6}", dtype: str = "float32",
-               base: str = "auto", overwrite: bool = False) -> str:
+    def export(
+        self,
+        to: str,
+        dest: str | os.PathLike[str] = ".",
+        name: str = "{title}-{id6}",
+        dtype: str = "float32",
+        base: str = "auto",
+        overwrite: bool = False,
+    ) -> str:
         """Write ``NAME.safetensors`` for ComfyUI, AUTOMATIC1111, InvokeAI or diffusers (``to``) into ``dest``,
         as ``distok export`` does; returns the path."""
         from distok_cli.files import export as exp
@@ -170,8 +177,12 @@ def metadata_for(token: Token) -> dict[str, str]:
     if not np.isfinite(vec).all():
         raise BadInput("vector has NaN or Inf values")
     # The reader's rules, so that whatever is written reads back: the schema, then the sums.
-    for value, definition in ((token.source, "source"), (token.estimate, "estimate"), (token.model, "model"),
-                              (token.exported, "export")):
+    for value, definition in (
+        (token.source, "source"),
+        (token.estimate, "estimate"),
+        (token.model, "model"),
+        (token.exported, "export"),
+    ):
         if value is not None:
             schema.validate(value, definition, SCHEMA, definition)
     _check_sums(token.source, token.estimate)
@@ -208,7 +219,15 @@ def _architecture(space: TokenSpace) -> str:
     return "distok/token"
 
 
-_ST_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64", "int32": "I32", "uint8": "U8", "bool": "BOOL"}
+_ST_DTYPES = {
+    "float32": "F32",
+    "float64": "F64",
+    "float16": "F16",
+    "int64": "I64",
+    "int32": "I32",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
 
 
 def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str], keep_dtype: bool = False) -> bytes:
@@ -305,8 +324,9 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
         arr, layout, title = _plain_vector(path, fr)
         if not np.isfinite(arr).all():
             raise _bad(path, "tensor has NaN or Inf values")
-        return Token(vector=arr, plain=True, path=path, title=title, tool_version="", extra=dict(meta),
-                     plain_layout=layout)
+        return Token(
+            vector=arr, plain=True, path=path, title=title, tool_version="", extra=dict(meta), plain_layout=layout
+        )
     if meta[K_FORMAT] != FORMAT_NAME:
         raise _bad(path, f"unknown format {meta[K_FORMAT][:40]!r} (expected {FORMAT_NAME})")
     version = meta.get(K_VERSION, "")
@@ -323,8 +343,12 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
         raise _bad(path, str(exc)) from None
     layout = parsed.layout
     if bool(layout) != (major == "2"):
-        raise _bad(path, "format 1.x tokens have one vector and 2.x tokens have parts" if major == "1" or layout
-                   else "a format 2.x token space must list its parts")
+        raise _bad(
+            path,
+            "format 1.x tokens have one vector and 2.x tokens have parts"
+            if major == "1" or layout
+            else "a format 2.x token space must list its parts",
+        )
     names = [n for n, _ in layout] or [TENSOR_KEY]
     if sorted(fr.tensors) != sorted(names):
         raise _bad(path, f"tensors are {_names(fr.tensors)}, expected {', '.join(names)}")
@@ -357,13 +381,19 @@ def _plain_vector(path: str, fr: frame.Frame) -> tuple[np.ndarray, tuple[tuple[s
         for name, dim in SDXL_LAYOUT:
             arr = fr.tensors[name]
             if arr.shape not in ((dim,), (1, dim)):
-                raise _bad(path, f"tensor {name!r} has shape {list(arr.shape)}; distok reads one vector per "
-                                 f"encoder ([{dim}] or [1, {dim}])")
+                raise _bad(
+                    path,
+                    f"tensor {name!r} has shape {list(arr.shape)}; distok reads one vector per "
+                    f"encoder ([{dim}] or [1, {dim}])",
+                )
             rows.append(arr.reshape(-1))
         return np.concatenate(rows), SDXL_LAYOUT, "clip_l+clip_g"
     if len(fr.tensors) != 1:
-        raise _bad(path, f"{len(fr.tensors)} tensors ({_names(fr.tensors)}): a plain embedding holds one, or "
-                         "SDXL's clip_l and clip_g")
+        raise _bad(
+            path,
+            f"{len(fr.tensors)} tensors ({_names(fr.tensors)}): a plain embedding holds one, or "
+            "SDXL's clip_l and clip_g",
+        )
     name, arr = next(iter(fr.tensors.items()))
     if arr.ndim == 2 and arr.shape[0] == 1:
         arr = arr[0]
@@ -372,7 +402,9 @@ def _plain_vector(path: str, fr: frame.Frame) -> tuple[np.ndarray, tuple[tuple[s
     return arr, (), name
 
 
-def _token_from_meta(arr: np.ndarray, meta: dict[str, str], values: dict[str, Any], parsed: TokenSpace, path: str) -> Token:
+def _token_from_meta(
+    arr: np.ndarray, meta: dict[str, str], values: dict[str, Any], parsed: TokenSpace, path: str
+) -> Token:
     """A distok token from its vector, metadata, the metadata's decoded (schema-checked) JSON values and its
     parsed token space."""
     try:

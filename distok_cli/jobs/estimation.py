@@ -75,8 +75,18 @@ def estimate_record(token: tokenfile.Token, estimator: Any, seeds: list[int]) ->
 
 
 def estimate_paths(
-    paths: list[str], cfg: Recipe, classes: list[str], *, images: int | None, prompt: str | None, seed: int,
-    write: bool, device: str, dtype: str, kind: str | None = None, progress: Progress | None = None,
+    paths: list[str],
+    cfg: Recipe,
+    classes: list[str],
+    *,
+    images: int | None,
+    prompt: str | None,
+    seed: int,
+    write: bool,
+    device: str,
+    dtype: str,
+    kind: str | None = None,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Estimate every path (token files and images), checking them all before any model loads; with
     ``write``, store each token's estimate in its file. One progress unit per path."""
@@ -85,7 +95,9 @@ def estimate_paths(
 
     prompt = check_prompt(prompt or cfg.estimator.prompt)
     kind = kind or cfg.estimator.kind
-    cfg = cfg.replace(classes=list(classes), estimator=cfg.estimator.model_copy(update={"prompt": prompt, "kind": kind}))
+    cfg = cfg.replace(
+        classes=list(classes), estimator=cfg.estimator.model_copy(update={"prompt": prompt, "kind": kind})
+    )
     n = images or cfg.estimator.images
     inputs: list[tuple[str, Any]] = []
     for p in paths:  # validate everything before loading any model
@@ -106,7 +118,9 @@ def estimate_paths(
             if write:
                 raise BadInput(f"{p}: --write stores estimates in token files, not images")
             if kind not in IMAGE_ESTIMATORS:
-                raise BadInput(f"{p}: images are estimated with blip-itm or blip-vqa; the {kind} estimator reads tokens")
+                raise BadInput(
+                    f"{p}: images are estimated with blip-itm or blip-vqa; the {kind} estimator reads tokens"
+                )
             inputs.append(("image", _open_image(p)))
 
     token_est = blip = None
@@ -130,8 +144,19 @@ def estimate_paths(
             results.append(summary(path, "image", dist, blip))
         else:
             record = estimate_record(item, token_est, seeds)
-            results.append(summary(path, "token", record["distribution"], token_est, kl=record["kl"], js=record["js"],
-                                   prompt=prompt, seeds=seeds, source=source_distribution(item)))
+            results.append(
+                summary(
+                    path,
+                    "token",
+                    record["distribution"],
+                    token_est,
+                    kl=record["kl"],
+                    js=record["js"],
+                    prompt=prompt,
+                    seeds=seeds,
+                    source=source_distribution(item),
+                )
+            )
             if write:
                 tokenfile.update(item.path, _with_estimate(item, record))
         if progress is not None:
@@ -141,10 +166,13 @@ def estimate_paths(
 
 def _with_estimate(estimated: Any, record: dict[str, Any]) -> Any:
     """For ``tokenfile.update``: the file as it is now, with the estimate, if it is still the estimated token."""
+
     def change(current: Any) -> Any:
         if current.id != estimated.id:
-            raise DistokError(f"{estimated.path} was rewritten by another process while it was estimated (another "
-                              "vector); its estimate was not written: estimate it again")
+            raise DistokError(
+                f"{estimated.path} was rewritten by another process while it was estimated (another "
+                "vector); its estimate was not written: estimate it again"
+            )
         return current.with_estimate(record)
 
     return change

@@ -112,7 +112,9 @@ def cards_for(tokens: list[Token], pngs: list[tuple[str, dict[str, Any]]], model
         if tid in by_id:
             by_id[tid].renders.append(Render(path, meta["prompt"], int(meta["seed"]), meta["recipe"]))
         else:
-            log.warning("distok: %s: its token (%s) is neither given nor at %s; left out", path, tid[:19], meta["token"]["path"])
+            log.warning(
+                "distok: %s: its token (%s) is neither given nor at %s; left out", path, tid[:19], meta["token"]["path"]
+            )
     cards = list(by_id.values())
     unit = _unit_rows(model.class_embeddings) if model is not None else None
     for card in cards:
@@ -125,7 +127,9 @@ def _unit_rows(m: np.ndarray) -> np.ndarray:
     return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
 
 
-def nearest_classes(token: Token, model: Checkpoint, unit: np.ndarray | None = None, k: int = 5) -> list[tuple[str, float]] | None:
+def nearest_classes(
+    token: Token, model: Checkpoint, unit: np.ndarray | None = None, k: int = 5
+) -> list[tuple[str, float]] | None:
     """The ``k`` classes of ``model`` whose embeddings t_i have the highest cosine with the token (None when
     the token is not in the model's token space). ``unit``: the class embeddings already normalised."""
     if token.space is not None and not token.space.compatible(model.space):
@@ -176,8 +180,10 @@ def _bars(source: dict[str, float] | None, estimate: dict[str, float] | None, to
             f'<span class="bar"><i class="src" style="width:{100 * s:.1f}%"></i></span><span class="v">{s:.2f}</span>'
             f'<span class="bar"><i class="est" style="width:{100 * e:.1f}%"></i></span><span class="v">{e:.2f}</span></div>'
         )
-    legend = ('<div class="bar-row head"><span class="cls"></span><span class="bar">source</span><span class="v"></span>'
-              '<span class="bar">estimate</span><span class="v"></span></div>')
+    legend = (
+        '<div class="bar-row head"><span class="cls"></span><span class="bar">source</span><span class="v"></span>'
+        '<span class="bar">estimate</span><span class="v"></span></div>'
+    )
     return '<div class="bars">' + legend + "".join(rows) + "</div>"
 
 
@@ -186,11 +192,16 @@ def _lineage(tok: Token) -> str:
     items = []
     kind = src.get("kind", "plain textual inversion" if tok.plain else "?")
     if kind == "latent":
-        items.append(f"latent z ({len(src['z'])} dims) from a {src['prior']} prior"
-                     + (f", scale {src['scale']:g}" if "scale" in src else "")
-                     + (f", seed {src['seed']}" if "seed" in src else "") + (f", index {src['index']}" if "index" in src else ""))
+        items.append(
+            f"latent z ({len(src['z'])} dims) from a {src['prior']} prior"
+            + (f", scale {src['scale']:g}" if "scale" in src else "")
+            + (f", seed {src['seed']}" if "seed" in src else "")
+            + (f", index {src['index']}" if "index" in src else "")
+        )
     elif kind == "composition":
-        parts = [f"{p['weight']:g} × {_e(p.get('class') or p.get('title') or p.get('id', '?')[:19])}" for p in src["parents"]]
+        parts = [
+            f"{p['weight']:g} × {_e(p.get('class') or p.get('title') or p.get('id', '?')[:19])}" for p in src["parents"]
+        ]
         items.append("composition: " + " + ".join(parts))
     elif kind in ("distribution", "pool"):
         items.append(f"{kind}: " + _e(", ".join(f"{c} {p:.2f}" for c, p in dists.top(src["distribution"], 5))))
@@ -203,17 +214,22 @@ def _lineage(tok: Token) -> str:
         items.append(_e(where))
     if tok.model:
         m = tok.model
-        items.append(f"model <code>{_e(m['hash'][:19])}</code>" + (f", recipe {_e(m['recipe'])}" if m.get("recipe") else "")
-                     + (f", step {m['step']}" if "step" in m else ""))
+        items.append(
+            f"model <code>{_e(m['hash'][:19])}</code>"
+            + (f", recipe {_e(m['recipe'])}" if m.get("recipe") else "")
+            + (f", step {m['step']}" if "step" in m else "")
+        )
     if tok.space is not None:
         shape = _e(tok.space.describe()) if tok.space.parts else f"{tok.space.dim}-d"
         items.append(f"space {_e(tok.space.encoder)} ({shape})")
     if tok.exported:
-        items.append(f"exported for {_e(tok.exported['target'])} as <code>{_e(tok.exported['name'])}</code> "
-                     f"from <code>{_e(tok.exported['source_id'][:19])}</code>")
+        items.append(
+            f"exported for {_e(tok.exported['target'])} as <code>{_e(tok.exported['name'])}</code> "
+            f"from <code>{_e(tok.exported['source_id'][:19])}</code>"
+        )
     if tok.tool_version:
         items.append(f"written by distok {_e(tok.tool_version)}")
-    return "<ul class=\"lineage\">" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
+    return '<ul class="lineage">' + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
 
 
 def _export_targets(tok: Token) -> list[str]:
@@ -249,8 +265,14 @@ def _commands(tok: Token, renders: list[Render], page_dir: Path) -> str:
     seeds = sorted({r.seed for r in renders}) or [0]
     recipe = f" -r {shlex.quote(renders[0].recipe)}" if renders else ""
     lines = [
-        *([f"distok render {shlex.quote(path)} {' '.join(shlex.quote(p) for p in prompts)} "
-           f"--seeds {','.join(map(str, seeds))}{recipe}"] if _renderable(tok) else []),
+        *(
+            [
+                f"distok render {shlex.quote(path)} {' '.join(shlex.quote(p) for p in prompts)} "
+                f"--seeds {','.join(map(str, seeds))}{recipe}"
+            ]
+            if _renderable(tok)
+            else []
+        ),
         *(f"distok export {shlex.quote(path)} --to {t}" for t in _export_targets(tok)[:1]),
         f"distok inspect {shlex.quote(path)}",
     ]
@@ -284,13 +306,16 @@ def _card(card: Card, page_dir: Path, size: int) -> tuple[str, int]:
     classes = " ".join(sorted(src_dist)) if src_dist else ""
     renders, n = _renders(card, page_dir, size)
     neighbours = (
-        ", ".join(f"{_e(c)} <span class=\"muted\">{round(s, 3) + 0.0:.3f}</span>" for c, s in card.neighbours)
-        if card.neighbours else '<span class="muted">— (give <code>-m RUN</code> with a model in this token\'s space)</span>'
+        ", ".join(f'{_e(c)} <span class="muted">{round(s, 3) + 0.0:.3f}</span>' for c, s in card.neighbours)
+        if card.neighbours
+        else '<span class="muted">— (give <code>-m RUN</code> with a model in this token\'s space)</span>'
     )
     title = tok.title or Path(tok.path or "token").stem
-    metrics = (f"KL {kl:.3f}" if isinstance(kl, (int, float)) else "KL —") + (f" · JS {js:.3f}" if isinstance(js, (int, float)) else "")
+    metrics = (f"KL {kl:.3f}" if isinstance(kl, (int, float)) else "KL —") + (
+        f" · JS {js:.3f}" if isinstance(js, (int, float)) else ""
+    )
     body = f"""
-<article class="card" id="card-{_e(tok.short_id)}" data-kl="{'' if kl is None else f'{kl:.6f}'}" data-prior="{_e(prior)}" data-classes="{_e(classes)}" data-title="{_e(title)}">
+<article class="card" id="card-{_e(tok.short_id)}" data-kl="{"" if kl is None else f"{kl:.6f}"}" data-prior="{_e(prior)}" data-classes="{_e(classes)}" data-title="{_e(title)}">
   <header><h2>{_e(title)}</h2><span class="id">{_e(tok.short_id)}</span><span class="tag">{_e(prior)}</span><span class="metric">{metrics}</span></header>
   <div class="path">{_e(_rel(tok.path, page_dir) if tok.path else "")}</div>
   <section class="renders">{renders}</section>
@@ -389,19 +414,33 @@ def _sweeps(cards: list[Card], page_dir: Path, size: int) -> tuple[str, int]:
             if first and not prompt:
                 prompt = _e(first[0].prompt)
             label = _e(sweep_label(tok))
-            inner = (f'<img src="{thumbnail(first[0].path, size // 2)}" alt="{label}" width="{size // 2}" height="{size // 2}">'
-                     if first else f'<span class="noimg">{label}</span>')
-            cells.append(f'<figure><a href="#card-{_e(tok.short_id)}">{inner}</a><figcaption>{label}</figcaption></figure>')
-        shape = f"triangle, grid {rec['grid']}" if rec["path"] == "triangle" else f"{rec['path']}, {rec['interpolation']}"
-        strips.append(f'<div class="sweep" data-count="{len(group)}"><h3>sweep: {len(group)} of {rec["count"]} tokens '
-                      f'({_e(shape)}) <span class="small">{prompt}</span></h3><div class="strip">{"".join(cells)}</div></div>')
+            inner = (
+                f'<img src="{thumbnail(first[0].path, size // 2)}" alt="{label}" width="{size // 2}" height="{size // 2}">'
+                if first
+                else f'<span class="noimg">{label}</span>'
+            )
+            cells.append(
+                f'<figure><a href="#card-{_e(tok.short_id)}">{inner}</a><figcaption>{label}</figcaption></figure>'
+            )
+        shape = (
+            f"triangle, grid {rec['grid']}" if rec["path"] == "triangle" else f"{rec['path']}, {rec['interpolation']}"
+        )
+        strips.append(
+            f'<div class="sweep" data-count="{len(group)}"><h3>sweep: {len(group)} of {rec["count"]} tokens '
+            f'({_e(shape)}) <span class="small">{prompt}</span></h3><div class="strip">{"".join(cells)}</div></div>'
+        )
     if not strips:
         return "", 0
     return f'<section class="sweeps">{"".join(strips)}</section>', len(strips)
 
 
-def page(cards: list[Card], page_dir: Path, title: str = "distok gallery", size: int = THUMB,
-         progress: Progress | None = None) -> str:
+def page(
+    cards: list[Card],
+    page_dir: Path,
+    title: str = "distok gallery",
+    size: int = THUMB,
+    progress: Progress | None = None,
+) -> str:
     """The whole HTML page (a string); ``progress`` advances once per card."""
     bodies, images = [], 0
     for card in cards:
@@ -410,8 +449,14 @@ def page(cards: list[Card], page_dir: Path, title: str = "distok gallery", size:
         images += n
         if progress is not None:
             progress(1)
-    priors = sorted({c.token.source.get("prior") if c.token.source and c.token.source.get("kind") == "latent"
-                     else (c.token.source or {}).get("kind", "plain") for c in cards})
+    priors = sorted(
+        {
+            c.token.source.get("prior")
+            if c.token.source and c.token.source.get("kind") == "latent"
+            else (c.token.source or {}).get("kind", "plain")
+            for c in cards
+        }
+    )
     options = "".join(f'<option value="{_e(p)}">{_e(p)}</option>' for p in priors)
     classes = sorted({cl for c in cards for cl in (source_distribution(c.token) or {})})
     datalist = "".join(f'<option value="{_e(c)}">' for c in classes)
@@ -431,8 +476,9 @@ def page(cards: list[Card], page_dir: Path, title: str = "distok gallery", size:
 """
 
 
-def build(paths: list[str], output: Path, model: Checkpoint | None, size: int = THUMB,
-          progress: Progress | None = None) -> tuple[str, int, int]:
+def build(
+    paths: list[str], output: Path, model: Checkpoint | None, size: int = THUMB, progress: Progress | None = None
+) -> tuple[str, int, int]:
     """Collect, match and render the page; returns (html, tokens, renders). Nothing is written here."""
     if not 32 <= size <= 1024:
         raise BadInput(f"--thumb must be between 32 and 1024 pixels, got {size}")

@@ -96,8 +96,10 @@ def recipe_for_tokens(given: str | None, tokens: list[Any]) -> str:
     backend = registry.for_parts(next(iter(layouts))) if len(layouts) == 1 else None
     if tokens and backend is not None and backend.default_recipe:  # e.g. a community embedding with parts
         n = len(backend.parts)
-        log.info(f"using recipe {backend.default_recipe} (the tokens have {backend.title}'s {_COUNT.get(n, n)} parts; "
-                 "--recipe chooses another)")
+        log.info(
+            f"using recipe {backend.default_recipe} (the tokens have {backend.title}'s {_COUNT.get(n, n)} parts; "
+            "--recipe chooses another)"
+        )
         return backend.default_recipe
     return "tiny"
 
@@ -141,8 +143,9 @@ def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:
         tok = from_pretrained(CLIPTokenizer, ref, subfolder=sub)
         tok.add_tokens(list(PLACEHOLDERS))
         pid = tok.convert_tokens_to_ids(PLACEHOLDERS[0])
-        ids = tok([TextSide.fill(p) for p in prompts], padding="max_length", max_length=tok.model_max_length,
-                  truncation=True).input_ids
+        ids = tok(
+            [TextSide.fill(p) for p in prompts], padding="max_length", max_length=tok.model_max_length, truncation=True
+        ).input_ids
         for row, prompt in zip(ids, prompts):
             if pid not in row:
                 raise BadInput(f"prompt {prompt!r} is too long: the token falls past the text encoder's context")
@@ -188,8 +191,10 @@ def plan(tokens: list[Token], prompts: list[str], seeds: list[int], out_dir: Pat
     """Every (token, prompt, seed), with predictable names; refuses to overwrite unless asked."""
     tokens = list({t.id: t for t in reversed(tokens)}.values())[::-1]  # the same token twice renders once
     if len(tokens) * len(prompts) * len(seeds) > MAX_IMAGES:
-        raise BadInput(f"{len(tokens)} tokens × {len(prompts)} prompts × {len(seeds)} seeds is more than {MAX_IMAGES} images: "
-                       "split the work into several commands")
+        raise BadInput(
+            f"{len(tokens)} tokens × {len(prompts)} prompts × {len(seeds)} seeds is more than {MAX_IMAGES} images: "
+            "split the work into several commands"
+        )
     check_target(out_dir, folder=True)
     jobs: list[Job] = []
     for t, name in zip(tokens, token_names(tokens)):
@@ -272,7 +277,10 @@ def replay_jobs(meta: dict[str, Any], out: Path) -> tuple[list[Job], int]:
     to ``out``) and the batch size to render them with. A record without ``batch`` was rendered alone."""
     from distok_cli.files import tokenfile
 
-    batch = meta.get("batch") or {"index": 0, "items": [{"token": meta["token"], "prompt": meta["prompt"], "seed": meta["seed"]}]}
+    batch = meta.get("batch") or {
+        "index": 0,
+        "items": [{"token": meta["token"], "prompt": meta["prompt"], "seed": meta["seed"]}],
+    }
     if not 0 <= batch["index"] < len(batch["items"]) or batch["items"][batch["index"]]["token"] != meta["token"]:
         raise BadInput("the PNG record's batch does not hold its own image")
     loaded: dict[str, Token] = {}
@@ -286,7 +294,15 @@ def replay_jobs(meta: dict[str, Any], out: Path) -> tuple[list[Job], int]:
             if tok.id != ref["id"]:
                 raise BadInput(f"{ref['path']} changed since the image was rendered (content id differs)")
             loaded[ref["id"]] = tok
-        jobs.append(Job(i, loaded[ref["id"]], item["prompt"], check_seed(int(item["seed"])), out if i == batch["index"] else None))
+        jobs.append(
+            Job(
+                i,
+                loaded[ref["id"]],
+                item["prompt"],
+                check_seed(int(item["seed"])),
+                out if i == batch["index"] else None,
+            )
+        )
     return jobs, len(jobs)
 
 
@@ -311,7 +327,9 @@ def write_grid(jobs: list[Job], path: Path) -> str:
         labels = [sweep_label(t) for t in ordered]
         if ordered[0].source["sweep"]["path"] == "triangle":  # type: ignore[index]
             grid = ordered[0].source["sweep"]["grid"]  # type: ignore[index]
-            sheet = triangle_sheet([[Image.open(first[(t.id, p)]) for t in ordered] for p in prompts], labels, grid, prompts)
+            sheet = triangle_sheet(
+                [[Image.open(first[(t.id, p)]) for t in ordered] for p in prompts], labels, grid, prompts
+            )
         else:
             sheet = contact_sheet([[Image.open(first[(t.id, p)]) for t in ordered] for p in prompts], prompts, labels)
         sheet.save(buf, format="PNG")

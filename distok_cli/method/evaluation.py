@@ -48,8 +48,9 @@ FREE_TOKEN_STEPS, FREE_TOKEN_LR = 100, 0.01
 MAX_SET_BYTES, MAX_SET_ITEMS = 4 << 20, 10_000
 
 
-
-def make_eval_set(classes: list[str], n: int = 30, seed: int = 0, arities: tuple[int, ...] = (2, 3, 4)) -> list[dict[str, float]]:
+def make_eval_set(
+    classes: list[str], n: int = 30, seed: int = 0, arities: tuple[int, ...] = (2, 3, 4)
+) -> list[dict[str, float]]:
     """Algorithm v1: per item, k classes without replacement (k uniform over ``arities``; v1's sets use 2, 3
     and 4, the protocol's sets 1 to 4), Dirichlet(1) weights sorted descending, rounded to 2 decimals with at
     least 0.05 each, the rounding error given to the largest."""
@@ -97,15 +98,17 @@ def read_styles(path: Path) -> list[str]:
     if isinstance(data, dict) and "held_out" in data:
         data = data["held_out"]
     if not isinstance(data, list) or not data or len(data) > MAX_STYLES:
-        raise BadInput(f"{path}: expected a JSON list of 1 to {MAX_STYLES} styles such as \"a watercolor of a\"")
+        raise BadInput(f'{path}: expected a JSON list of 1 to {MAX_STYLES} styles such as "a watercolor of a"')
     from distok_cli.files.recipes import check_style
 
     for i, style in enumerate(data):
         try:
             check_style(style if isinstance(style, str) else "")
         except ValueError:
-            raise BadInput(f"{path}: style {i} must be a prompt prefix such as \"a watercolor of a\" "
-                           "(1 to 200 characters, no '<>', braces or outer spaces)") from None
+            raise BadInput(
+                f'{path}: style {i} must be a prompt prefix such as "a watercolor of a" '
+                "(1 to 200 characters, no '<>', braces or outer spaces)"
+            ) from None
     if len(set(data)) != len(data):
         raise BadInput(f"{path}: a style is listed twice")
     return list(data)
@@ -207,11 +210,19 @@ def score(inputs: list[dict[str, float]], q: np.ndarray, classes: list[str]) -> 
         est = {c: float(x) for c, x in zip(classes, row)}
         top_c, top_p = dists.top(p, 1)[0]
         outside, inside = kl_parts(p, est)
-        rows.append({
-            "input": p, "estimate": est, "arity": arity(p), "kl": dists.kl(p, est), "js": dists.js(p, est),
-            "kl_outside": outside, "kl_inside": inside, "top1": top_c == dists.top(est, 1)[0][0],
-            "top_share_error": abs(est[top_c] - top_p),
-        })
+        rows.append(
+            {
+                "input": p,
+                "estimate": est,
+                "arity": arity(p),
+                "kl": dists.kl(p, est),
+                "js": dists.js(p, est),
+                "kl_outside": outside,
+                "kl_inside": inside,
+                "top1": top_c == dists.top(est, 1)[0][0],
+                "top_share_error": abs(est[top_c] - top_p),
+            }
+        )
     out = summarise(rows)
     out["by_arity"] = {a: summarise([r for r in rows if r["arity"] == a]) for a in ARITIES}
     out["items"] = rows
@@ -225,8 +236,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"n": len(rows), **{k: float(np.mean([float(r[k]) for r in rows])) for k in keys}}
 
 
-def _logits(estimator: Any, vectors: np.ndarray, first_seed: int, images: int, batch: int,
-            progress: Progress | None) -> np.ndarray:
+def _logits(
+    estimator: Any, vectors: np.ndarray, first_seed: int, images: int, batch: int, progress: Progress | None
+) -> np.ndarray:
     """Scores [N, I, K]; token i's image j has seed ``first_seed + i·images + j``."""
     import torch
 
@@ -248,8 +260,14 @@ def raw_mix(ckpt: Any, p: dict[str, float]) -> np.ndarray:
     return weighted_sum([(c, w, ckpt.class_embeddings[index[c]]) for c, w in p.items()])
 
 
-def free_tokens(estimator: Any, inputs: list[dict[str, float]], classes: list[str], start: np.ndarray,
-                temperature: float, progress: Progress | None = None) -> np.ndarray:
+def free_tokens(
+    estimator: Any,
+    inputs: list[dict[str, float]],
+    classes: list[str],
+    start: np.ndarray,
+    temperature: float,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """One token per distribution, optimised (Adam, from the raw mix) to minimise KL(p ‖ estimate)."""
     import torch
 
@@ -271,8 +289,15 @@ def free_tokens(estimator: Any, inputs: list[dict[str, float]], classes: list[st
     return v.detach().cpu().numpy()
 
 
-def work(n_items: int, n_classes: int, free_token: bool, calibrate: bool = True, styles: int = 0, refine: int = 0,
-         judge: bool = False) -> int:
+def work(
+    n_items: int,
+    n_classes: int,
+    free_token: bool,
+    calibrate: bool = True,
+    styles: int = 0,
+    refine: int = 0,
+    judge: bool = False,
+) -> int:
     """Units of progress :func:`evaluate` reports (for a progress bar's total)."""
     arms = 2 + (1 if free_token else 0) + (1 if refine else 0)
     per_style = (n_classes if calibrate else 0) + arms * n_items
@@ -284,17 +309,28 @@ def style_of(prompt: str) -> str | None:
     return prompt[:-3] if prompt.endswith(" <>") and prompt.count("<>") == 1 else None
 
 
-def _score_arms(estimator: Any, arms: dict[str, np.ndarray], inputs: list[dict[str, float]], classes: list[str],
-                temperature: float | None, calibrate_to: float, images: int, batch: int,
-                progress: Progress | None) -> tuple[float, str, dict[str, Any]]:
+def _score_arms(
+    estimator: Any,
+    arms: dict[str, np.ndarray],
+    inputs: list[dict[str, float]],
+    classes: list[str],
+    temperature: float | None,
+    calibrate_to: float,
+    images: int,
+    batch: int,
+    progress: Progress | None,
+) -> tuple[float, str, dict[str, Any]]:
     """Every arm's tokens read by one estimator (one style) at one T: (T, rule, {arm: score})."""
     rule = "fixed (eval.temperature)"
     if temperature is None:
         pure = _logits(estimator, arms["class_tokens"], 1_000_000, images, batch, progress)
         temperature = calibrate_temperature(pure, calibrate_to)
         rule = f"calibrated: class tokens give their own class a mean probability of {calibrate_to:g}"
-    scores = {name: score(inputs, probabilities(_logits(estimator, v, 0, images, batch, progress), temperature), classes)
-              for name, v in arms.items() if name != "class_tokens"}
+    scores = {
+        name: score(inputs, probabilities(_logits(estimator, v, 0, images, batch, progress), temperature), classes)
+        for name, v in arms.items()
+        if name != "class_tokens"
+    }
     return temperature, rule, scores
 
 
@@ -307,15 +343,26 @@ def _mean_over(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean of per-style figures (overall and by arity) over styles."""
     keys = ("kl", "js", "top1", "top_share_error")
     out: dict[str, Any] = {k: float(np.mean([p[k] for p in parts])) for k in keys}
-    out["by_arity"] = {a: (float(np.mean([p["by_arity"][a]["kl"] for p in parts])) if parts[0]["by_arity"][a]["n"] else None)
-                       for a in ARITIES}
+    out["by_arity"] = {
+        a: (float(np.mean([p["by_arity"][a]["kl"] for p in parts])) if parts[0]["by_arity"][a]["n"] else None)
+        for a in ARITIES
+    }
     return out
 
 
 def evaluate(
-    ckpt: Any, estimator: Any, items: list[dict[str, float]] | None = None, set_name: str | None = None,
-    temperature: float | None = None, calibrate_to: float = 0.9, images: int = 1, free_token: bool = False,
-    progress: Progress | None = None, batch: int = 8, styles: list[str] | None = None, refine: int = 0,
+    ckpt: Any,
+    estimator: Any,
+    items: list[dict[str, float]] | None = None,
+    set_name: str | None = None,
+    temperature: float | None = None,
+    calibrate_to: float = 0.9,
+    images: int = 1,
+    free_token: bool = False,
+    progress: Progress | None = None,
+    batch: int = 8,
+    styles: list[str] | None = None,
+    refine: int = 0,
     judge: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint and the baselines with one estimator (see the module docstring).
@@ -347,26 +394,39 @@ def evaluate(
     Tn = T / np.linalg.norm(T, axis=1, keepdims=True)
     vectors = np.stack([encode(ckpt, p).vector for p in inputs])
     mixes = np.stack([raw_mix(ckpt, p) for p in inputs])
-    arms: dict[str, np.ndarray] = {"class_tokens": ckpt.class_embeddings.astype(np.float32), "distok": vectors, "raw_mix": mixes}
+    arms: dict[str, np.ndarray] = {
+        "class_tokens": ckpt.class_embeddings.astype(np.float32),
+        "distok": vectors,
+        "raw_mix": mixes,
+    }
     if free_token:
-        arms["free_token"] = free_tokens(estimator, inputs, classes, mixes, temperature or _calibrated(estimator, ckpt, calibrate_to),
-                                         progress)
+        arms["free_token"] = free_tokens(
+            estimator, inputs, classes, mixes, temperature or _calibrated(estimator, ckpt, calibrate_to), progress
+        )
     refine_seconds = None
     if refine:
         from distok_cli.method.matching import REFINE_LR, scorer_for
         from distok_cli.method.matching import refine as refine_tokens
 
         P = np.array([[p.get(c, 0.0) for c in classes] for p in inputs], np.float32)
-        arms["refined"], refine_seconds = refine_tokens(scorer_for(ckpt, estimator.text), vectors, P, refine, progress=progress)
-    used_T, rule, scores = _score_arms(estimator, arms, inputs, classes, temperature, calibrate_to, images, batch, progress)
+        arms["refined"], refine_seconds = refine_tokens(
+            scorer_for(ckpt, estimator.text), vectors, P, refine, progress=progress
+        )
+    used_T, rule, scores = _score_arms(
+        estimator, arms, inputs, classes, temperature, calibrate_to, images, batch, progress
+    )
     report = scores.pop("distok")
     for r, v in zip(report["items"], vectors.astype(np.float64)):
         cos = Tn @ (v / np.linalg.norm(v))
         r["nearest_class"], r["nearest_cosine"] = classes[int(cos.argmax())], float(cos.max())
     report["nearest_cosine"] = float(np.mean([r["nearest_cosine"] for r in report["items"]]))
     head = {
-        "eval_set": set_name or "custom", "estimator": estimator.name, "model": ckpt.model_ref(),
-        "temperature": used_T, "temperature_rule": rule, "images": images,
+        "eval_set": set_name or "custom",
+        "estimator": estimator.name,
+        "model": ckpt.model_ref(),
+        "temperature": used_T,
+        "temperature_rule": rule,
+        "images": images,
         "training_style": style_of(getattr(estimator, "prompt", "")) or getattr(estimator, "prompt", ""),
     }
     report = {**head, **report, "baselines": scores}
@@ -377,11 +437,16 @@ def evaluate(
     if styles:
         by_style: dict[str, Any] = {}
         for style in styles:
-            t_s, _, sc = _score_arms(estimator.restyled(style), arms, inputs, classes, temperature, calibrate_to, images,
-                                     batch, progress)
+            t_s, _, sc = _score_arms(
+                estimator.restyled(style), arms, inputs, classes, temperature, calibrate_to, images, batch, progress
+            )
             by_style[style] = {"temperature": t_s, **{name: _brief(part) for name, part in sc.items()}}
         report["by_style"] = by_style
-        held = {name: _mean_over([by_style[s][name] for s in styles]) for name in by_style[styles[0]] if name != "temperature"}
+        held = {
+            name: _mean_over([by_style[s][name] for s in styles])
+            for name in by_style[styles[0]]
+            if name != "temperature"
+        }
         d, r = held["distok"]["kl"], held["raw_mix"]["kl"]
         report["held_out"] = {"styles": list(styles), **held, "kl_reduction": 1 - d / r if r else None}
     if judge:
@@ -389,16 +454,29 @@ def evaluate(
     return report
 
 
-def _judged(judge: Any, arms: dict[str, np.ndarray], inputs: list[dict[str, float]], classes: list[str],
-            styles: list[str], calibrate_to: float, batch: int, progress: Progress | None) -> dict[str, Any]:
+def _judged(
+    judge: Any,
+    arms: dict[str, np.ndarray],
+    inputs: list[dict[str, float]],
+    classes: list[str],
+    styles: list[str],
+    calibrate_to: float,
+    batch: int,
+    progress: Progress | None,
+) -> dict[str, Any]:
     """Every arm read by the judge: in the training style and, averaged, in the held-out styles (T calibrated
     by the same rule, per style)."""
     t0, _, own = _score_arms(judge, arms, inputs, classes, None, calibrate_to, 1, batch, progress)
-    out: dict[str, Any] = {"estimator": judge.name, "temperature": t0,
-                           "training_style": {name: _brief(part) for name, part in own.items()}}
+    out: dict[str, Any] = {
+        "estimator": judge.name,
+        "temperature": t0,
+        "training_style": {name: _brief(part) for name, part in own.items()},
+    }
     if styles:
-        per = [_score_arms(judge.restyled(s), arms, inputs, classes, None, calibrate_to, 1, batch, progress)[2]
-               for s in styles]
+        per = [
+            _score_arms(judge.restyled(s), arms, inputs, classes, None, calibrate_to, 1, batch, progress)[2]
+            for s in styles
+        ]
         held = {name: _mean_over([p[name] for p in per]) for name in per[0]}
         d, r = held["distok"]["kl"], held["raw_mix"]["kl"]
         out["held_out"] = {"styles": list(styles), **held, "kl_reduction": 1 - d / r if r else None}
@@ -455,36 +533,58 @@ def markdown(report: dict[str, Any], title: str) -> str:
             "| style | T | " + " | ".join(f"{ARM_NAMES[n]} KL" for n in names) + " | DisTok top-1 | raw-mix top-1 |",
             "|---|---|" + "---|" * (len(names) + 2),
         ]
-        rows = [(f"{report['training_style']} (training)", report["temperature"], {"distok": report, **report["baselines"]})]
+        rows = [
+            (f"{report['training_style']} (training)", report["temperature"], {"distok": report, **report["baselines"]})
+        ]
         rows += [(s, v["temperature"], v) for s, v in report["by_style"].items()]
         for style, t_s, parts in rows:
-            lines.append(f"| {style} | {t_s:.4g} | " + " | ".join(_fmt(parts[n]["kl"], ".4f") for n in names)
-                         + f" | {_fmt(parts['distok']['top1'], '.3f')} | {_fmt(parts['raw_mix']['top1'], '.3f')} |")
+            lines.append(
+                f"| {style} | {t_s:.4g} | "
+                + " | ".join(_fmt(parts[n]["kl"], ".4f") for n in names)
+                + f" | {_fmt(parts['distok']['top1'], '.3f')} | {_fmt(parts['raw_mix']['top1'], '.3f')} |"
+            )
         h = report["held_out"]
-        lines.append(f"| **mean, {len(h['styles'])} held-out styles** | | " + " | ".join(f"**{h[n]['kl']:.4f}**" for n in names)
-                     + f" | {h['distok']['top1']:.3f} | {h['raw_mix']['top1']:.3f} |")
+        lines.append(
+            f"| **mean, {len(h['styles'])} held-out styles** | | "
+            + " | ".join(f"**{h[n]['kl']:.4f}**" for n in names)
+            + f" | {h['distok']['top1']:.3f} | {h['raw_mix']['top1']:.3f} |"
+        )
         lines += [
             "",
-            "Held-out styles, mean KL by arity: " + "; ".join(
+            "Held-out styles, mean KL by arity: "
+            + "; ".join(
                 f"{a}: DisTok {_fmt(h['distok']['by_arity'][a], '.3f')} vs raw mix {_fmt(h['raw_mix']['by_arity'][a], '.3f')}"
-                for a in ARITIES if h["distok"]["by_arity"][a] is not None),
+                for a in ARITIES
+                if h["distok"]["by_arity"][a] is not None
+            ),
         ]
         if h.get("kl_reduction") is not None:
             lines.append(f"DisTok vs the raw mix in the held-out styles: KL {100 * -h['kl_reduction']:+.0f} %.")
     if report.get("judge"):
         j = report["judge"]
         names = [n for n in ("distok", "raw_mix", "free_token", "refined") if n in j["training_style"]]
-        lines += ["", f"## The judge: `{j['estimator']}` (a readout no training or refinement step optimises)", "",
-                  "| readout | " + " | ".join(f"{ARM_NAMES[n]} KL" for n in names) + " | DisTok ÷ raw mix |",
-                  "|---|" + "---|" * (len(names) + 1)]
+        lines += [
+            "",
+            f"## The judge: `{j['estimator']}` (a readout no training or refinement step optimises)",
+            "",
+            "| readout | " + " | ".join(f"{ARM_NAMES[n]} KL" for n in names) + " | DisTok ÷ raw mix |",
+            "|---|" + "---|" * (len(names) + 1),
+        ]
         for label, part in [("training style", j["training_style"])] + (
-                [(f"mean, {len(j['held_out']['styles'])} held-out styles", j["held_out"])] if "held_out" in j else []):
-            lines.append(f"| {label} | " + " | ".join(_fmt(part[n]["kl"], ".4f") for n in names)
-                         + f" | {part['distok']['kl'] / part['raw_mix']['kl']:.3f} |")
+            [(f"mean, {len(j['held_out']['styles'])} held-out styles", j["held_out"])] if "held_out" in j else []
+        ):
+            lines.append(
+                f"| {label} | "
+                + " | ".join(_fmt(part[n]["kl"], ".4f") for n in names)
+                + f" | {part['distok']['kl'] / part['raw_mix']['kl']:.3f} |"
+            )
     if report.get("refine"):
         r = report["refine"]
-        lines += ["", f"Refined: {r['steps']} Adam steps (lr {r['lr']:g}) per token in the model's training styles, "
-                      f"{r['seconds_per_token']:.3f} s per token."]
+        lines += [
+            "",
+            f"Refined: {r['steps']} Adam steps (lr {r['lr']:g}) per token in the model's training styles, "
+            f"{r['seconds_per_token']:.3f} s per token.",
+        ]
     lines += [
         "",
         f"cosine(token, nearest class t_i), mean: {report['nearest_cosine']:.4f}",
@@ -505,9 +605,17 @@ def write_report(report: dict[str, Any], out_dir: Path, title: str) -> list[str]
 
     worst = sorted(range(len(report["items"])), key=lambda i: -report["items"][i]["kl"])
     picked = sorted(set(range(min(3, len(worst)))) | set(worst[:3]))  # the first three and the three worst
-    panels = [(f"#{i}: KL(input ‖ estimate) {report['items'][i]['kl']:.3f}", report["items"][i]["input"],
-               report["items"][i]["estimate"]) for i in picked]
-    items_png = bar_pairs_png(panels, ("input", "estimate"), title=f"{title}: input vs estimate (first three, worst three)")
+    panels = [
+        (
+            f"#{i}: KL(input ‖ estimate) {report['items'][i]['kl']:.3f}",
+            report["items"][i]["input"],
+            report["items"][i]["estimate"],
+        )
+        for i in picked
+    ]
+    items_png = bar_pairs_png(
+        panels, ("input", "estimate"), title=f"{title}: input vs estimate (first three, worst three)"
+    )
     files = {
         "eval.json": json.dumps(report, sort_keys=True, indent=1).encode(),
         "eval.md": markdown(report, title).encode(),
@@ -517,11 +625,20 @@ def write_report(report: dict[str, Any], out_dir: Path, title: str) -> list[str]
 
         names = [n for n in ("distok", "raw_mix", "free_token", "refined") if n in report["held_out"]]
         styles = [f"{report['training_style']}\n(training)", *report["by_style"], "mean of the\nheld-out styles"]
-        series = {ARM_NAMES[n]: [report["kl"] if n == "distok" else report["baselines"][n]["kl"],
-                                 *(v[n]["kl"] for v in report["by_style"].values()), report["held_out"][n]["kl"]]
-                  for n in names}
-        files["eval.png"] = grouped_bars_png(styles, series, "KL(input ‖ estimate), lower is better",
-                                             f"{title}: {report['n']} distributions, by prompt style")
+        series = {
+            ARM_NAMES[n]: [
+                report["kl"] if n == "distok" else report["baselines"][n]["kl"],
+                *(v[n]["kl"] for v in report["by_style"].values()),
+                report["held_out"][n]["kl"],
+            ]
+            for n in names
+        }
+        files["eval.png"] = grouped_bars_png(
+            styles,
+            series,
+            "KL(input ‖ estimate), lower is better",
+            f"{title}: {report['n']} distributions, by prompt style",
+        )
         files["eval-items.png"] = items_png
     else:
         files["eval.png"] = items_png

@@ -58,7 +58,9 @@ def refine_steps(refine: int | str, ckpt: Any, distribution: Any) -> int:
     given (0 to :data:`MAX_REFINE`); ``"auto"``: :data:`DEFAULT_REFINE` when the model was trained with
     distok's objective (it has training styles) and the token has a class distribution, else 0."""
     if refine == "auto":
-        return DEFAULT_REFINE if ckpt.config.get("styles") and ckpt.config.get("match_temperature") and distribution else 0
+        return (
+            DEFAULT_REFINE if ckpt.config.get("styles") and ckpt.config.get("match_temperature") and distribution else 0
+        )
     if isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= MAX_REFINE:
         raise BadInput(f"refine must be 'auto' or a number of steps from 0 to {MAX_REFINE}, got {refine!r}")
     return refine
@@ -116,7 +118,9 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
         elif name in index:
             parts.append((name, w, None))
         else:
-            raise BadInput(f"unknown class {name!r}{dists.suggest(name, classes)} (the model knows {len(classes)} classes)")
+            raise BadInput(
+                f"unknown class {name!r}{dists.suggest(name, classes)} (the model knows {len(classes)} classes)"
+            )
     total = sum(w for _, w, _ in parts)
     if not total > 0:
         raise BadInput("weights sum to zero")
@@ -127,7 +131,9 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
         log.info(f"weights sum to {total:g}; normalised to {shown} (--no-normalize keeps them)")
         parts = [(n, w / total, t) for n, w, t in parts]
     mixed = ckpt.reweighted({n: w for n, w, _ in parts})  # the model's own weighting of its input (if it learned one)
-    mix = weighted_sum([(n, mixed[n], t.vector if t is not None else ckpt.class_embeddings[index[n]]) for n, _, t in parts])
+    mix = weighted_sum(
+        [(n, mixed[n], t.vector if t is not None else ckpt.class_embeddings[index[n]]) for n, _, t in parts]
+    )
     z, vectors = ckpt.tokens(mix[None])
     vector = vectors[0].astype(np.float32)
     effective = _effective_distribution(parts)
@@ -138,8 +144,11 @@ def encode(ckpt: Checkpoint, weights: dict[str, float], normalize: bool = True) 
         if effective is not None:
             source["distribution"] = effective
     source["z"] = [float(x) for x in z[0]]
-    title = dists.label(effective) if effective is not None else "composition-" + "-".join(
-        (Path(n).stem if t is not None else n) for n, _, t in parts)[:60]
+    title = (
+        dists.label(effective)
+        if effective is not None
+        else "composition-" + "-".join((Path(n).stem if t is not None else n) for n, _, t in parts)[:60]
+    )
     return Token(vector=vector, space=ckpt.space, source=source, model=ckpt.model_ref(), title=title)
 
 
@@ -231,14 +240,24 @@ def _sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> It
             if not (np.isfinite(z).all() and np.isfinite(vec).all()):
                 raise BadInput(f"--scale {scale:g} makes latents or tokens overflow (token {i}); use a smaller scale")
             yield Token(
-                vector=vec, space=ckpt.space, model=model, title=sample_name(prior, seed, i),
-                source={"kind": "latent", "prior": prior, "scale": scale, "seed": seed, "index": i,
-                        "z": [float(x) for x in z[0]]},
+                vector=vec,
+                space=ckpt.space,
+                model=model,
+                title=sample_name(prior, seed, i),
+                source={
+                    "kind": "latent",
+                    "prior": prior,
+                    "scale": scale,
+                    "seed": seed,
+                    "index": i,
+                    "z": [float(x) for x in z[0]],
+                },
             )
 
 
-def write_tokens(tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Progress | None = None,
-                 chunk: int = 64) -> Iterator[str]:
+def write_tokens(
+    tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Progress | None = None, chunk: int = 64
+) -> Iterator[str]:
     """Write tokens to ``paths`` as they come, yielding each path once it is durable.
 
     Names are checked before anything is written (so a clash writes nothing); each file is written to a

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 REG_EPS = 1e-6
 
 
-def l_mix(e_a: torch.Tensor, e_r: torch.Tensor, e_s: torch.Tensor, eps1: float = 0.85, eps2: float = 0.80) -> torch.Tensor:
+def l_mix(
+    e_a: torch.Tensor, e_r: torch.Tensor, e_s: torch.Tensor, eps1: float = 0.85, eps2: float = 0.80
+) -> torch.Tensor:
     """Concept fusion, per sample: [n]."""
     c_r = F.cosine_similarity(e_r, e_a, dim=-1).clamp(max=eps1)
     c_s = F.cosine_similarity(e_s, e_a, dim=-1).clamp(max=eps2)

@@ -24,6 +24,7 @@ from distok_cli.progress import Progress
 #: Test-time refinement: Adam's learning rate on the token (measured in BENCHMARKS.md).
 REFINE_LR = 0.01
 
+
 class StyleScorer:
     """Class prompts of every style, encoded once; differentiable KL(p ‖ q_S) of tokens. ``temperature`` is
     one T for every style or one per style."""
@@ -36,9 +37,9 @@ class StyleScorer:
         self.prompts = [TextSide.fill(f"{s} <>") for s in styles]
         text.check_fits(self.prompts)
         with torch.no_grad():
-            self.class_emb = torch.stack([
-                F.normalize(text.encode([f"{s} {c}" for c in classes]), dim=-1).float() for s in styles
-            ])  # [S, K, D]
+            self.class_emb = torch.stack(
+                [F.normalize(text.encode([f"{s} {c}" for c in classes]), dim=-1).float() for s in styles]
+            )  # [S, K, D]
 
     def cosines(self, tokens: torch.Tensor, styles: list[int]) -> torch.Tensor:
         """cos(E("S_i <token_i>"), E("S_i c")) for each token i in its style, [n, K]."""
@@ -56,8 +57,14 @@ class StyleScorer:
         return (p * (p.clamp_min(1e-12).log() - logq)).sum(-1)
 
 
-def refine(scorer: StyleScorer, vectors: np.ndarray, p: np.ndarray, steps: int, lr: float = REFINE_LR,
-           progress: Progress | None = None) -> tuple[np.ndarray, float]:
+def refine(
+    scorer: StyleScorer,
+    vectors: np.ndarray,
+    p: np.ndarray,
+    steps: int,
+    lr: float = REFINE_LR,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, float]:
     """Test-time refinement: ``steps`` Adam steps on each token (from ``vectors`` [N, d]) against the mean
     KL(p ‖ q_S) over the scorer's styles. Returns the tokens and the seconds it took per token."""
     if not 0 <= steps <= MAX_REFINE:
@@ -83,7 +90,9 @@ def scorer_for(ckpt: Any, text: TextSide | None) -> StyleScorer:
     """The scorer a checkpoint was trained with (its styles and matching temperature)."""
     styles, T = ckpt.config.get("styles"), ckpt.config.get("match_temperature")
     if not styles or not T:
-        raise BadInput(f"{ckpt.path}: the model was not trained with distok's objective (no styles); --refine needs one that was")
+        raise BadInput(
+            f"{ckpt.path}: the model was not trained with distok's objective (no styles); --refine needs one that was"
+        )
     assert text is not None
     return StyleScorer(text, ckpt.classes, styles, [float(x) for x in T] if isinstance(T, list) else float(T))
 
@@ -115,8 +124,9 @@ def model_scorer(ckpt: Any, device: str = "auto", dtype: str = "auto") -> StyleS
     return scorer_for(ckpt, text)
 
 
-def refine_token(ckpt: Any, token: Any, steps: int, device: str = "auto", dtype: str = "auto",
-                 scorer: StyleScorer | None = None) -> Any:
+def refine_token(
+    ckpt: Any, token: Any, steps: int, device: str = "auto", dtype: str = "auto", scorer: StyleScorer | None = None
+) -> Any:
     """``encode --refine``: the token after ``steps`` Adam steps against the text-side estimate of its source
     distribution in the model's training styles (``scorer``: :func:`model_scorer`'s, loaded if not given).
     The source records the refinement and the mean KL over those styles before and after."""
@@ -141,6 +151,13 @@ def refine_token(ckpt: Any, token: Any, steps: int, device: str = "auto", dtype:
         styles = list(range(S))
         before = float(scorer.kl(target, torch.as_tensor(token.vector[None]).repeat(S, 1), styles).mean())
         after = float(scorer.kl(target, torch.as_tensor(vector).repeat(S, 1), styles).mean())
-    record = {"steps": steps, "lr": REFINE_LR, "styles": scorer.styles, "temperature": scorer.temperature,
-              "kl_before": before, "kl_after": after, "seconds": round(seconds, 4)}
+    record = {
+        "steps": steps,
+        "lr": REFINE_LR,
+        "styles": scorer.styles,
+        "temperature": scorer.temperature,
+        "kl_before": before,
+        "kl_after": after,
+        "seconds": round(seconds, 4),
+    }
     return replace(token, vector=vector[0], source={**token.source, "refine": record})

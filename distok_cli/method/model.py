@@ -50,8 +50,16 @@ class PartHeads(nn.ModuleDict):
 
 
 class DisTok(nn.Module):
-    def __init__(self, dim: int, hidden: int = 768, latent_dim: int = 20, residual: bool = False,
-                 parts: tuple[tuple[str, int], ...] = (), reweight_classes: int = 0, reweight_arity: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int,
+        hidden: int = 768,
+        latent_dim: int = 20,
+        residual: bool = False,
+        parts: tuple[tuple[str, int], ...] = (),
+        reweight_classes: int = 0,
+        reweight_arity: bool = False,
+    ) -> None:
         """``parts``: ((name, width), ...) for one D_tok head per part (the widths sum to ``dim``);
         ``reweight_classes``: K for a learned weighting of the input mix (:meth:`mix`), 0 for none;
         ``reweight_arity``: one exponent α per arity (2, 3, 4 or more classes) instead of one for all."""
@@ -61,7 +69,9 @@ class DisTok(nn.Module):
         if parts and sum(d for _, d in parts) != dim:
             raise ValueError(f"parts {parts} are not {dim} wide")
         self.E_dis = mlp(dim, hidden, latent_dim)
-        self.D_tok = PartHeads({n: mlp(latent_dim, hidden, d) for n, d in parts}) if parts else mlp(latent_dim, hidden, dim)
+        self.D_tok = (
+            PartHeads({n: mlp(latent_dim, hidden, d) for n, d in parts}) if parts else mlp(latent_dim, hidden, dim)
+        )
         if residual:
             self.skip = nn.Linear(latent_dim, dim)
             last = self.D_tok.last_layers() if parts else [self.D_tok[2]]
@@ -70,8 +80,12 @@ class DisTok(nn.Module):
                     layer.weight.zero_()
                     layer.bias.zero_()
         if reweight_classes:  # starts at the plain mix: α = 1, b = 0
-            self.reweight = nn.ParameterDict({"log_alpha": nn.Parameter(torch.zeros(len(ARITIES) if reweight_arity else 1)),
-                                              "bias": nn.Parameter(torch.zeros(reweight_classes))})
+            self.reweight = nn.ParameterDict(
+                {
+                    "log_alpha": nn.Parameter(torch.zeros(len(ARITIES) if reweight_arity else 1)),
+                    "bias": nn.Parameter(torch.zeros(reweight_classes)),
+                }
+            )
         # Where E_dis puts its inputs: running mean and std per latent dimension (see Trainer.track_latents).
         # Random latents are drawn as latent_mean + latent_std · ε, so sampled tokens sit on the trained manifold.
         self.register_buffer("latent_mean", torch.zeros(latent_dim))
@@ -126,7 +140,9 @@ class DisTok(nn.Module):
             **({"residual": True} if self.residual else {}),
             **({"heads": "parts"} if self.parts else {}),
             **({"reweight": True} if hasattr(self, "reweight") else {}),
-            **({"reweight_arity": True} if hasattr(self, "reweight") and self.reweight["log_alpha"].numel() > 1 else {}),
+            **(
+                {"reweight_arity": True} if hasattr(self, "reweight") and self.reweight["log_alpha"].numel() > 1 else {}
+            ),
             **config,
         }
         return Checkpoint(tensors, cfg)
@@ -135,9 +151,15 @@ class DisTok(nn.Module):
     def from_checkpoint(cls, ckpt: Checkpoint) -> DisTok:
         c = ckpt.config
         parts = ckpt.space.layout if c.get("heads") == "parts" else ()
-        model = cls(c["dim"], c["hidden"], c["latent_dim"], residual=bool(c.get("residual", False)), parts=parts,
-                    reweight_classes=len(c["classes"]) if c.get("reweight") else 0,
-                    reweight_arity=bool(c.get("reweight_arity")))
+        model = cls(
+            c["dim"],
+            c["hidden"],
+            c["latent_dim"],
+            residual=bool(c.get("residual", False)),
+            parts=parts,
+            reweight_classes=len(c["classes"]) if c.get("reweight") else 0,
+            reweight_arity=bool(c.get("reweight_arity")),
+        )
         state = {k: torch.from_numpy(np.array(v)) for k, v in ckpt.tensors.items() if k != "class_embeddings"}
         model.load_state_dict(state, strict=False)  # checkpoints before 0.3 have no latent statistics
         return model

@@ -47,8 +47,15 @@ class Pool:
             for p in sorted(folder.glob("*.distok")):
                 t = tokenfile.load(p)
                 dist = t.source["distribution"] if t.source else {}
-                self.entries.append(Entry(p.stem, t.vector, dist, int(t.source.get("step", 0)) if t.source else 0,
-                                          sorted(str(x) for x in folder.glob(f"{p.stem}_*.png"))))
+                self.entries.append(
+                    Entry(
+                        p.stem,
+                        t.vector,
+                        dist,
+                        int(t.source.get("step", 0)) if t.source else 0,
+                        sorted(str(x) for x in folder.glob(f"{p.stem}_*.png")),
+                    )
+                )
 
     def truncate(self, step: int) -> None:
         """Drop the concepts admitted after ``step``: their entries, and every file named for a later step
@@ -69,8 +76,15 @@ class Pool:
         return len(self.entries) >= self.limit
 
     def add(
-        self, vector: np.ndarray, distribution: dict[str, float], step: int, z: list[float], space: TokenSpace,
-        estimate: dict[str, Any], images: list[Any] | None = None, measured: dict[str, float] | None = None,
+        self,
+        vector: np.ndarray,
+        distribution: dict[str, float],
+        step: int,
+        z: list[float],
+        space: TokenSpace,
+        estimate: dict[str, Any],
+        images: list[Any] | None = None,
+        measured: dict[str, float] | None = None,
     ) -> Entry:
         """Write a concept of ``step``: its token, the ``distribution`` it stands for (the training input) and
         the estimate (whose distribution is ``measured`` where that differs, as for a refined concept)."""

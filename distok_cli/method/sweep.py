@@ -50,8 +50,15 @@ class Sweep:
     monotonic: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"path": self.kind, "interpolation": self.interpolation, "count": len(self.tokens), "grid": self.grid,
-                "labels": self.labels, "smoothness": self.smoothness, "monotonic": self.monotonic}
+        return {
+            "path": self.kind,
+            "interpolation": self.interpolation,
+            "count": len(self.tokens),
+            "grid": self.grid,
+            "labels": self.labels,
+            "smoothness": self.smoothness,
+            "monotonic": self.monotonic,
+        }
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -75,7 +82,9 @@ def check_steps(steps: int) -> int:
 
 def check_grid(grid: int) -> int:
     if not 2 <= grid <= MAX_GRID:
-        raise BadInput(f"--grid must be between 2 and {MAX_GRID} (a triangle of {MAX_GRID * (MAX_GRID + 1) // 2} tokens), got {grid}")
+        raise BadInput(
+            f"--grid must be between 2 and {MAX_GRID} (a triangle of {MAX_GRID * (MAX_GRID + 1) // 2} tokens), got {grid}"
+        )
     return grid
 
 
@@ -83,7 +92,9 @@ def check_classes(ckpt: Checkpoint, names: list[str]) -> None:
     """Refuse a class the model does not know, naming the nearest ones."""
     for n in names:
         if n not in ckpt.classes:
-            raise BadInput(f"unknown class {n!r}{dists.suggest(n, ckpt.classes)} (the model knows {len(ckpt.classes)} classes)")
+            raise BadInput(
+                f"unknown class {n!r}{dists.suggest(n, ckpt.classes)} (the model knows {len(ckpt.classes)} classes)"
+            )
 
 
 def _label(p: dict[str, float]) -> str:
@@ -130,8 +141,15 @@ def triangle(ckpt: Checkpoint, names: list[str], grid: int) -> Sweep:
     for idx, point in enumerate(points):
         p = {c: n / m for c, n in zip(names, point) if n}
         tok = encode(ckpt, p)
-        record = {"path": "triangle", "index": idx, "count": len(points), "point": list(point), "grid": grid,
-                  "interpolation": "lerp", "ends": [{c: 1.0} for c in names]}
+        record = {
+            "path": "triangle",
+            "index": idx,
+            "count": len(points),
+            "point": list(point),
+            "grid": grid,
+            "interpolation": "lerp",
+            "ends": [{c: 1.0} for c in names],
+        }
         tokens.append(replace(tok, source={**tok.source, "sweep": record}))
         labels.append(_label(p))
     return _finish(Sweep("triangle", tokens, labels, grid=grid))
@@ -143,11 +161,15 @@ def between(ckpt: Checkpoint | None, a: Token, b: Token, steps: int, slerp: bool
     check_steps(steps)
     interp = "slerp" if slerp else "lerp"
     if a.layout != b.layout or a.dim != b.dim:
-        raise BadInput(f"{b.path or b.short_id}: token has {describe_layout(b.layout, b.dim)}, "
-                       f"{a.path or a.short_id} has {describe_layout(a.layout, a.dim)}: no path joins different token spaces")
+        raise BadInput(
+            f"{b.path or b.short_id}: token has {describe_layout(b.layout, b.dim)}, "
+            f"{a.path or a.short_id} has {describe_layout(a.layout, a.dim)}: no path joins different token spaces"
+        )
     if a.space is not None and b.space is not None and not a.space.compatible(b.space):
-        raise BadInput(f"{b.path or b.short_id} was made for {b.space.encoder}, {a.path or a.short_id} for "
-                       f"{a.space.encoder}: no path joins different token spaces")
+        raise BadInput(
+            f"{b.path or b.short_id} was made for {b.space.encoder}, {a.path or a.short_id} for "
+            f"{a.space.encoder}: no path joins different token spaces"
+        )
     if ckpt is not None:
         for t in (a, b):
             check_compatible(t, ckpt.space)
@@ -178,8 +200,13 @@ def between(ckpt: Checkpoint | None, a: Token, b: Token, steps: int, slerp: bool
 
 def _from(ckpt: Checkpoint, t: Token) -> bool:
     """Whether ``t`` was made by ``ckpt`` and records its latent."""
-    return bool(t.model and t.model.get("hash") == ckpt.hash and t.source and isinstance(t.source.get("z"), list)
-                and len(t.source["z"]) == ckpt.latent_dim)
+    return bool(
+        t.model
+        and t.model.get("hash") == ckpt.hash
+        and t.source
+        and isinstance(t.source.get("z"), list)
+        and len(t.source["z"]) == ckpt.latent_dim
+    )
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -206,14 +233,26 @@ def _interpolate(a: Token, b: Token, t: float, slerp: bool) -> np.ndarray:
     return np.concatenate([_slerp(pa[n], pb[n], t) for n in pa])  # each encoder's part on its own sphere
 
 
-def _token_between(ckpt: Checkpoint | None, a: Token, b: Token, t: float, vec: np.ndarray, z_t: np.ndarray | None,
-                   kind: str, interp: str, i: int, steps: int) -> Token:
+def _token_between(
+    ckpt: Checkpoint | None,
+    a: Token,
+    b: Token,
+    t: float,
+    vec: np.ndarray,
+    z_t: np.ndarray | None,
+    kind: str,
+    interp: str,
+    i: int,
+    steps: int,
+) -> Token:
     from distok_cli.files.summary import source_distribution
 
     parents = [{"id": x.id, "title": x.title or x.short_id, "weight": w} for x, w in ((a, 1 - t), (b, t))]
-    source: dict[str, Any] = {"kind": "composition", "parents": parents,
-                              "sweep": {"path": kind, "index": i, "count": steps, "t": t, "interpolation": interp,
-                                        "ends": [a.id, b.id]}}
+    source: dict[str, Any] = {
+        "kind": "composition",
+        "parents": parents,
+        "sweep": {"path": kind, "index": i, "count": steps, "t": t, "interpolation": interp, "ends": [a.id, b.id]},
+    }
     pa, pb = source_distribution(a), source_distribution(b)
     if pa is not None and pb is not None and interp == "lerp":
         source["distribution"] = dists.check(_line(dists.check(pa), dists.check(pb), t))
@@ -221,8 +260,14 @@ def _token_between(ckpt: Checkpoint | None, a: Token, b: Token, t: float, vec: n
         source["z"] = [float(x) for x in z_t]
     title = f"{(a.title or a.short_id)[:24]}-to-{(b.title or b.short_id)[:24]}-{i:03d}"
     space = a.space if a.space is not None else (ckpt.space if ckpt is not None else None)
-    return Token(vector=vec, space=space, source=source, model=ckpt.model_ref() if kind == "latent" and ckpt else None,
-                 title=title, plain_layout=a.layout if space is None else ())
+    return Token(
+        vector=vec,
+        space=space,
+        source=source,
+        model=ckpt.model_ref() if kind == "latent" and ckpt else None,
+        title=title,
+        plain_layout=a.layout if space is None else (),
+    )
 
 
 def _normalised(ckpt: Checkpoint, p: dict[str, float]) -> dict[str, float]:
@@ -255,8 +300,12 @@ def _finish(s: Sweep) -> Sweep:
     vecs = np.stack([np.asarray(t.vector, np.float64) for t in s.tokens])
     d = [float(np.linalg.norm(vecs[j] - vecs[i])) for i, j in _pairs(s)]
     mean = sum(d) / len(d)
-    s.smoothness = {"max_step": max(d), "mean_step": mean, "max_over_mean": max(d) / mean if mean > 0 else None,
-                    "steps_measured": len(d)}
+    s.smoothness = {
+        "max_step": max(d),
+        "mean_step": mean,
+        "max_over_mean": max(d) / mean if mean > 0 else None,
+        "steps_measured": len(d),
+    }
     return s
 
 

@@ -84,12 +84,23 @@ class Trainer:
         self.T = text.class_embeddings(self.classes).to(device)  # [K, d]
         layout = text.space.layout
         if t.heads == "parts" and not layout:
-            raise BadInput(f"train.heads parts needs a token space with parts; {text.space.encoder}'s is one vector (use joint)")
+            raise BadInput(
+                f"train.heads parts needs a token space with parts; {text.space.encoder}'s is one vector (use joint)"
+            )
         parts = layout if t.heads == "parts" else ()
-        self.model = DisTok(text.dim, t.hidden, t.latent_dim, residual=t.residual, parts=parts,
-                            reweight_classes=len(self.classes) if t.reweight else 0, reweight_arity=t.reweight_arity).to(device)
+        self.model = DisTok(
+            text.dim,
+            t.hidden,
+            t.latent_dim,
+            residual=t.residual,
+            parts=parts,
+            reweight_classes=len(self.classes) if t.reweight else 0,
+            reweight_arity=t.reweight_arity,
+        ).to(device)
         reweight = [q for n, q in self.model.named_parameters() if n.startswith("reweight.")]
-        groups: list[dict[str, Any]] = [{"params": [q for n, q in self.model.named_parameters() if not n.startswith("reweight.")]}]
+        groups: list[dict[str, Any]] = [
+            {"params": [q for n, q in self.model.named_parameters() if not n.startswith("reweight.")]}
+        ]
         if reweight:  # the weighting's few parameters may learn faster than the MLPs (train.reweight_lr)
             groups.append({"params": reweight, "lr": t.reweight_lr or t.lr, "weight_decay": 0.0})
         self.opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
@@ -135,7 +146,9 @@ class Trainer:
         assert self.scorer is not None
         K = len(self.classes)
         with torch.no_grad():
-            cos = torch.cat([self.scorer.cosines(self.T[i : i + 256], [style] * len(self.T[i : i + 256])) for i in range(0, K, 256)])
+            cos = torch.cat(
+                [self.scorer.cosines(self.T[i : i + 256], [style] * len(self.T[i : i + 256])) for i in range(0, K, 256)]
+            )
         return calibrate_temperature(cos.double().cpu().numpy()[:, None, :], self.recipe.eval.calibrate_to)
 
     # ------------------------------------------------------------------------------------- state
@@ -162,13 +175,19 @@ class Trainer:
     def _save(self) -> None:
         self.run.mkdir(parents=True, exist_ok=True)
         self.checkpoint().save(self.run / "model.safetensors")
-        tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors: dict[str, torch.Tensor] = {
+            f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()
+        }
         opt = self.opt.state_dict()
         for pid, st in opt["state"].items():
             for key, val in st.items():
                 tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
         tensors["rng.generator"], tensors["rng.torch"] = self._marked
-        meta = {"step": str(self.step), "target": str(self.target), "param_groups": json.dumps(opt["param_groups"], sort_keys=True)}
+        meta = {
+            "step": str(self.step),
+            "target": str(self.target),
+            "param_groups": json.dumps(opt["param_groups"], sort_keys=True),
+        }
         # Our own deterministic writer: safetensors' own orders the metadata differently in every process.
         arrays = {k: v.numpy() for k, v in tensors.items()}
         atomic_write(self.run / STATE_FILE, safetensors_bytes(arrays, meta, keep_dtype=True))
@@ -243,8 +262,13 @@ class Trainer:
                 continue
             imgs = images[i * per : (i + 1) * per] if (images and t.keep_images) else None
             self.pool.add(
-                tokens[i].cpu().numpy(), dist, step, [float(x) for x in z[i].cpu()], self.text.space,
-                {**self.estimator.describe(), "seeds": [seeds[i]]}, imgs,
+                tokens[i].cpu().numpy(),
+                dist,
+                step,
+                [float(x) for x in z[i].cpu()],
+                self.text.space,
+                {**self.estimator.describe(), "seeds": [seeds[i]]},
+                imgs,
             )
             admitted += 1
         return admitted
@@ -276,9 +300,15 @@ class Trainer:
                 break
             measured = {c: float(q) for c, q in zip(self.classes, probs[i].double() / probs[i].double().sum())}
             target = {c: float(x) for c, x in zip(self.classes, p[i].double().cpu()) if x > 0}
-            self.refined.add(tokens[i].cpu().numpy(), target, step, [], self.text.space,
-                             {**self.estimator.describe(), "seeds": [seeds[i]], "refined_steps": t.refined_steps},
-                             measured=measured)
+            self.refined.add(
+                tokens[i].cpu().numpy(),
+                target,
+                step,
+                [],
+                self.text.space,
+                {**self.estimator.describe(), "seeds": [seeds[i]], "refined_steps": t.refined_steps},
+                measured=measured,
+            )
             added += 1
         return added
 
@@ -399,8 +429,9 @@ class Trainer:
         loss.backward()
         if t.grad_clip > 0:  # L_reg's 1/σ² spikes when a batch repeats one input (σ → 0)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        result = StepResult(step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted,
-                            lmatch, lrec)
+        result = StepResult(
+            step, task, float(loss.detach()), lmix, lcst, float(lreg.detach()), len(self.pool), admitted, lmatch, lrec
+        )
         return self._commit(result, z.detach())
 
     def _commit(self, r: StepResult, z: torch.Tensor | None = None) -> StepResult:

@@ -31,8 +31,10 @@ MODEL = {"hash": "sha256:" + "ab" * 32, "recipe": "kandinsky21-animals"}
 #: A two-part (format 2.0) token space: SDXL's two text encoders, with made-up all-zero part fingerprints.
 SDXL_SPACE = TokenSpace.with_parts(
     "stabilityai/stable-diffusion-xl-base-1.0",
-    (SpacePart("clip_l", 768, "fp16-sha256:" + "0" * 64, "text_encoder"),
-     SpacePart("clip_g", 1280, "fp16-sha256:" + "0" * 64, "text_encoder_2")),
+    (
+        SpacePart("clip_l", 768, "fp16-sha256:" + "0" * 64, "text_encoder"),
+        SpacePart("clip_g", 1280, "fp16-sha256:" + "0" * 64, "text_encoder_2"),
+    ),
 )
 
 
@@ -59,8 +61,28 @@ def examples() -> dict[str, bytes | Token]:
             "scale": 1.0,
             "seed": 0,
             "index": 3,
-            "z": [0.5, -1.25, 2.0, 0.0, -0.75, 1.5, -2.5, 0.25, 1.0, -0.5,
-                  0.125, -3.0, 0.75, 0.0, -1.0, 2.25, -0.25, 0.5, -1.5, 1.25],
+            "z": [
+                0.5,
+                -1.25,
+                2.0,
+                0.0,
+                -0.75,
+                1.5,
+                -2.5,
+                0.25,
+                1.0,
+                -0.5,
+                0.125,
+                -3.0,
+                0.75,
+                0.0,
+                -1.0,
+                2.25,
+                -0.25,
+                0.5,
+                -1.5,
+                1.25,
+            ],
         },
         estimate={
             "estimator": "blip-itm:Salesforce/blip-itm-large-coco",
@@ -96,7 +118,9 @@ def examples() -> dict[str, bytes | Token]:
     # What `distok export pig-sheep-snake.distok --to comfyui --dtype float16` writes (§10 of the spec).
     from distok_cli.files import export
 
-    exported = export.exported(pig, export.TARGETS["comfyui"], export.name_for(pig, export.DEFAULT_TEMPLATE, 0), "float16")
+    exported = export.exported(
+        pig, export.TARGETS["comfyui"], export.name_for(pig, export.DEFAULT_TEMPLATE, 0), "float16"
+    )
     sdxl = Token(
         vector=vector(41, 5, 768 + 1280),
         space=SDXL_SPACE,
@@ -105,8 +129,9 @@ def examples() -> dict[str, bytes | Token]:
         title="pig55-sheep25-snake20",
         tool_version=TOOL_VERSION,
     )
-    sdxl_exported = export.exported(sdxl, export.TARGETS["comfyui"], export.name_for(sdxl, export.DEFAULT_TEMPLATE, 0),
-                                    "float16")
+    sdxl_exported = export.exported(
+        sdxl, export.TARGETS["comfyui"], export.name_for(sdxl, export.DEFAULT_TEMPLATE, 0), "float16"
+    )
     return {
         "sdxl-pig-sheep-snake.distok": sdxl,
         f"{sdxl_exported.exported['name']}.safetensors": sdxl_exported,

@@ -12,7 +12,9 @@ from distok_cli.cli.options import OverwriteOpt, QuietOpt, output_option
 
 def demo(
     output: Annotated[Path, output_option("Folder for everything the demo makes.")] = Path("distok-demo"),
-    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Default: minilm-animals when installed, else tiny.")] = None,
+    recipe: Annotated[
+        str | None, typer.Option("--recipe", "-r", help="Default: minilm-animals when installed, else tiny.")
+    ] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps (default: the recipe's).")] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,

@@ -12,13 +12,25 @@ from distok_cli.cli.options import DeviceOpt, DtypeOpt, ModelOpt, OverwriteOpt, 
 
 
 def encode(
-    spec: Annotated[str, typer.Argument(metavar="SPEC", help="pig:0.55,sheep:0.25,snake:0.20 | a .json/.yaml file | '-'; components may be token files.")],
+    spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="SPEC",
+            help="pig:0.55,sheep:0.25,snake:0.20 | a .json/.yaml file | '-'; components may be token files.",
+        ),
+    ],
     model: ModelOpt = "",
-    output: Annotated[str | None, output_option("Token file to write ('-': the bytes on stdout).", folder=False)] = None,
+    output: Annotated[
+        str | None, output_option("Token file to write ('-': the bytes on stdout).", folder=False)
+    ] = None,
     no_normalize: Annotated[bool, typer.Option("--no-normalize", help="Use the weights as given.")] = False,
     refine: Annotated[
-        str, typer.Option("--refine", metavar="N|auto",
-                          help="Then take N gradient steps on the token against the text-side estimate of its distribution in the model's training styles (loads the text encoder: torch). auto: 30 steps for a model trained with distok's objective; 0: the encoder's token alone, one forward, no torch."),
+        str,
+        typer.Option(
+            "--refine",
+            metavar="N|auto",
+            help="Then take N gradient steps on the token against the text-side estimate of its distribution in the model's training styles (loads the text encoder: torch). auto: 30 steps for a model trained with distok's objective; 0: the encoder's token alone, one forward, no torch.",
+        ),
     ] = "auto",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -42,7 +54,9 @@ def encode(
     token = api.Model(ckpt, path).encode(weights, normalize=not no_normalize, refine=steps, device=device, dtype=dtype)
     r = (token.source or {}).get("refine")
     if r:
-        out.notice(f"refined {r['steps']} steps in {len(r['styles'])} styles: KL {r['kl_before']:.3f} -> {r['kl_after']:.3f} ({r['seconds']:.2f} s)")
+        out.notice(
+            f"refined {r['steps']} steps in {len(r['styles'])} styles: KL {r['kl_before']:.3f} -> {r['kl_after']:.3f} ({r['seconds']:.2f} s)"
+        )
     if output == "-":
         if sys.stdout.isatty():
             raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")

@@ -23,18 +23,28 @@ from distok_cli.cli.output import Output, expand_paths
 
 
 def estimate(
-    files: Annotated[list[str], typer.Argument(metavar="TOKEN|IMAGE...", help="Token files or images; '-' reads paths from stdin.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="TOKEN|IMAGE...", help="Token files or images; '-' reads paths from stdin.")
+    ],
     recipe: TokenRecipeOpt = None,
-    classes: Annotated[str | None, typer.Option("--classes", help="Comma-separated class names (default: the recipe's).")] = None,
-    images: Annotated[int | None, typer.Option("--images", min=1, max=256, help="Renders per token to average.")] = None,
+    classes: Annotated[
+        str | None, typer.Option("--classes", help="Comma-separated class names (default: the recipe's).")
+    ] = None,
+    images: Annotated[
+        int | None, typer.Option("--images", min=1, max=256, help="Renders per token to average.")
+    ] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt the token is rendered in (with '<>').")] = None,
     seed: Annotated[int, seed_option("First render seed (then seed+1, ...).")] = 0,
-    write: Annotated[bool, typer.Option("--write", help="Store the estimate in the token file (metadata only).")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Store the estimate in the token file (metadata only).")
+    ] = False,
     estimator: EstimatorOpt = None,
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the distributions as a bar chart PNG.")] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Also write the distributions as a bar chart PNG.")
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -59,8 +69,17 @@ def estimate(
     where = recipes.placement(cfg, device, dtype)
     with out.progress("estimating", len(paths)) as task:
         results = estimation.estimate_paths(
-            paths, cfg, class_list, images=images, prompt=prompt, seed=seed, write=write,
-            device=where[0], dtype=where[1], kind=estimator, progress=task.advance,
+            paths,
+            cfg,
+            class_list,
+            images=images,
+            prompt=prompt,
+            seed=seed,
+            write=write,
+            device=where[0],
+            dtype=where[1],
+            kind=estimator,
+            progress=task.advance,
         )
     if plot is not None:
         out.notice(f"wrote {estimation.write_plot(results, plot)}")

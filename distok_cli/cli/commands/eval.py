@@ -25,19 +25,34 @@ def eval_(
     estimator: EstimatorOpt = None,
     distributions: Annotated[
         Path | None,
-        typer.Option("--distributions", help="A JSON list of {class: weight} objects to evaluate (default: the fixed set of 30)."),
+        typer.Option(
+            "--distributions", help="A JSON list of {class: weight} objects to evaluate (default: the fixed set of 30)."
+        ),
     ] = None,
     free_token: Annotated[
-        bool, typer.Option("--free-token", help="Also optimise one free token per distribution (the estimator's floor; text estimator, slower)."),
+        bool,
+        typer.Option(
+            "--free-token",
+            help="Also optimise one free token per distribution (the estimator's floor; text estimator, slower).",
+        ),
     ] = False,
     styles: Annotated[
         str,
-        typer.Option("--styles", metavar="FILE|default|none",
-                     help="Also score in these prompt styles (a JSON list such as [\"a watercolor of a\"]); default: the 6 held-out styles of recipes/eval/styles-v1.json."),
+        typer.Option(
+            "--styles",
+            metavar="FILE|default|none",
+            help='Also score in these prompt styles (a JSON list such as ["a watercolor of a"]); default: the 6 held-out styles of recipes/eval/styles-v1.json.',
+        ),
     ] = "default",
     refine: Annotated[
-        int, typer.Option("--refine", min=0, max=10_000, metavar="N",
-                          help="Also score the tokens after N steps of test-time refinement (as `encode --refine N`)."),
+        int,
+        typer.Option(
+            "--refine",
+            min=0,
+            max=10_000,
+            metavar="N",
+            help="Also score the tokens after N steps of test-time refinement (as `encode --refine N`).",
+        ),
     ] = 0,
     output: Annotated[Path | None, output_option("Report folder (default: RUN/eval-ESTIMATOR).")] = None,
     set_: SetOpt = None,
@@ -66,10 +81,17 @@ def eval_(
         raise BadInput("--free-token needs the text estimator (--estimator text): rendering is not differentiable")
     if refine and kind != "text":
         raise BadInput("--refine is scored with the text estimator (--estimator text)")
-    style_list = (None if styles == "none" else evaluation.default_styles() if styles == "default"
-                  else evaluation.read_styles(Path(styles)))
+    style_list = (
+        None
+        if styles == "none"
+        else evaluation.default_styles()
+        if styles == "default"
+        else evaluation.read_styles(Path(styles))
+    )
     if refine and not ckpt.config.get("styles"):
-        raise BadInput(f"{run}: the model was not trained with distok's objective (no styles); --refine needs one that was")
+        raise BadInput(
+            f"{run}: the model was not trained with distok's objective (no styles); --refine needs one that was"
+        )
     if distributions is not None:
         set_name, items = evaluation.read_eval_set(distributions, ckpt.classes)
     else:
@@ -79,12 +101,29 @@ def eval_(
         raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
     images = 1 if kind == "text" else cfg.estimator.images
     judge = kind == "text" and est.judge() is not None  # the text estimator's second readout costs as much again
-    total = evaluation.work(len(items), len(ckpt.classes), free_token, calibrate=not cfg.eval.temperature,
-                            styles=len(style_list or []), refine=refine, judge=judge)
+    total = evaluation.work(
+        len(items),
+        len(ckpt.classes),
+        free_token,
+        calibrate=not cfg.eval.temperature,
+        styles=len(style_list or []),
+        refine=refine,
+        judge=judge,
+    )
     with out.progress("evaluating", total) as task:
         report = evaluation.evaluate(
-            ckpt, est, items, set_name, temperature=cfg.eval.temperature or None, calibrate_to=cfg.eval.calibrate_to,
-            images=images, free_token=free_token, progress=task.advance, styles=style_list, refine=refine, judge=judge,
+            ckpt,
+            est,
+            items,
+            set_name,
+            temperature=cfg.eval.temperature or None,
+            calibrate_to=cfg.eval.calibrate_to,
+            images=images,
+            free_token=free_token,
+            progress=task.advance,
+            styles=style_list,
+            refine=refine,
+            judge=judge,
         )
     folder = output or run / f"eval-{kind}"
     written = evaluation.write_report(report, folder, f"distok eval: {run}")
@@ -92,15 +131,22 @@ def eval_(
         out.data(json.dumps(evaluation.summary(report), sort_keys=True))
     else:
         b = report["baselines"]["raw_mix"]
-        out.log(f"KL {report['kl']:.4f} (raw mix {b['kl']:.4f})  JS {report['js']:.4f}  top-1 {report['top1']:.3f} "
-                f"(raw mix {b['top1']:.3f})  T {report['temperature']:.4g}  ({report['estimator']}, {report['eval_set']})")
+        out.log(
+            f"KL {report['kl']:.4f} (raw mix {b['kl']:.4f})  JS {report['js']:.4f}  top-1 {report['top1']:.3f} "
+            f"(raw mix {b['top1']:.3f})  T {report['temperature']:.4g}  ({report['estimator']}, {report['eval_set']})"
+        )
         if "held_out" in report:
             h = report["held_out"]
-            out.log(f"held-out styles ({len(h['styles'])}): KL {h['distok']['kl']:.4f} (raw mix {h['raw_mix']['kl']:.4f}, "
-                    f"{100 * -h['kl_reduction']:+.0f} %)" + (f", refined {h['refined']['kl']:.4f}" if "refined" in h else ""))
+            out.log(
+                f"held-out styles ({len(h['styles'])}): KL {h['distok']['kl']:.4f} (raw mix {h['raw_mix']['kl']:.4f}, "
+                f"{100 * -h['kl_reduction']:+.0f} %)"
+                + (f", refined {h['refined']['kl']:.4f}" if "refined" in h else "")
+            )
         if "judge" in report:
             j = report["judge"].get("held_out") or report["judge"]["training_style"]
-            out.log(f"judge ({report['judge']['estimator']}): KL {j['distok']['kl']:.4f} (raw mix {j['raw_mix']['kl']:.4f})"
-                    + (f", refined {j['refined']['kl']:.4f}" if "refined" in j else ""))
+            out.log(
+                f"judge ({report['judge']['estimator']}): KL {j['distok']['kl']:.4f} (raw mix {j['raw_mix']['kl']:.4f})"
+                + (f", refined {j['refined']['kl']:.4f}" if "refined" in j else "")
+            )
         for p in written:
             out.data(p)

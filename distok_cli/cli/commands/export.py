@@ -21,8 +21,12 @@ def export(
     ] = "{title}-{id6}",
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float16.")] = "float32",
     base: Annotated[
-        str, typer.Option("--base", help="auto (the token's own), sd1 (one 768-d vector) or sdxl (clip_l + clip_g); "
-                                         "a token of the other kind is refused.")
+        str,
+        typer.Option(
+            "--base",
+            help="auto (the token's own), sd1 (one 768-d vector) or sdxl (clip_l + clip_g); "
+            "a token of the other kind is refused.",
+        ),
     ] = "auto",
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,

@@ -11,10 +11,16 @@ from distok_cli.cli.options import OverwriteOpt, QuietOpt, output_option
 
 
 def gallery(
-    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Token files, rendered PNGs or folders ('-': paths from stdin).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(metavar="PATH...", help="Token files, rendered PNGs or folders ('-': paths from stdin)."),
+    ],
     output: Annotated[Path, output_option("The HTML file to write.", False)] = Path("gallery.html"),
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Run or checkpoint for nearest classes (default: the default model, if any).")
+        str,
+        typer.Option(
+            "--model", "-m", help="Run or checkpoint for nearest classes (default: the default model, if any)."
+        ),
     ] = "",
     thumb: Annotated[int, typer.Option("--thumb", help="Thumbnail size in pixels (32-1024).")] = 192,
     overwrite: OverwriteOpt = False,

@@ -13,7 +13,10 @@ from distok_cli.cli.output import Output, expand_paths
 
 
 def inspect(
-    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Token files, run folders or checkpoints; '-' reads paths from stdin.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(metavar="FILE...", help="Token files, run folders or checkpoints; '-' reads paths from stdin."),
+    ],
     json_: JsonOpt = False,
     neighbors: Annotated[
         int, typer.Option("--neighbors", "-k", min=0, max=1000, help="List the K nearest vocabulary tokens by cosine.")

@@ -9,7 +9,9 @@ import typer
 
 
 def model(
-    run: Annotated[Path | None, typer.Argument(metavar="[RUN]", help="Make this run folder (or checkpoint) the default.")] = None,
+    run: Annotated[
+        Path | None, typer.Argument(metavar="[RUN]", help="Make this run folder (or checkpoint) the default.")
+    ] = None,
     unset: Annotated[bool, typer.Option("--unset", help="Forget the default model.")] = False,
 ) -> None:
     """Print the default model (used when -m and DISTOK_MODEL are absent), or set it to RUN."""

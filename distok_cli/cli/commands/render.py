@@ -25,13 +25,18 @@ from distok_cli.files.recipes import MIN_PRIOR_STEPS, MIN_SIZE
 def render(
     items: Annotated[
         list[str] | None,
-        typer.Argument(metavar="TOKEN... PROMPT...", help="Token files ('-' reads paths from stdin) and prompts with '<>'."),
+        typer.Argument(
+            metavar="TOKEN... PROMPT...", help="Token files ('-' reads paths from stdin) and prompts with '<>'."
+        ),
     ] = None,
     output: Annotated[Path, output_option("Folder for the PNG files.")] = Path("renders"),
     seed: Annotated[int | None, seed_option("One seed for every image.")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="Several seeds: '0-3,7'.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Decoder (or SD) denoising steps.")] = None,
-    prior_steps: Annotated[int | None, typer.Option("--prior-steps", min=MIN_PRIOR_STEPS, help=f"Kandinsky prior steps (at least {MIN_PRIOR_STEPS}).")] = None,
+    prior_steps: Annotated[
+        int | None,
+        typer.Option("--prior-steps", min=MIN_PRIOR_STEPS, help=f"Kandinsky prior steps (at least {MIN_PRIOR_STEPS})."),
+    ] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", min=0, help="Guidance scale.")] = None,
     size: Annotated[int | None, typer.Option("--size", min=MIN_SIZE, help="Image width and height in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = None,
@@ -41,10 +46,16 @@ def render(
     dtype: DtypeOpt = "auto",
     offload: Annotated[bool, typer.Option("--offload", help="Keep models on the CPU until needed (low VRAM).")] = False,
     compile_: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the UNet: the first batch compiles (about a minute on an H100), later ones run faster on CUDA."),
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the UNet: the first batch compiles (about a minute on an H100), later ones run faster on CUDA.",
+        ),
     ] = False,
     overwrite: OverwriteOpt = False,
-    grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet (tokens × prompts).")] = False,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Also write a labelled contact sheet (tokens × prompts).")
+    ] = False,
     from_: Annotated[Path | None, typer.Option("--from", help="Re-render the image a distok PNG describes.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -107,18 +118,24 @@ def render(
     if state is not None:
         with state.split_between_processes(jobs) as part:
             mine = list(part)
-        out.log(f"distok: process {state.process_index}/{state.num_processes} renders {len(mine)} of {len(jobs)} images")
+        out.log(
+            f"distok: process {state.process_index}/{state.num_processes} renders {len(mine)} of {len(jobs)} images"
+        )
 
     from distok_cli.backends.registry import make_renderer
 
     out.notice(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
     renderer = make_renderer(cfg.render, *where, offload, compile=compile_)
     if compile_:
-        out.notice("compiling the UNet with torch.compile: the first batch is slow, the rest faster (pays on long CUDA runs)")
+        out.notice(
+            "compiling the UNet with torch.compile: the first batch is slow, the rest faster (pays on long CUDA runs)"
+        )
     for t in token_list:
         renderer.text.check_token(t)
         if t.plain:
-            out.warn(f"{t.path}: a plain textual-inversion file names no token space; rendering it with {renderer.text.space.encoder}")
+            out.warn(
+                f"{t.path}: a plain textual-inversion file names no token space; rendering it with {renderer.text.space.encoder}"
+            )
     with out.progress("rendering", len(mine)) as task:
         written = rendering.run(mine, renderer, settings, cfg.name, task.advance)
 

@@ -12,15 +12,21 @@ from distok_cli.cli.options import ModelOpt, OverwriteOpt, QuietOpt, output_opti
 
 def sample(
     n: Annotated[int, typer.Option("--n", min=1, max=100000, help="How many tokens.")] = 8,
-    prior: Annotated[str, typer.Option("--prior", help="gaussian, laplace or cauchy (zero mean; unit variance where defined).")] = "gaussian",
+    prior: Annotated[
+        str, typer.Option("--prior", help="gaussian, laplace or cauchy (zero mean; unit variance where defined).")
+    ] = "gaussian",
     scale: Annotated[float, typer.Option("--scale", help="Multiply the latents by this.")] = 1.0,
     seed: Annotated[int, seed_option("Seed; token i of a seed is the same whatever --n.")] = 0,
     model: ModelOpt = "",
     output: Annotated[Path, output_option("Folder for the token files.")] = Path("tokens"),
     from_pool: Annotated[bool, typer.Option("--from-pool", help="Draw from the run's concept pool instead.")] = False,
     estimate: Annotated[
-        str | None, typer.Option("--estimate", metavar="text",
-                                 help="Store each token's text-side estimate (what it reads as; loads the model's text encoder: torch)."),
+        str | None,
+        typer.Option(
+            "--estimate",
+            metavar="text",
+            help="Store each token's text-side estimate (what it reads as; loads the model's text encoder: torch).",
+        ),
     ] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,

@@ -30,16 +30,35 @@ HOW = {
 
 
 def sweep(
-    ends: Annotated[list[str], typer.Argument(metavar="ENDS...", help="a:b (a line), a:b:c with --grid (a triangle), two distributions (pig:0.5,sheep:0.5 cat:1), or two token files.")],
+    ends: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ENDS...",
+            help="a:b (a line), a:b:c with --grid (a triangle), two distributions (pig:0.5,sheep:0.5 cat:1), or two token files.",
+        ),
+    ],
     steps: Annotated[int, typer.Option("--steps", help="Tokens along a line, ends included (2 to 1000).")] = 9,
-    grid: Annotated[int | None, typer.Option("--grid", help="Points along each edge of a triangle a:b:c (2 to 40).")] = None,
-    slerp: Annotated[bool, typer.Option("--slerp", help="Between tokens: spherical interpolation (per part), not linear.")] = False,
+    grid: Annotated[
+        int | None, typer.Option("--grid", help="Points along each edge of a triangle a:b:c (2 to 40).")
+    ] = None,
+    slerp: Annotated[
+        bool, typer.Option("--slerp", help="Between tokens: spherical interpolation (per part), not linear.")
+    ] = False,
     model: ModelOpt = "",
-    output: Annotated[Path, output_option("Folder for the token files (NNN-TITLE.distok, in path order).")] = Path("sweep"),
+    output: Annotated[Path, output_option("Folder for the token files (NNN-TITLE.distok, in path order).")] = Path(
+        "sweep"
+    ),
     estimate: Annotated[
-        str | None, typer.Option("--estimate", help="Also estimate every token (text, blip-itm, blip-vqa or prior), store it, "
-                                 "check the end classes move monotonically and write sweep.png.")] = None,
-    images: Annotated[int, typer.Option("--images", min=1, max=256, help="Renders per token for an image estimator.")] = 1,
+        str | None,
+        typer.Option(
+            "--estimate",
+            help="Also estimate every token (text, blip-itm, blip-vqa or prior), store it, "
+            "check the end classes move monotonically and write sweep.png.",
+        ),
+    ] = None,
+    images: Annotated[
+        int, typer.Option("--images", min=1, max=256, help="Renders per token for an image estimator.")
+    ] = 1,
     seed: Annotated[int, seed_option("First render seed of the estimates.")] = 0,
     recipe: TokenRecipeOpt = None,
     set_: SetOpt = None,
@@ -66,9 +85,13 @@ def sweep(
     ckpt, path = load_model(model, out)
     s = api.Model(ckpt, path).sweep(*ends, steps=steps, grid=grid, slerp=slerp)
     width = len(str(len(s.tokens) - 1)) if len(s.tokens) > 1000 else 3
-    paths = [output / f"{i:0{width}d}-{safety.safe_name(t.title or 'token', 100)}.distok" for i, t in enumerate(s.tokens)]
+    paths = [
+        output / f"{i:0{width}d}-{safety.safe_name(t.title or 'token', 100)}.distok" for i, t in enumerate(s.tokens)
+    ]
     safety.check_new_path(paths + ([output / "sweep.png"] if estimate else []), overwrite)  # before any estimate
-    out.notice(f"{len(s.tokens)} tokens {HOW[s.kind]}" + (f", {s.interpolation}" if s.kind in ("latent", "token") else ""))
+    out.notice(
+        f"{len(s.tokens)} tokens {HOW[s.kind]}" + (f", {s.interpolation}" if s.kind in ("latent", "token") else "")
+    )
     if estimate:
         from distok_cli.files import recipes
         from distok_cli.jobs import rendering, sweeping
@@ -76,10 +99,15 @@ def sweep(
         cfg = recipes.load(rendering.recipe_for_tokens(recipe, s.tokens), list(set_ or []))
         est = sweeping.estimator_for(cfg, estimate, *recipes.placement(cfg, device, dtype))
         with out.progress("estimating", len(s.tokens)) as task:
-            sweeping.estimate_sweep(s, est, list(range(seed, seed + (images if estimate != "text" else 1))), task.advance)
+            sweeping.estimate_sweep(
+                s, est, list(range(seed, seed + (images if estimate != "text" else 1))), task.advance
+            )
     sm = s.smoothness
-    out.notice(f"smoothness: largest step {sm['max_step']:.4g} = {sm['max_over_mean']:.3g} x the mean step {sm['mean_step']:.4g}"
-               if sm["max_over_mean"] is not None else "smoothness: every token is the same")
+    out.notice(
+        f"smoothness: largest step {sm['max_step']:.4g} = {sm['max_over_mean']:.3g} x the mean step {sm['mean_step']:.4g}"
+        if sm["max_over_mean"] is not None
+        else "smoothness: every token is the same"
+    )
     if s.monotonic is not None:
         bad = [c for c, v in s.monotonic["classes"].items() if not v["monotonic"]]
         out.notice("end-class shares move monotonically" if not bad else f"not monotonic: {', '.join(bad)}")

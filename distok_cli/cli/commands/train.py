@@ -18,7 +18,9 @@ def train(
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output exactly where it stopped.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --output exactly where it stopped.")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train E_dis/D_tok (fusion, estimation + concept pool, consistency); print the run folder."""
@@ -69,8 +71,9 @@ def train(
             raise
         from distok_cli.errors import StoppedBySignal
 
-        raise StoppedBySignal(f"{interrupts.words(signum)} at step {t.step}; checkpoint saved (continue with --resume)",
-                              signum) from None
+        raise StoppedBySignal(
+            f"{interrupts.words(signum)} at step {t.step}; checkpoint saved (continue with --resume)", signum
+        ) from None
     finally:
         lock.release()
     from distok_cli.files import config
