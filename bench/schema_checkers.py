@@ -69,7 +69,9 @@ def fresh(code: str, runs: int = 7) -> float:
     """Median seconds a fresh interpreter takes for ``code`` (timed inside it: the interpreter's own start excluded)."""
     out = []
     for _ in range(runs):
-        r = subprocess.run([sys.executable, "-c", code.format(names=SCHEMAS)], capture_output=True, text=True, cwd=ROOT, check=True)
+        r = subprocess.run(
+            [sys.executable, "-c", code.format(names=SCHEMAS)], capture_output=True, text=True, cwd=ROOT, check=True
+        )
         out.append(float(r.stdout.strip().splitlines()[-1]))
     return statistics.median(out)
 
@@ -136,13 +138,21 @@ def main() -> None:
     hand_ready, fast_ready = fresh(HAND), fresh(FAST)
     hand_one, fast_one = fresh(HAND_ONE), fresh(FAST_ONE)
     result = {
-        "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core CPU", "python": sys.version.split()[0],
-        "fastjsonschema": fastjsonschema.VERSION, "cases": len(rows), "probes": len(cases), "golden": len(golden),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()}-core CPU",
+        "python": sys.version.split()[0],
+        "fastjsonschema": fastjsonschema.VERSION,
+        "cases": len(rows),
+        "probes": len(cases),
+        "golden": len(golden),
         "ready_s": {"hand": hand_ready, "fastjsonschema": fast_ready},
         "ready_one_token_s": {"hand": hand_one, "fastjsonschema": fast_one},
         "check_us": {"hand": hand_check * 1e6, "fastjsonschema": fast_check * 1e6},
         "disagree_with_jsonschema": {"hand": len(hand_disagrees), "fastjsonschema": len(fast_disagrees)},
-        "fast_disagreements": [{"case": i, "hand": rows[i][0], "fastjsonschema": rows[i][1], "jsonschema": rows[i][2]} for i in fast_disagrees],
+        "fast_disagreements": [
+            {"case": i, "hand": rows[i][0], "fastjsonschema": rows[i][1], "jsonschema": rows[i][2]}
+            for i in fast_disagrees
+        ],
     }
     out = ROOT / "bench" / "results"
     (out / "schema-checkers.json").write_text(json.dumps(result, indent=2) + "\n")

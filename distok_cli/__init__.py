@@ -12,7 +12,21 @@ from typing import Any
 
 from distok_cli._version import __version__ as __version__
 
-__all__ = ["BadInput", "DistokError", "Model", "Sweep", "Token", "inject", "load"]
+__all__ = [
+    "BadInput",
+    "DistokError",
+    "Model",
+    "Rendered",
+    "StoppedBySignal",
+    "Sweep",
+    "Token",
+    "Trained",
+    "inject",
+    "load",
+    "render",
+    "rerender",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

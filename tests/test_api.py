@@ -58,7 +58,25 @@ def test_the_api_page_runs_as_doctests(run, sd_pipe, tmp_path):
 
 
 def test_the_public_names_are_listed_and_importable():
-    assert distok_cli.__all__ == api.__all__ == ["BadInput", "DistokError", "Model", "Sweep", "Token", "inject", "load"]
+    assert (
+        distok_cli.__all__
+        == api.__all__
+        == [
+            "BadInput",
+            "DistokError",
+            "Model",
+            "Rendered",
+            "StoppedBySignal",
+            "Sweep",
+            "Token",
+            "Trained",
+            "inject",
+            "load",
+            "render",
+            "rerender",
+            "train",
+        ]
+    )
     for name in distok_cli.__all__:
         assert getattr(distok_cli, name) is getattr(api, name)
     with pytest.raises(AttributeError):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from distok_cli.cli.output import Output
-from distok_cli.errors import BadInput
+from distok_cli.errors import BadInput, Interrupted
 from distok_cli.files import recipes, safety, tokenfile
 from distok_cli.method import generate
 
@@ -42,15 +42,14 @@ def _prepare(output: Path, overwrite: bool) -> None:
 
 
 def _train(name: str, run: Path, steps: int | None, out: Output) -> Any:
-    from distok_cli.method import trainer
+    """``api.train`` (the lock, a whole run folder), on the CPU in float32; the trainer keeps its models loaded
+    for the rest of the demo. A stop is the demo's interruption: it removes everything it made."""
+    from distok_cli import api
 
-    cfg = recipes.load(name)
-    trainer.prepare_run(run, cfg, resume=False)
-    t = trainer.build(cfg, run, "cpu", "float32")
-    total = steps or cfg.train.steps
-    with out.progress("training", total) as task:
-        t.train(total, task.advance)
-    return t
+    try:
+        return api.train(name, run, steps=steps, device="cpu", dtype="float32", set_default=False, bar=out.bar).trainer
+    except api.StoppedBySignal as exc:
+        raise Interrupted(exc.exit_code - 128) from None
 
 
 def _held_out_eval(ckpt: Any, estimator: Any) -> str:

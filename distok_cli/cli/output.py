@@ -75,6 +75,12 @@ class Output:
             task_id = prog.add_task(description, total=total, info="")
             yield _Task(prog, task_id)
 
+    @contextmanager
+    def bar(self, description: str, total: int | None) -> Iterator[Any]:
+        """:meth:`progress` as the API's ``bar`` takes it: the context's value is the advance callback."""
+        with self.progress(description, total) as task:
+            yield task.advance
+
 
 class _Task:
     def __init__(self, prog: Any, task_id: Any) -> None:

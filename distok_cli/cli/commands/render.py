@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -60,93 +59,49 @@ def render(
     quiet: QuietOpt = False,
 ) -> None:
     """Render tokens in prompts ("a watercolor of a <>"); print the written PNG paths."""
+    from distok_cli import api
     from distok_cli.errors import BadInput
-    from distok_cli.files import recipes, safety, tokenfile
     from distok_cli.jobs import rendering
 
     out = Output(quiet)
     if seed is not None and seeds is not None:
         raise BadInput("give --seed or --seeds, not both")
+    where = {
+        "output": output,
+        "overrides": list(set_ or []),
+        "device": device,
+        "offload": offload,
+        "compile": compile_,
+        "overwrite": overwrite,
+        "grid": grid,
+        "bar": out.bar,
+    }
     if from_ is not None:
         if items:
             raise BadInput("--from re-renders one image: give no tokens or prompts with it")
-        from distok_cli.files import pngrecord
-
-        meta = pngrecord.read(str(from_))  # checked against the PNG record schema: every key below is there
-        token_path, prompt, seed_list = meta["token"]["path"], meta["prompt"], [int(meta["seed"])]
-        render_cfg = dict(meta["render"])
-        s = meta["settings"]
-        steps, prior_steps, guidance, size = s["steps"], s["prior_steps"], s["guidance"], s["size"]
-        recipe = meta["recipe"]
-        dtype = meta["dtype"]
-        if not token_path:
-            raise BadInput(f"{from_}: the token was not a file, so it cannot be re-rendered")
-        token_list = [tokenfile.load(token_path)]
-        if token_list[0].id != meta["token"]["id"]:
-            raise BadInput(f"{token_path} changed since {from_} was rendered (content id differs)")
-        prompts = [prompt]
-        cfg = recipes.override(recipes.with_section(recipes.load(recipe), "render", render_cfg), list(set_ or []))
+        done = api.rerender(from_, **where)
     else:
         token_args, prompts = rendering.split_args(list(items or []))
         if not token_args:
             raise BadInput("no token files given (pass paths, or '-' to read them from stdin)")
         if not prompts:
             raise BadInput("no prompt given: add one with '<>' where the token goes, e.g. \"a photo of a <>\"")
-        token_list = [tokenfile.load(p) for p in expand_paths(token_args)]
-        seed_list = rendering.parse_seeds(seeds) if seeds is not None else [rendering.check_seed(seed or 0)]
-        cfg = recipes.load(rendering.recipe_for_tokens(recipe, token_list), list(set_ or []))
-    rendering.check_renderable(token_list, cfg)
-
-    from distok_cli.backends.pipelines import Settings
-
-    where = recipes.placement(cfg, device, dtype)
-    settings = Settings.from_config(
-        cfg.render, steps=steps, prior_steps=prior_steps, guidance=guidance, size=size, batch_size=batch_size
-    )
-    # Everything that can be checked from the tokens, prompts, recipe and flags, before any weights load.
-    jobs = rendering.plan(token_list, prompts, seed_list, output, overwrite)
-    if from_ is not None:  # the image's whole batch again (same shapes, same rounding); only the image is written
-        jobs, size = rendering.replay_jobs(meta, jobs[0].out)
-        settings = dataclasses.replace(settings, batch_size=size)
-    grid_path = output / "grid.png"
-    if grid:
-        safety.check_new_path([grid_path], overwrite)
-    rendering.check_prompts_fit(cfg, prompts)
-
-    state = rendering.process_state()
-    mine = jobs
-    if state is not None:
-        with state.split_between_processes(jobs) as part:
-            mine = list(part)
-        out.log(
-            f"distok: process {state.process_index}/{state.num_processes} renders {len(mine)} of {len(jobs)} images"
+        done = api.render(
+            expand_paths(token_args),
+            prompts,
+            seeds=seeds if seeds is not None else [seed or 0],
+            recipe=recipe,
+            dtype=dtype,
+            steps=steps,
+            prior_steps=prior_steps,
+            guidance=guidance,
+            size=size,
+            batch_size=batch_size,
+            **where,
         )
-
-    from distok_cli.backends.registry import make_renderer
-
-    out.notice(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
-    renderer = make_renderer(cfg.render, *where, offload, compile=compile_)
-    if compile_:
-        out.notice(
-            "compiling the UNet with torch.compile: the first batch is slow, the rest faster (pays on long CUDA runs)"
-        )
-    for t in token_list:
-        renderer.text.check_token(t)
-        if t.plain:
-            out.warn(
-                f"{t.path}: a plain textual-inversion file names no token space; rendering it with {renderer.text.space.encoder}"
-            )
-    with out.progress("rendering", len(mine)) as task:
-        written = rendering.run(mine, renderer, settings, cfg.name, task.advance)
-
-    if state is not None:
-        from accelerate.utils import gather_object
-
-        written = gather_object(written)
-        state.wait_for_everyone()
-        if not state.is_main_process:
-            return
-    for path in written:
+    if not done.main:  # another process of a multi-process run: the main one prints every path
+        return
+    for path in done.paths:
         out.data(path)
-    if grid:
-        out.data(rendering.write_grid([j for j in jobs if j.out is not None], grid_path))
+    if done.grid:
+        out.data(done.grid)

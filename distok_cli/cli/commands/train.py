@@ -24,60 +24,21 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train E_dis/D_tok (fusion, estimation + concept pool, consistency); print the run folder."""
+    from distok_cli import api
     from distok_cli.cli.output import Output
-    from distok_cli.files import recipes
-    from distok_cli.method import trainer
 
     out = Output(quiet)
-    overrides = list(set_ or [])
-    if resume:
-        if not (output / "recipe.yaml").is_file():
-            from distok_cli.errors import BadInput
-
-            raise BadInput(f"{output}: nothing to resume (no recipe.yaml)")
-        cfg = recipes.load(str(output / "recipe.yaml"), overrides)
-    else:
-        if seed is not None:
-            overrides.append(f"seed={seed}")
-        cfg = recipes.load(recipe, overrides)
-    where = recipes.placement(cfg, device, dtype)
-    from distok_cli.files.runlock import RunLock
-
-    lock = RunLock(output)  # held while this command trains: one writer per run folder
-    from distok_cli import interrupts
-
-    prepared = training = False
-    try:
-        with interrupts.deferred():  # the folder is prepared whole, so a stop can undo it exactly
-            created = trainer.prepare_run(output, cfg, resume, lock)
-            prepared = True
-        t = trainer.build(cfg, output, *where)
-        if resume:
-            t.load_state()
-            out.notice(f"resuming {output} at step {t.step}")
-        total = steps if steps is not None else (t.target if resume else cfg.train.steps)
-        with out.progress("training", total) as task:
-            task.advance(t.step)
-            training = True  # from here on a stop saves a checkpoint (Trainer.train)
-            t.train(total, task.advance)
-    except BaseException as exc:
-        signum = interrupts.signal_of(exc)
-        if not training:  # stopped or failed while starting: a fresh run leaves no half-made folder
-            lock.release()
-            if prepared and not resume:
-                trainer.discard_run(output, created)
-            raise
-        if signum is None:
-            raise
-        from distok_cli.errors import StoppedBySignal
-
-        raise StoppedBySignal(
-            f"{interrupts.words(signum)} at step {t.step}; checkpoint saved (continue with --resume)", signum
-        ) from None
-    finally:
-        lock.release()
-    from distok_cli.files import config
-
-    out.notice(f"trained {cfg.name} to step {t.step}: pool {len(t.pool)}, checkpoint {output / 'model.safetensors'}")
-    out.notice(f"{config.set_default_model(str(output))} is now the default model (`distok model` shows it)")
+    done = api.train(
+        recipe,
+        output,
+        steps=steps,
+        seed=seed,
+        overrides=list(set_ or []),
+        device=device,
+        dtype=dtype,
+        resume=resume,
+        bar=out.bar,
+    )
+    out.notice(f"trained {done.recipe} to step {done.step}: pool {done.pool}, checkpoint {done.checkpoint_path}")
+    out.notice(f"{done.default} is now the default model (`distok model` shows it)")
     out.data(str(output))

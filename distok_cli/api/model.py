@@ -1,17 +1,5 @@
-"""distok's Python API, the surface the CLI itself stands on: ``from distok_cli import load, Token, inject``.
-
-    >>> model = load("runs/k21")                                  # a run folder or model.safetensors
-    >>> token = model.encode({"pig": 0.55, "sheep": 0.25, "snake": 0.2})
-    >>> token.save("monster.distok")
-    >>> tokens = model.sample(8, prior="cauchy", seed=0)
-    >>> sweep = model.sweep("pig:sheep", steps=9)                 # tokens along a path, in order
-    >>> inject(pipe, token, "<monster>")                          # into a diffusers pipeline you have
-
-``load``, ``Model.encode``, ``Model.sample`` and ``Model.sweep`` are numpy only (no torch import);
-``inject`` and estimation need torch. Bad input raises :class:`BadInput` (the CLI's exit 2) with a
-one-line message; every distok error is a :class:`DistokError`. The names in ``__all__`` are the
-promise: they keep their meaning across minor versions (CHANGELOG says when one changes).
-"""
+"""Models as the API offers them: ``load`` a trained DisTok model, then ``encode``, ``sample`` and ``sweep``
+with it; ``inject`` a token into a diffusers pipeline."""
 
 from __future__ import annotations
 
@@ -21,11 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distok_cli.errors import BadInput, DistokError
+from distok_cli.errors import BadInput
 from distok_cli.files.tokenfile import Token
 from distok_cli.method.sweep import Sweep
-
-__all__ = ["BadInput", "DistokError", "Model", "Sweep", "Token", "inject", "load"]
 
 
 @dataclass
