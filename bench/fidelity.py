@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from distok_cli.files.recipes import PAPER_METHOD  # noqa: E402
 
-DEMO = ["train.n=32", "train.steps=300"]  # what `distok demo` trains (distok_cli/cli/demo.py)
+DEMO = ["train.n=32", "train.steps=300"]  # what `distok demo` trains (distok_cli/api/tour.py)
 SHORT = ["train.n=32", "train.steps=250"]  # the short run every variant was measured at
 #: 40 training styles for the breadth arms (issue 30): the 8 default ones and 32 more prompt forms, none of them a
 #: tuning or held-out style of recipes/eval/styles-v1.json (nor a near copy: no statue, figurine or stitch).

@@ -366,11 +366,11 @@ def test_the_demo_ends_with_its_held_out_comparison(drun, kandinsky):
     held-out styles, as evaluate computes it."""
     import re
 
-    from distok_cli.cli import demo
+    from distok_cli.api import tour
 
     ck = checkpoint.load(drun)
     est = TextEstimator(kandinsky.text, ck.classes, "a photo of a {}", "a photo of a <>", 0.05, "tiny")
-    line = demo._held_out_eval(ck, est)
+    line = tour._held_out_eval(ck, est)
     m = re.fullmatch(
         r"tokens vs no model: KL (\d+\.\d\d) vs (\d+\.\d\d) \(([+-]\d+) %\) on 20 unseen distributions x 6 unseen styles",
         line,

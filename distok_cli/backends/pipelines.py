@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from distok_cli.errors import BadInput
-from distok_cli.files.recipes import MIN_PRIOR_STEPS, MIN_SIZE, RenderConfig
+from distok_cli.files.recipes import RenderConfig
+from distok_cli.limits import MIN_PRIOR_STEPS, MIN_SIZE
 
 SCHEDULERS = {
     "ddim": "DDIMScheduler",

@@ -21,9 +21,9 @@ def output_option(help: str, folder: bool = True, *aliases: str) -> Any:
 
     def check(value: Any) -> Any:
         if value is not None and str(value) != "-":
-            from distok_cli.files.safety import check_target
+            from distok_cli import api
 
-            check_target(value, folder=folder)
+            api.check_target(value, folder=folder)
         return value
 
     return typer.Option("--output", "-o", *aliases, help=help, callback=check)
@@ -67,10 +67,6 @@ EstimatorOpt = Annotated[
 
 
 def check_estimator(name: str | None) -> str | None:
-    from distok_cli.files.recipes import ESTIMATOR_KINDS as ESTIMATORS
+    from distok_cli import api
 
-    if name is not None and name not in ESTIMATORS:
-        from distok_cli.errors import BadInput
-
-        raise BadInput(f"--estimator must be {', '.join(ESTIMATORS[:-1])} or {ESTIMATORS[-1]}, got {name!r}")
-    return name
+    return api.check_estimator(name)

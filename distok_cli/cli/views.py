@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distok_cli.files import distributions as dists
-from distok_cli.files.summary import describe, source_distribution, sweep_text
-from distok_cli.files.tokenfile import Token
+from distok_cli.api import Token, describe, source_distribution, sweep_text, top
 
 
 def bars(dist: dict[str, float], width: int = 30, limit: int = 12) -> Any:
@@ -17,7 +15,7 @@ def bars(dist: dict[str, float], width: int = 30, limit: int = 12) -> Any:
     table.add_column(justify="right")
     table.add_column()
     table.add_column(justify="right")
-    items = dists.top(dist, limit)
+    items = top(dist, limit)
     for name, p in items:
         table.add_row(name, "█" * round(p * width) or "▏", f"{p:.3f}")
     rest = len(dist) - len(items)

@@ -251,6 +251,18 @@ def _validate(ckpt: Checkpoint) -> None:
         raise _bad(where, "tensor latent_std must be positive")
 
 
+def names_itself(path: str | Path) -> bool:
+    """Whether the file at ``path`` is a DisTok checkpoint by its own word: a ``.safetensors`` file whose
+    header's first 4 KiB name ``distok.checkpoint`` (a cheap look, before a full strict read)."""
+    if not str(path).endswith(".safetensors"):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return b'"distok.checkpoint"' in fh.read(4096)
+    except OSError:
+        return False
+
+
 def describe_run(path: str | Path) -> dict[str, Any]:
     """What ``inspect`` shows for a run folder or a checkpoint file."""
     ckpt = load(path)

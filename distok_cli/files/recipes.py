@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distok_cli.errors import BadInput
+from distok_cli.limits import MIN_PRIOR_STEPS, MIN_SIZE
 
 #: The paper's CangJie concept list is unpublished; this is our own 60-class animal vocabulary.
 ANIMALS_60 = [
@@ -87,8 +88,6 @@ CLASS_SETS = {"animals60": ANIMALS_60}
 ESTIMATOR_KINDS = ("blip-itm", "blip-vqa", "text", "prior")
 IMAGE_ESTIMATORS = ("blip-itm", "blip-vqa")  # the ones that read images
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-MIN_SIZE = 8  # pixels
-MIN_PRIOR_STEPS = 2  # diffusers' UnCLIPScheduler divides by steps − 1
 
 Backend = Literal["kandinsky21", "sd15", "sdxl"]
 EstimatorKind = Literal["blip-itm", "blip-vqa", "text", "prior"]

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ from distok_cli.errors import BadInput
 from distok_cli.files import distributions as dists
 from distok_cli.files import frame, schema
 from distok_cli.files.frame import MAX_HEADER_BYTES, read_regular
-from distok_cli.files.safety import atomic_write, locked
+from distok_cli.files.safety import atomic_write, check_new_path, fsync_dir, locked
 from distok_cli.files.space import SDXL_LAYOUT, TENSOR_KEY, TokenSpace, space_from_json, split
+from distok_cli.progress import Progress
 
 FORMAT_NAME = "distok.token"
 FORMAT_VERSION = "1.0"  # one-part tokens: still written as 1.0, so older readers keep reading them
@@ -439,3 +440,31 @@ def load(path: str | os.PathLike[str]) -> Token:
     """Read and validate a token file. Raises :class:`InvalidTokenFile` with a one-line reason."""
     p = str(path)
     return from_bytes(read_regular(p, MAX_HEADER_BYTES + (1 << 24) + 9, "token file"), p)
+
+
+def write_tokens(
+    tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Progress | None = None, chunk: int = 64
+) -> Iterator[str]:
+    """Write tokens to ``paths`` as they come, yielding each path once it is durable.
+
+    Names are checked before anything is written (so a clash writes nothing); each file is written to a
+    temporary file, fsynced and moved in (without ``overwrite`` by a hard link, so a racing writer cannot
+    be overwritten); every ``chunk`` files the folders are fsynced and those paths are yielded. So after a
+    crash no file is half-written, and every path yielded (printed) names a complete file.
+    """
+    check_new_path(paths, overwrite)
+    done: list[str] = []
+    for tok, p in zip(tokens, paths):
+        done.append(save(tok, p, overwrite))
+        if progress is not None:
+            progress(1)
+        if len(done) >= chunk:
+            yield from _durable(done)
+            done = []
+    yield from _durable(done)
+
+
+def _durable(paths: list[str]) -> list[str]:
+    for folder in {str(Path(p).parent) for p in paths}:
+        fsync_dir(folder)
+    return paths

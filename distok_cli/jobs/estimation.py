@@ -91,7 +91,7 @@ def estimate_paths(
     """Estimate every path (token files and images), checking them all before any model loads; with
     ``write``, store each token's estimate in its file. One progress unit per path."""
 
-    from distok_cli.jobs.rendering import check_prompt
+    from distok_cli.limits import check_prompt
 
     prompt = check_prompt(prompt or cfg.estimator.prompt)
     kind = kind or cfg.estimator.kind

@@ -15,7 +15,7 @@ from typing import Any
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import MAX_SEED
 from distok_cli.files.safety import atomic_write, check_new_path, check_target
-from distok_cli.files.tokenfile import TOKEN_SUFFIXES, Token
+from distok_cli.files.tokenfile import Token
 from distok_cli.progress import Progress, log
 
 
@@ -154,29 +154,6 @@ def check_prompts_fit(cfg: Any, prompts: list[str]) -> None:
 def slug(prompt: str, limit: int = 48) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", prompt.replace("<>", "tok").lower()).strip("-")
     return s[:limit].rstrip("-") or "prompt"
-
-
-def check_prompt(prompt: str) -> str:
-    if prompt.count("<>") != 1:
-        if "<>" not in prompt:
-            raise BadInput(f"prompt {prompt!r} has no '<>' where the token goes (e.g. \"a photo of a <>\")")
-        raise BadInput(f"prompt {prompt!r} has more than one '<>'")
-    if len(prompt) > 300:
-        raise BadInput("prompt is longer than 300 characters")
-    return prompt
-
-
-def split_args(items: list[str]) -> tuple[list[str], list[str]]:
-    """Positional arguments are token paths or prompts: a prompt is anything containing ``<>``."""
-    tokens, prompts = [], []
-    for a in items:
-        if "<>" in a:
-            prompts.append(check_prompt(a))
-        elif a == "-" or Path(a).exists() or a.endswith(TOKEN_SUFFIXES):
-            tokens.append(a)
-        else:
-            raise BadInput(f"{a!r} is neither a token file nor a prompt with '<>' (e.g. \"a photo of a <>\")")
-    return tokens, prompts
 
 
 def token_names(tokens: list[Token]) -> list[str]:

@@ -6,8 +6,7 @@ numpy only: one MLP forward per token, no torch, no text encoder (everything nee
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,36 +14,11 @@ import numpy as np
 
 from distok_cli.errors import BadInput
 from distok_cli.files import distributions as dists
-from distok_cli.files import frame, safety, schema, space, tokenfile
+from distok_cli.files import space, tokenfile
 from distok_cli.files.checkpoint import Checkpoint
-from distok_cli.files.safety import check_new_path
 from distok_cli.files.summary import source_distribution
 from distok_cli.files.tokenfile import PRIORS, TOKEN_SUFFIXES, Token
-from distok_cli.progress import Progress, log
-
-
-def read_spec(spec: str) -> dict[str, float]:
-    """Raw weights from ``pig:0.55,sheep:0.25``, a JSON/YAML file, or ``-`` (JSON/YAML on stdin).
-
-    A file or stdin holds a mapping ``{name: weight}`` or ``{"distribution": {name: weight}}``.
-    """
-    if spec == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise BadInput("'-' reads the distribution from stdin, but stdin is a terminal")
-        text = sys.stdin.read(MAX_SPEC_BYTES + 1)
-        if len(text) > MAX_SPEC_BYTES:
-            raise BadInput(f"stdin: a distribution larger than {MAX_SPEC_BYTES >> 10} KiB")
-        return _structured(text, "stdin")
-    p = Path(spec)
-    if p.suffix.lower() in (".json", ".yaml", ".yml"):
-        data = frame.read_regular(p, MAX_SPEC_BYTES, "distribution file")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadInput(f"{spec}: not a readable UTF-8 text file") from None
-        return _structured(text, spec, json_first=p.suffix.lower() == ".json")
-    return dists.parse_spec(spec)
-
+from distok_cli.progress import log
 
 #: Largest ``--refine``: far beyond where the KL stops moving.
 MAX_REFINE = 10_000
@@ -64,41 +38,6 @@ def refine_steps(refine: int | str, ckpt: Any, distribution: Any) -> int:
     if isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= MAX_REFINE:
         raise BadInput(f"refine must be 'auto' or a number of steps from 0 to {MAX_REFINE}, got {refine!r}")
     return refine
-
-
-#: Largest distribution file or stdin (a distribution over every class of a big vocabulary fits easily).
-MAX_SPEC_BYTES = 1 << 20
-
-
-def _structured(text: str, where: str, json_first: bool = False) -> dict[str, float]:
-    """JSON through the strict JSON reader (duplicate keys, NaN and numbers beyond a double refused);
-    YAML through the safe loader (duplicate keys refused too)."""
-    import yaml
-
-    from distok_cli.files.recipes import safe_yaml
-
-    try:
-        data = schema.loads(text)
-    except ValueError as exc:
-        if json_first:
-            raise BadInput(f"{where}: not valid JSON ({exc})") from None
-        try:
-            data = safe_yaml(text)
-        except yaml.constructor.ConstructorError as exc:
-            raise BadInput(f"{where}: {exc.problem}") from None
-        except (yaml.YAMLError, RecursionError, ValueError):
-            raise BadInput(f"{where}: not valid JSON or YAML") from None
-    if isinstance(data, dict) and isinstance(data.get("distribution"), dict):
-        data = data["distribution"]
-    if not isinstance(data, dict) or not data:
-        raise BadInput(f"{where}: expected a mapping of class name to weight")
-    out: dict[str, float] = {}
-    for k, v in data.items():
-        name = str(k).strip()
-        if not name:
-            raise BadInput(f"{where}: empty class name")
-        out[name] = dists.weight(name, v, f"{where}: ")
-    return out
 
 
 def _component_token(name: str, ckpt: Checkpoint) -> Token:
@@ -253,34 +192,6 @@ def _sample(ckpt: Checkpoint, n: int, prior: str, scale: float, seed: int) -> It
                     "z": [float(x) for x in z[0]],
                 },
             )
-
-
-def write_tokens(
-    tokens: Iterable[Token], paths: list[Path], overwrite: bool, progress: Progress | None = None, chunk: int = 64
-) -> Iterator[str]:
-    """Write tokens to ``paths`` as they come, yielding each path once it is durable.
-
-    Names are checked before anything is written (so a clash writes nothing); each file is written to a
-    temporary file, fsynced and moved in (without ``overwrite`` by a hard link, so a racing writer cannot
-    be overwritten); every ``chunk`` files the folders are fsynced and those paths are yielded. So after a
-    crash no file is half-written, and every path yielded (printed) names a complete file.
-    """
-    check_new_path(paths, overwrite)
-    done: list[str] = []
-    for tok, p in zip(tokens, paths):
-        done.append(tokenfile.save(tok, p, overwrite))
-        if progress is not None:
-            progress(1)
-        if len(done) >= chunk:
-            yield from _durable(done)
-            done = []
-    yield from _durable(done)
-
-
-def _durable(paths: list[str]) -> list[str]:
-    for folder in {str(Path(p).parent) for p in paths}:
-        safety.fsync_dir(folder)
-    return paths
 
 
 def from_pool(run: str, n: int, seed: int) -> list[Token]:

@@ -20,6 +20,10 @@ def demo(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a recipe briefly, encode and sample tokens, render a contact sheet, estimate; say where it all is."""
-    from distok_cli.cli.demo import run_demo
+    from distok_cli import api
+    from distok_cli.cli.output import Output
 
-    run_demo(output, recipe, steps, overwrite, quiet)
+    out = Output(quiet)
+    for line in api.demo(output, recipe, steps, overwrite, bar=out.bar):
+        out.log(line)
+    out.data(str(output))

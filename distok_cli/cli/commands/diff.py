@@ -18,11 +18,11 @@ def diff(
     quiet: QuietOpt = False,
 ) -> None:
     """Cosine, L2, norm ratio, latent distance and per-class deltas (B minus A) with JS divergence."""
+    from distok_cli import api
     from distok_cli.cli import views
-    from distok_cli.files import summary, tokenfile
 
     out = Output(quiet)
-    result = summary.compare(tokenfile.load(a), tokenfile.load(b))
+    result = api.diff(a, b)
     if json_:
         out.data(json.dumps(result, sort_keys=True))
     else:

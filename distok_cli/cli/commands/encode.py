@@ -42,15 +42,13 @@ def encode(
     from distok_cli.cli.model_choice import load_model
     from distok_cli.cli.output import Output
     from distok_cli.errors import BadInput
-    from distok_cli.files import safety, tokenfile
-    from distok_cli.method import generate
 
     out = Output(quiet)
     steps: int | str = refine if refine == "auto" else _steps(refine)
     ckpt, path = load_model(model, out)
-    weights = generate.read_spec(spec)
+    weights = api.read_spec(spec)
     if steps and output and output != "-":  # refused before the text encoder loads
-        safety.check_new_path([Path(output)], overwrite)
+        api.check_new_path([Path(output)], overwrite)
     token = api.Model(ckpt, path).encode(weights, normalize=not no_normalize, refine=steps, device=device, dtype=dtype)
     r = (token.source or {}).get("refine")
     if r:
@@ -60,7 +58,7 @@ def encode(
     if output == "-":
         if sys.stdout.isatty():
             raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")
-        data = tokenfile.to_bytes(token)
+        data = api.to_bytes(token)
         buffer = getattr(sys.stdout, "buffer", None)
         if buffer is None:
             raise BadInput("stdout does not accept bytes")
@@ -68,14 +66,14 @@ def encode(
         buffer.flush()
         return
     # A default name comes from class names, which come from the checkpoint: never a path of its own.
-    path = Path(output) if output else Path(f"{safety.safe_name(token.title)}.distok")
-    for p in generate.write_tokens([token], [path], overwrite):
+    path = Path(output) if output else Path(f"{api.safe_name(token.title)}.distok")
+    for p in api.write_tokens([token], [path], overwrite):
         out.data(p)
 
 
 def _steps(value: str) -> int:
+    from distok_cli.api import MAX_REFINE
     from distok_cli.errors import BadInput
-    from distok_cli.method.generate import MAX_REFINE
 
     try:
         n = int(value)

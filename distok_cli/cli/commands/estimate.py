@@ -16,7 +16,6 @@ from distok_cli.cli.options import (
     QuietOpt,
     SetOpt,
     TokenRecipeOpt,
-    check_estimator,
     seed_option,
 )
 from distok_cli.cli.output import Output, expand_paths
@@ -49,40 +48,27 @@ def estimate(
     quiet: QuietOpt = False,
 ) -> None:
     """Estimate class distributions (BLIP); for tokens also KL and JS to their source distribution."""
-    from distok_cli.files import recipes
-    from distok_cli.jobs import estimation, rendering
+    from distok_cli import api
 
-    check_estimator(estimator)
+    api.check_estimator(estimator)
     if plot is not None:
-        from distok_cli.files.safety import check_target
-
-        check_target(plot, what="--plot")
+        api.check_target(plot, what="--plot")
     out = Output(quiet)
-    paths = expand_paths(files)
-    if recipe is None:
-        from distok_cli.files import tokenfile
-
-        tokens = [tokenfile.load(p) for p in paths if p.endswith(tokenfile.TOKEN_SUFFIXES)]
-        recipe = rendering.recipe_for_tokens(None, tokens)
-    cfg = recipes.load(recipe, list(set_ or []))
-    class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
-    where = recipes.placement(cfg, device, dtype)
-    with out.progress("estimating", len(paths)) as task:
-        results = estimation.estimate_paths(
-            paths,
-            cfg,
-            class_list,
-            images=images,
-            prompt=prompt,
-            seed=seed,
-            write=write,
-            device=where[0],
-            dtype=where[1],
-            kind=estimator,
-            progress=task.advance,
-        )
-    if plot is not None:
-        out.notice(f"wrote {estimation.write_plot(results, plot)}")
+    results = api.estimate(
+        expand_paths(files),
+        recipe=recipe,
+        classes=classes,
+        images=images,
+        prompt=prompt,
+        seed=seed,
+        write=write,
+        estimator=estimator,
+        overrides=list(set_ or []),
+        device=device,
+        dtype=dtype,
+        plot=plot,
+        bar=out.bar,
+    )
     for r in results:
         if json_:
             out.data(json.dumps(r, sort_keys=True))

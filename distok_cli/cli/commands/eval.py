@@ -15,7 +15,6 @@ from distok_cli.cli.options import (
     JsonOpt,
     QuietOpt,
     SetOpt,
-    check_estimator,
     output_option,
 )
 
@@ -62,73 +61,25 @@ def eval_(
     quiet: QuietOpt = False,
 ) -> None:
     """KL(input ‖ estimate) by arity, its two parts, JS and top-1, beside the raw-mix baseline; writes eval.md/json/png."""
-    from distok_cli.backends.token_estimators import make_token_estimator
+    from distok_cli import api
     from distok_cli.cli.output import Output
-    from distok_cli.errors import BadInput
-    from distok_cli.files import checkpoint, recipes
-    from distok_cli.method import evaluation
 
     out = Output(quiet)
-    check_estimator(estimator)
-    ckpt = checkpoint.load(run)
-    if not (run / "recipe.yaml").is_file():
-        raise BadInput(f"{run}: no recipe.yaml (eval needs a run folder made by `distok train`)")
-    cfg = recipes.load(str(run / "recipe.yaml"), list(set_ or []))
-    if list(cfg.classes) != ckpt.classes:
-        raise BadInput(f"{run}: recipe classes differ from the checkpoint's")
-    kind = estimator or cfg.estimator.kind
-    if free_token and kind != "text":
-        raise BadInput("--free-token needs the text estimator (--estimator text): rendering is not differentiable")
-    if refine and kind != "text":
-        raise BadInput("--refine is scored with the text estimator (--estimator text)")
-    style_list = (
-        None
-        if styles == "none"
-        else evaluation.default_styles()
-        if styles == "default"
-        else evaluation.read_styles(Path(styles))
-    )
-    if refine and not ckpt.config.get("styles"):
-        raise BadInput(
-            f"{run}: the model was not trained with distok's objective (no styles); --refine needs one that was"
-        )
-    if distributions is not None:
-        set_name, items = evaluation.read_eval_set(distributions, ckpt.classes)
-    else:
-        set_name, items = evaluation.eval_set_for(ckpt.classes)
-    est = make_token_estimator(cfg, *recipes.placement(cfg, device, dtype), kind=estimator)
-    if not ckpt.space.compatible(est.text.space):
-        raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
-    images = 1 if kind == "text" else cfg.estimator.images
-    judge = kind == "text" and est.judge() is not None  # the text estimator's second readout costs as much again
-    total = evaluation.work(
-        len(items),
-        len(ckpt.classes),
-        free_token,
-        calibrate=not cfg.eval.temperature,
-        styles=len(style_list or []),
+    report, written = api.evaluate(
+        run,
+        estimator=estimator,
+        distributions=distributions,
+        styles=styles,
+        free_token=free_token,
         refine=refine,
-        judge=judge,
+        overrides=list(set_ or []),
+        output=output,
+        device=device,
+        dtype=dtype,
+        bar=out.bar,
     )
-    with out.progress("evaluating", total) as task:
-        report = evaluation.evaluate(
-            ckpt,
-            est,
-            items,
-            set_name,
-            temperature=cfg.eval.temperature or None,
-            calibrate_to=cfg.eval.calibrate_to,
-            images=images,
-            free_token=free_token,
-            progress=task.advance,
-            styles=style_list,
-            refine=refine,
-            judge=judge,
-        )
-    folder = output or run / f"eval-{kind}"
-    written = evaluation.write_report(report, folder, f"distok eval: {run}")
     if json_:
-        out.data(json.dumps(evaluation.summary(report), sort_keys=True))
+        out.data(json.dumps(api.evaluation_summary(report), sort_keys=True))
     else:
         b = report["baselines"]["raw_mix"]
         out.log(

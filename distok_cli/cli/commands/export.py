@@ -32,17 +32,11 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write tokens as NAME.safetensors embeddings for an SD 1.x or SDXL tool; print the paths, and how to use each."""
+    from distok_cli import api
     from distok_cli.cli.output import Output, expand_paths
-    from distok_cli.errors import BadInput
-    from distok_cli.files import export as exp
-    from distok_cli.files import tokenfile
 
-    if to not in exp.TARGETS:
-        raise BadInput(f"--to must be {', '.join(list(exp.TARGETS)[:-1])} or {list(exp.TARGETS)[-1]}, got {to!r}")
+    api.check_export_target(to)
     out = Output(quiet)
-    target = exp.TARGETS[to]
-    loaded = [tokenfile.load(p) for p in expand_paths(tokens)]
-    jobs = exp.plan(loaded, target, output, name, dtype, overwrite, tokenfile.to_bytes, base)
-    for (tok, _, _), path in zip(jobs, exp.write(jobs, overwrite)):
-        out.data(path)
-        out.notice(target.usage(path, tok.exported["name"], exp.base_of(tok)))
+    for done in api.export(expand_paths(tokens), to, output, name=name, dtype=dtype, base=base, overwrite=overwrite):
+        out.data(done.path)
+        out.notice(done.usage)

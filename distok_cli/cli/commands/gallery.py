@@ -28,29 +28,16 @@ def gallery(
 ) -> None:
     """Write one static page (no network) of tokens: renders by prompt and seed, source vs estimate, KL/JS,
     nearest classes, lineage and the command lines to re-render or export; print its path."""
+    from distok_cli import api
     from distok_cli.cli.output import Output, expand_paths
     from distok_cli.errors import BadInput
-    from distok_cli.files import checkpoint, config, safety
-    from distok_cli.files.safety import atomic_write
-    from distok_cli.jobs import gallery as gal
 
     out = Output(quiet)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"-o {output}: a gallery is an .html file")
-    safety.check_new_path([output], overwrite)
-    items = expand_paths(paths)
-    ckpt = None
-    if model:
-        ckpt = checkpoint.load(model)
-    else:
-        try:
-            ckpt = checkpoint.load(config.choose_model(None).path)
-        except BadInput:
-            ckpt = None  # no default model: the page says how to get nearest classes
-    if ckpt is not None:
-        out.notice(f"nearest classes from {ckpt.path}")
-    with out.progress("building gallery", None) as task:
-        text, n_tokens, n_images = gal.build(items, output, ckpt, thumb, progress=task.advance)
-    atomic_write(output, text.encode("utf-8"), overwrite)
+    api.check_new_path([output], overwrite)
+    path, n_tokens, n_images = api.gallery(
+        expand_paths(paths), output, model=model, thumb=thumb, overwrite=overwrite, bar=out.bar
+    )
     out.notice(f"{n_tokens} tokens, {n_images} renders")
-    out.data(str(output))
+    out.data(path)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -24,48 +23,19 @@ def inspect(
     quiet: QuietOpt = False,
 ) -> None:
     """Show a token's vector statistics, source, estimate, lineage and model (or a run's config)."""
+    from distok_cli import api
     from distok_cli.cli import views
-    from distok_cli.files import summary, tokenfile
 
     out = Output(quiet)
-    paths = expand_paths(files)
-    for path in paths:
-        if Path(path).is_dir() or _is_checkpoint(path):
-            from distok_cli.files.checkpoint import describe_run
-
-            info = describe_run(path)
-            if json_:
-                out.data(json.dumps(info, sort_keys=True))
-            else:
-                from rich.console import Console
-
-                Console(highlight=False).print_json(data=info)
-            continue
-        token = tokenfile.load(path)
-        near: Any = None
-        if neighbors:
-            from distok_cli.backends.vocab import nearest, nearest_parts
-
-            near = nearest_parts(token, neighbors) if token.layout else nearest(token, neighbors)
+    for path in expand_paths(files):
+        found = api.inspect(path, neighbors)
         if json_:
-            d = summary.describe(token)
-            if isinstance(near, dict):  # a token with parts: each part's neighbours in its own encoder
-                d["neighbors"] = {part: [{"token": t, "cosine": c} for t, c in rows] for part, rows in near.items()}
-            elif near is not None:
-                d["neighbors"] = [{"token": t, "cosine": c} for t, c in near]
-            out.data(json.dumps(d, sort_keys=True))
+            out.data(json.dumps(found.to_json(), sort_keys=True))
+        elif found.run is not None:
+            from rich.console import Console
+
+            Console(highlight=False).print_json(data=found.run)
         else:
             from rich.console import Console
 
-            Console(highlight=False).print(views.token_panel(token, near))
-
-
-def _is_checkpoint(path: str) -> bool:
-    """A DisTok checkpoint names itself in its safetensors header (distok.checkpoint)."""
-    if not path.endswith(".safetensors"):
-        return False
-    try:
-        with open(path, "rb") as fh:
-            return b'"distok.checkpoint"' in fh.read(4096)
-    except OSError:
-        return False
+            Console(highlight=False).print(views.token_panel(found.token, found.neighbors))

@@ -17,19 +17,15 @@ def model(
     """Print the default model (used when -m and DISTOK_MODEL are absent), or set it to RUN."""
     import sys
 
-    from distok_cli.errors import BadInput, DistokError
-    from distok_cli.files import checkpoint, config
+    from distok_cli import api
+    from distok_cli.errors import BadInput
 
     if unset and run is not None:
         raise BadInput("give RUN or --unset, not both")
     if unset:
-        config.set_default_model(None)
+        api.set_default_model(None)
         return
     if run is not None:
-        checkpoint.load(run)  # refuse anything that is not a readable model
-        sys.stdout.write(f"{config.set_default_model(str(run))}\n")
+        sys.stdout.write(f"{api.set_default_model(run)}\n")
         return
-    current = config.default_model()
-    if current is None:
-        raise DistokError("no default model (set one with `distok model RUN`; `distok train` and `distok demo` set it)")
-    sys.stdout.write(current + "\n")
+    sys.stdout.write(api.default_model() + "\n")

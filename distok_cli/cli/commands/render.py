@@ -18,7 +18,7 @@ from distok_cli.cli.options import (
     seed_option,
 )
 from distok_cli.cli.output import Output, expand_paths
-from distok_cli.files.recipes import MIN_PRIOR_STEPS, MIN_SIZE
+from distok_cli.limits import MIN_PRIOR_STEPS, MIN_SIZE
 
 
 def render(
@@ -61,7 +61,6 @@ def render(
     """Render tokens in prompts ("a watercolor of a <>"); print the written PNG paths."""
     from distok_cli import api
     from distok_cli.errors import BadInput
-    from distok_cli.jobs import rendering
 
     out = Output(quiet)
     if seed is not None and seeds is not None:
@@ -81,7 +80,7 @@ def render(
             raise BadInput("--from re-renders one image: give no tokens or prompts with it")
         done = api.rerender(from_, **where)
     else:
-        token_args, prompts = rendering.split_args(list(items or []))
+        token_args, prompts = _split_args(list(items or []))
         if not token_args:
             raise BadInput("no token files given (pass paths, or '-' to read them from stdin)")
         if not prompts:
@@ -105,3 +104,19 @@ def render(
         out.data(path)
     if done.grid:
         out.data(done.grid)
+
+
+def _split_args(items: list[str]) -> tuple[list[str], list[str]]:
+    """Positional arguments are token paths or prompts: a prompt is anything containing ``<>``."""
+    from distok_cli import api
+    from distok_cli.errors import BadInput
+
+    tokens, prompts = [], []
+    for a in items:
+        if "<>" in a:
+            prompts.append(api.check_prompt(a))
+        elif a == "-" or Path(a).exists() or a.endswith(api.TOKEN_SUFFIXES):
+            tokens.append(a)
+        else:
+            raise BadInput(f"{a!r} is neither a token file nor a prompt with '<>' (e.g. \"a photo of a <>\")")
+    return tokens, prompts

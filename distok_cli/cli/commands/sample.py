@@ -32,12 +32,12 @@ def sample(
     quiet: QuietOpt = False,
 ) -> None:
     """Sample tokens from a prior over DisTok's latent space; print their paths (deterministic names)."""
+    from distok_cli import api
     from distok_cli.cli.model_choice import load_model
     from distok_cli.cli.output import Output
-    from distok_cli.method import generate
 
     out = Output(quiet)
-    generate.check_sample(n, prior, scale)
+    api.check_sample(n, prior, scale)
     if estimate not in (None, "text"):
         from distok_cli.errors import BadInput
 
@@ -48,15 +48,13 @@ def sample(
         raise BadInput("--estimate is for sampled latents; pool concepts carry their estimate already")
     ckpt, model_path = load_model(model, out)
     if from_pool:
-        tokens = generate.from_pool(model_path, n, seed)
+        tokens = api.from_pool(model_path, n, seed)
         paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
     else:
-        from distok_cli import api
-
         tokens = api.Model(ckpt, model_path).samples(n, prior, seed, scale, estimate)
-        paths = [output / f"{generate.sample_name(prior, seed, i)}.distok" for i in range(n)]
+        paths = [output / f"{api.sample_name(prior, seed, i)}.distok" for i in range(n)]
     import contextlib
 
     with out.progress("writing tokens", len(paths)) if len(paths) >= 200 else contextlib.nullcontext() as task:
-        for p in generate.write_tokens(tokens, paths, overwrite, task.advance if task else None):
+        for p in api.write_tokens(tokens, paths, overwrite, task.advance if task else None):
             out.data(p)

@@ -73,35 +73,31 @@ def sweep(
     from distok_cli.cli.model_choice import load_model
     from distok_cli.cli.options import check_estimator
     from distok_cli.cli.output import Output
-    from distok_cli.files import safety
-    from distok_cli.method import generate
-    from distok_cli.method import sweep as sw
 
     out = Output(quiet)
-    sw.check_steps(steps)
+    api.check_steps(steps)
     if grid is not None:
-        sw.check_grid(grid)
+        api.check_grid(grid)
     check_estimator(estimate)
     ckpt, path = load_model(model, out)
     s = api.Model(ckpt, path).sweep(*ends, steps=steps, grid=grid, slerp=slerp)
-    width = len(str(len(s.tokens) - 1)) if len(s.tokens) > 1000 else 3
-    paths = [
-        output / f"{i:0{width}d}-{safety.safe_name(t.title or 'token', 100)}.distok" for i, t in enumerate(s.tokens)
-    ]
-    safety.check_new_path(paths + ([output / "sweep.png"] if estimate else []), overwrite)  # before any estimate
+    paths = api.sweep_paths(s, output)
+    api.check_new_path(paths + ([output / "sweep.png"] if estimate else []), overwrite)  # before any estimate
     out.notice(
         f"{len(s.tokens)} tokens {HOW[s.kind]}" + (f", {s.interpolation}" if s.kind in ("latent", "token") else "")
     )
     if estimate:
-        from distok_cli.files import recipes
-        from distok_cli.jobs import rendering, sweeping
-
-        cfg = recipes.load(rendering.recipe_for_tokens(recipe, s.tokens), list(set_ or []))
-        est = sweeping.estimator_for(cfg, estimate, *recipes.placement(cfg, device, dtype))
-        with out.progress("estimating", len(s.tokens)) as task:
-            sweeping.estimate_sweep(
-                s, est, list(range(seed, seed + (images if estimate != "text" else 1))), task.advance
-            )
+        api.estimate_sweep(
+            s,
+            estimate,
+            images=images,
+            seed=seed,
+            recipe=recipe,
+            overrides=list(set_ or []),
+            device=device,
+            dtype=dtype,
+            bar=out.bar,
+        )
     sm = s.smoothness
     out.notice(
         f"smoothness: largest step {sm['max_step']:.4g} = {sm['max_over_mean']:.3g} x the mean step {sm['mean_step']:.4g}"
@@ -111,11 +107,9 @@ def sweep(
     if s.monotonic is not None:
         bad = [c for c, v in s.monotonic["classes"].items() if not v["monotonic"]]
         out.notice("end-class shares move monotonically" if not bad else f"not monotonic: {', '.join(bad)}")
-    written = list(generate.write_tokens(s.tokens, paths, overwrite))
+    written = list(api.write_tokens(s.tokens, paths, overwrite))
     if s.monotonic is not None:
-        from distok_cli.jobs.sweeping import shares_plot
-
-        out.notice(f"wrote {shares_plot(s, output / 'sweep.png')}")
+        out.notice(f"wrote {api.write_sweep_plot(s, output / 'sweep.png')}")
     if json_:
         out.data(json.dumps({**s.summary(), "files": written}, sort_keys=True))
     else:

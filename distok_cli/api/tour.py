@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distok_cli.cli.output import Output
-from distok_cli.errors import BadInput, Interrupted
+from distok_cli.errors import BadInput, Interrupted, StoppedBySignal
 from distok_cli.files import recipes, safety, tokenfile
 from distok_cli.method import generate
+from distok_cli.progress import Bar, log, silent
 
 MARKER = ".distok-demo"
 REAL_COMMAND = "distok train --recipe kandinsky21-animals -o runs/k21 --device cuda"
@@ -41,14 +41,14 @@ def _prepare(output: Path, overwrite: bool) -> None:
     (output / MARKER).write_text("made by distok demo\n")
 
 
-def _train(name: str, run: Path, steps: int | None, out: Output) -> Any:
+def _train(name: str, run: Path, steps: int | None, bar: Bar) -> Any:
     """``api.train`` (the lock, a whole run folder), on the CPU in float32; the trainer keeps its models loaded
     for the rest of the demo. A stop is the demo's interruption: it removes everything it made."""
-    from distok_cli import api
+    from distok_cli.api.training import train
 
     try:
-        return api.train(name, run, steps=steps, device="cpu", dtype="float32", set_default=False, bar=out.bar).trainer
-    except api.StoppedBySignal as exc:
+        return train(name, run, steps=steps, device="cpu", dtype="float32", set_default=False, bar=bar).trainer
+    except StoppedBySignal as exc:
         raise Interrupted(exc.exit_code - 128) from None
 
 
@@ -67,15 +67,25 @@ def _held_out_eval(ckpt: Any, estimator: Any) -> str:
     )
 
 
-def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: bool, quiet: bool) -> None:
-    out = Output(quiet)
+def demo(
+    output: str | Path = "distok-demo",
+    recipe: str | None = None,
+    steps: int | None = None,
+    overwrite: bool = False,
+    bar: Bar | None = None,
+) -> list[str]:
+    """``distok demo``: train ``recipe`` (default: minilm-animals when installed, else tiny) briefly, encode and
+    sample tokens, estimate them, render a contact sheet on the tiny twins, write a gallery, score the model
+    on held-out distributions and styles; everything goes into ``output``. Returns the summary's lines."""
+    output = Path(output)
+    bar = bar or silent
     start = time.perf_counter()
     main = recipe or ("minilm-animals" if minilm_available() else "tiny")
     recipes.load(main)  # a bad recipe is refused before anything is written
     created = not output.exists()
     _prepare(output, overwrite)
     try:
-        _demo(output, main, steps, out, start)
+        return _demo(output, main, steps, bar, start)
     except BaseException:  # a demo that fails (a model not cached, Ctrl-C) leaves nothing half-made
         shutil.rmtree(output, ignore_errors=True)
         if not created:
@@ -83,22 +93,22 @@ def run_demo(output: Path, recipe: str | None, steps: int | None, overwrite: boo
         raise
 
 
-def _demo(output: Path, main: str, steps: int | None, out: Output, start: float) -> None:
+def _demo(output: Path, main: str, steps: int | None, bar: Bar, start: float) -> list[str]:
     lines: list[str] = []
 
-    out.notice(f"1/5 training the {main} recipe")
-    t_main = _train(main, output / "run", steps or (DEMO_STEPS if main == "minilm-animals" else None), out)
+    log.info(f"1/5 training the {main} recipe")
+    t_main = _train(main, output / "run", steps or (DEMO_STEPS if main == "minilm-animals" else None), bar)
     ckpt = t_main.checkpoint()
     ckpt.path = str(output / "run" / "model.safetensors")
 
-    out.notice(
+    log.info(
         "2/5 encoding distributions (as `distok encode` does: the encoder, then a short refinement) and sampling latents"
     )
-    from distok_cli import api
+    from distok_cli.api.model import Model
     from distok_cli.backends.token_estimators import TextEstimator
 
     # The trainer has the model's text side loaded: the API refines and estimates with it, nothing loads twice.
-    model = api.Model(
+    model = Model(
         ckpt,
         ckpt.path,
         _scorer=t_main.scorer,
@@ -114,7 +124,7 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
         for tok in model.samples(2, prior, 0, estimate="text"):  # a sampled token says what it reads as
             made.append(tokenfile.save(tok, tokens_dir / f"{tok.title}.distok"))
 
-    out.notice("3/5 estimating what the encoded tokens stand for")
+    log.info("3/5 estimating what the encoded tokens stand for")
     from distok_cli.files import distributions as dists
     from distok_cli.jobs.estimation import estimate_record
 
@@ -129,12 +139,12 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
 
     verdict = _held_out_eval(ckpt, t_main.estimator) if main == "minilm-animals" else None
 
-    out.notice("4/5 rendering a contact sheet on the tiny twins")
+    log.info("4/5 rendering a contact sheet on the tiny twins")
     render_run = output / "run-tiny"
     if main == "tiny":
         renderer, render_tokens, render_ckpt = t_main.estimator.renderer, made, ckpt
     else:
-        t_tiny = _train("tiny", render_run, 20, out)
+        t_tiny = _train("tiny", render_run, 20, bar)
         renderer, render_ckpt = t_tiny.estimator.renderer, t_tiny.checkpoint()
         render_tokens = [
             tokenfile.save(
@@ -165,7 +175,7 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
     )
     safety.atomic_write(output / "gallery.html", page.encode("utf-8"))
 
-    out.notice("5/5 done")
+    log.info("5/5 done")
     took = time.perf_counter() - start
     summary = [
         f"distok demo finished in {took:.0f} s. Everything is in {output}/:",
@@ -200,6 +210,4 @@ def _demo(output: Path, main: str, steps: int | None, out: Output, start: float)
     )
     if verdict:
         summary.append(verdict)
-    for line in summary:
-        out.log(line)
-    out.data(str(output))
+    return summary
