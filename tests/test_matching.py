@@ -128,7 +128,7 @@ def test_match_step_loss_is_the_kl_of_the_text_estimate_by_hand(tiny_recipe, kan
     t.gen.set_state(state)
     model = DisTok(t.model.dim, cfg.train.hidden, cfg.train.latent_dim, residual=True)
     model.load_state_dict(t.model.state_dict())
-    mix = p @ t.T
+    mix = p @ t.class_emb
     tok = model(mix)[1]
     want = []
     for i, s in enumerate(styles):  # KL(p ‖ softmax(cos(E("S <t>"), E("S c")) / T)), written out

@@ -239,11 +239,11 @@ def test_fusion_batch_pairs_each_input_with_its_own_q_r(tiny_recipe, kandinsky, 
         else:
             j = b[i] + (b[i] >= a[i])
             assert j != a[i]
-            second = t.T[j]
+            second = t.class_emb[j]
             with torch.no_grad():
                 want = t.text.encode([cfg.train.q_r.format(c1=c1, c2=t.classes[j])])[0]
         kinds.add("pool" if rec[i] < 0.3 else "known" if b[i] < a[i] else "known, skipping c1")
-        torch.testing.assert_close(inputs[i], t.T[a[i]] + second, rtol=0, atol=0)
+        torch.testing.assert_close(inputs[i], t.class_emb[a[i]] + second, rtol=0, atol=0)
         torch.testing.assert_close(targets[i], want, rtol=0, atol=1e-5)
     assert kinds == {"pool", "known", "known, skipping c1"}
 
@@ -297,7 +297,7 @@ def test_consistency_step_by_hand(tiny_recipe, kandinsky, tmp_path):
     torch.rand((), generator=g)  # the task draw (p_consistency = 1: consistency)
     idx = torch.randint(3, (n,), generator=g).tolist()
     p = torch.tensor([[dists[i].get(c, 0.0) for c in t.classes] for i in idx])
-    inputs = p @ t.T
+    inputs = p @ t.class_emb
     entries = [t.pool.entries[i] for i in idx]
 
     def target():
@@ -821,9 +821,9 @@ def test_sigkill_at_random_instants_then_resume_equals_a_straight_run(tmp_path, 
 
 def test_a_recipes_device_and_dtype_are_honoured_unless_a_flag_says_otherwise():
     cfg = recipes.override(recipes.load("tiny"), ["dtype=float16", "device=cpu"])
-    assert recipes.placement(cfg, "auto", "auto") == ("cpu", "float16")
-    assert recipes.placement(cfg, "cuda", "bfloat16") == ("cuda", "bfloat16")
-    assert recipes.placement(recipes.load("tiny"), "auto", "auto") == ("auto", "auto")
+    assert recipes.device_and_dtype(cfg, "auto", "auto") == ("cpu", "float16")
+    assert recipes.device_and_dtype(cfg, "cuda", "bfloat16") == ("cuda", "bfloat16")
+    assert recipes.device_and_dtype(recipes.load("tiny"), "auto", "auto") == ("auto", "auto")
 
 
 def test_recipes_read_exponents_as_numbers_in_files_and_overrides(tmp_path):

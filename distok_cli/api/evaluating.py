@@ -55,7 +55,7 @@ def estimate(
         recipe = rendering.recipe_for_tokens(None, tokens)
     cfg = recipes.load(recipe, list(overrides))
     class_list = estimation.parse_classes(classes) if classes is not None else cfg.classes
-    where = recipes.placement(cfg, device, dtype)
+    where = recipes.device_and_dtype(cfg, device, dtype)
     with (bar or silent)("estimating", len(paths)) as advance:
         results = estimation.estimate_paths(
             paths,
@@ -125,7 +125,7 @@ def evaluate(
         set_name, items = evaluation.read_eval_set(Path(distributions), ckpt.classes)
     else:
         set_name, items = evaluation.eval_set_for(ckpt.classes)
-    est = make_token_estimator(cfg, *recipes.placement(cfg, device, dtype), kind=estimator)
+    est = make_token_estimator(cfg, *recipes.device_and_dtype(cfg, device, dtype), kind=estimator)
     if not ckpt.space.compatible(est.text.space):
         raise BadInput(f"{run}: the model was trained for {ckpt.space.encoder}, not {est.text.space.encoder}")
     images = 1 if kind == "text" else cfg.estimator.images

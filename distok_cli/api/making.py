@@ -58,7 +58,7 @@ def estimate_sweep(
     from distok_cli.jobs import rendering, sweeping
 
     cfg = recipes.load(rendering.recipe_for_tokens(recipe, sweep.tokens), list(overrides))
-    est = sweeping.estimator_for(cfg, estimator, *recipes.placement(cfg, device, dtype))
+    est = sweeping.estimator_for(cfg, estimator, *recipes.device_and_dtype(cfg, device, dtype))
     with (bar or silent)("estimating", len(sweep.tokens)) as advance:
         sweeping.estimate_sweep(sweep, est, list(range(seed, seed + (images if estimator != "text" else 1))), advance)
 

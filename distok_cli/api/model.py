@@ -105,7 +105,9 @@ class Model:
             from distok_cli.method.matching import model_recipe
 
             recipe = model_recipe(self.checkpoint)
-            self._estimator = make_token_estimator(recipe, *recipes.placement(recipe, device, dtype), kind="text")
+            self._estimator = make_token_estimator(
+                recipe, *recipes.device_and_dtype(recipe, device, dtype), kind="text"
+            )
             if not self._estimator.text.space.compatible(self.space):
                 raise BadInput(
                     f"the model was trained for {self.space.encoder}, but its recipe loads "

@@ -152,7 +152,7 @@ def _render(
     from distok_cli.jobs import rendering
 
     rendering.check_renderable(token_list, cfg)
-    where = recipes.placement(cfg, device, dtype)
+    where = recipes.device_and_dtype(cfg, device, dtype)
     settings = Settings.from_config(cfg.render, **over)
     # Everything that can be checked from the tokens, prompts, recipe and flags, before any weights load.
     jobs = rendering.plan(token_list, prompts, seed_list, output, overwrite)

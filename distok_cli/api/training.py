@@ -61,7 +61,7 @@ def train(
         if seed is not None:
             overrides.append(f"seed={seed}")
         cfg = recipes.load(recipe, overrides)
-    where = recipes.placement(cfg, device, dtype)
+    where = recipes.device_and_dtype(cfg, device, dtype)
     lock = RunLock(output)  # held while this call trains: one writer per run folder
     prepared = training = False
     bar = bar or silent

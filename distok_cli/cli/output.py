@@ -16,6 +16,7 @@ class Output:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self._err: Any = None
+        self._out: Any = None
         # The library's notices (logging "distok", INFO) go to this command's stderr unless -q.
         import logging
 
@@ -36,6 +37,18 @@ class Output:
 
             self._err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
         return self._err
+
+    def show(self, view: Any = None, *, json_data: Any = None) -> None:
+        """A rich view (or ``json_data``, pretty-printed) for people, on stdout: what ``inspect``, ``diff`` and
+        ``estimate`` print without ``--json``. One console for the command, built on first use."""
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(highlight=False)
+        if json_data is not None:
+            self._out.print_json(data=json_data)
+        else:
+            self._out.print(view)
 
     def data(self, line: str) -> None:
         sys.stdout.write(line + "\n")

@@ -442,7 +442,7 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> Recip
     return _validate(data, source)
 
 
-def placement(recipe: Recipe, device: str, dtype: str) -> tuple[str, str]:
+def device_and_dtype(recipe: Recipe, device: str, dtype: str) -> tuple[str, str]:
     """The device and dtype to load with: the flag (or its environment variable) unless it is ``auto``,
     else the recipe's ``device``/``dtype`` (themselves ``auto`` by default)."""
     device = device if device != "auto" else recipe.device

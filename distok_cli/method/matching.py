@@ -117,7 +117,7 @@ def model_scorer(ckpt: Any, device: str = "auto", dtype: str = "auto") -> StyleS
     if not ckpt.config.get("styles"):
         scorer_for(ckpt, None)  # raises the one-line reason
     recipe = model_recipe(ckpt)
-    where, precision = recipes.placement(recipe, device, dtype)
+    where, precision = recipes.device_and_dtype(recipe, device, dtype)
     text = load_text_side(recipe, pick_device(where), precision)
     if not text.space.compatible(ckpt.space):
         raise BadInput(f"the model was trained for {ckpt.space.encoder}, but its recipe loads {text.space.encoder}")

@@ -81,7 +81,7 @@ class Trainer:
         self.gen = torch.Generator("cpu").manual_seed(recipe.seed)
         self.mark()
         self.classes = list(recipe.classes)
-        self.T = text.class_embeddings(self.classes).to(device)  # [K, d]
+        self.class_emb = text.class_embeddings(self.classes).to(device)  # [K, d]
         layout = text.space.layout
         if t.heads == "parts" and not layout:
             raise BadInput(
@@ -147,7 +147,10 @@ class Trainer:
         K = len(self.classes)
         with torch.no_grad():
             cos = torch.cat(
-                [self.scorer.cosines(self.T[i : i + 256], [style] * len(self.T[i : i + 256])) for i in range(0, K, 256)]
+                [
+                    self.scorer.cosines(self.class_emb[i : i + 256], [style] * len(self.class_emb[i : i + 256]))
+                    for i in range(0, K, 256)
+                ]
             )
         return calibrate_temperature(cos.double().cpu().numpy()[:, None, :], self.recipe.eval.calibrate_to)
 
@@ -164,7 +167,7 @@ class Trainer:
         }
 
     def checkpoint(self) -> Any:
-        return self.model.to_checkpoint(self.T, self.config())
+        return self.model.to_checkpoint(self.class_emb, self.config())
 
     def save(self) -> None:
         """Model, optimizer and RNG state (as marked at the end of step ``self.step``), each written
@@ -225,7 +228,7 @@ class Trainer:
             if (a, b.name) not in self._e_r:
                 prompt = TextSide.fill(t.q_r.format(c1=a, c2="<>"))
                 with torch.no_grad():
-                    vec = torch.as_tensor(b.vector, device=self.T.device)[None]
+                    vec = torch.as_tensor(b.vector, device=self.class_emb.device)[None]
                     self._e_r[(a, b.name)] = self.text.encode([prompt], vec)[0]
         return torch.stack([self._e_r[(a, b.name)] for a, b in pairs])
 
@@ -233,7 +236,7 @@ class Trainer:
         for e in entries:
             if prefix + e.name not in self._e_nvl:
                 with torch.no_grad():
-                    vec = torch.as_tensor(e.vector, device=self.T.device)[None]
+                    vec = torch.as_tensor(e.vector, device=self.class_emb.device)[None]
                     self._e_nvl[prefix + e.name] = self.text.encode([self.q_a], vec)[0]
         return torch.stack([self._e_nvl[prefix + e.name] for e in entries])
 
@@ -247,7 +250,7 @@ class Trainer:
         t = self.recipe.train
         if self.pool.full:
             return 0
-        z = torch.randn(t.estimate_n, t.latent_dim, generator=self.gen).to(self.T.device)
+        z = torch.randn(t.estimate_n, t.latent_dim, generator=self.gen).to(self.class_emb.device)
         if t.latent_sampling == "stats":  # in the latents' own scale, where D_tok was trained
             z = self.model.standardised(z)
         with torch.no_grad():
@@ -283,7 +286,7 @@ class Trainer:
         assert self.scorer is not None
         p, _ = self.match_batch(t.refined_n)
         with torch.no_grad():
-            start = self.model(self.model.mix(p, self.T))[1].float()
+            start = self.model(self.model.mix(p, self.class_emb))[1].float()
         v = torch.nn.Parameter(start.clone())
         opt = torch.optim.Adam([v], lr=REFINE_LR)
         for _ in range(t.refined_steps):
@@ -328,13 +331,13 @@ class Trainer:
 
     def fusion_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs t1 + t2 and targets E(q_r) for n pairs, gathered in one go (no per-sample launches)."""
-        t, K, dev = self.recipe.train, len(self.classes), self.T.device
+        t, K, dev = self.recipe.train, len(self.classes), self.class_emb.device
         a = torch.tensor(self._randint(K, t.n), device=dev)
         b = torch.tensor(self._randint(K - 1, t.n), device=dev)
         rec = torch.rand(t.n, generator=self.gen).tolist()
         pick = self._randint(max(len(self.pool), 1), t.n)
         j = b + (b >= a).long()  # a class other than a
-        second, targets = self.T[j], self.E_r[a, j]
+        second, targets = self.class_emb[j], self.E_r[a, j]
         recursive = [i for i in range(t.n) if len(self.pool) and rec[i] < t.p_recursive]
         if recursive:  # c2 is a discovered concept: its token is t2 and it enters q_r as itself
             entries = [self.pool.entries[pick[i]] for i in recursive]
@@ -344,7 +347,7 @@ class Trainer:
             pool_targets = self._pool_pair_targets([(self.classes[int(a[i])], e) for i, e in zip(recursive, entries)])
             targets = targets.index_copy(0, rows, pool_targets.to(targets.dtype))
         scale = 0.5 if t.fusion_input == "mean" else 1.0
-        return (self.T[a] + second) * scale, targets
+        return (self.class_emb[a] + second) * scale, targets
 
     def match_batch(self, n: int | None = None) -> tuple[torch.Tensor, list[int]]:
         """n (default ``train.n``) user-like distributions [n, K] (1 to 4 classes, uniform, or as
@@ -364,7 +367,7 @@ class Trainer:
         p = torch.zeros(n, K)
         for i, k in enumerate(arity):
             p[i, order[i, :k]] = weights[i, :k] / weights[i, :k].sum()
-        return p.to(self.T.device), styles
+        return p.to(self.class_emb.device), styles
 
     def track_latents(self, z: torch.Tensor) -> None:
         """Running (EMA, momentum ``latent_momentum``) mean and std of E_dis's outputs per dimension."""
@@ -385,18 +388,18 @@ class Trainer:
             return self._commit(StepResult(step, task, 0.0, None, None, 0.0, len(self.pool), admitted))
         if task == "match":
             p_match, styles = self.match_batch()
-            inputs = self.model.mix(p_match, self.T)
+            inputs = self.model.mix(p_match, self.class_emb)
         elif task == "mix":
             inputs, e_r = self.fusion_batch()
         elif task == "refined":  # the distribution it was refined to, mixed as the model mixes a user's
             entries = [self.refined.entries[i] for i in self._randint(len(self.refined), t.n)]
             p = torch.tensor([[e.distribution.get(c, 0.0) for c in self.classes] for e in entries], dtype=torch.float32)
-            inputs = self.model.mix(p.to(self.T.device), self.T)
+            inputs = self.model.mix(p.to(self.class_emb.device), self.class_emb)
             e_nvl = self._nvl_targets(entries, "r:")
         else:
             entries = [self.pool.entries[i] for i in self._randint(len(self.pool), t.n)]
             p = torch.tensor([[e.distribution.get(c, 0.0) for c in self.classes] for e in entries], dtype=torch.float32)
-            inputs = p.to(self.T.device) @ self.T
+            inputs = p.to(self.class_emb.device) @ self.class_emb
             e_nvl = self._nvl_targets(entries)
         z, t_crt = self.model(inputs)
         lmix = lcst = lmatch = lrec = None

@@ -26,6 +26,4 @@ def diff(
     if json_:
         out.data(json.dumps(result, sort_keys=True))
     else:
-        from rich.console import Console
-
-        Console(highlight=False).print(views.diff_table(result))
+        out.show(views.diff_table(result))

@@ -73,8 +73,6 @@ def estimate(
         if json_:
             out.data(json.dumps(r, sort_keys=True))
         else:
-            from rich.console import Console
-
             from distok_cli.cli import views
 
-            Console(highlight=False).print(views.result_view(r))
+            out.show(views.result_view(r))

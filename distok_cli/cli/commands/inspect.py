@@ -32,10 +32,6 @@ def inspect(
         if json_:
             out.data(json.dumps(found.to_json(), sort_keys=True))
         elif found.run is not None:
-            from rich.console import Console
-
-            Console(highlight=False).print_json(data=found.run)
+            out.show(json_data=found.run)
         else:
-            from rich.console import Console
-
-            Console(highlight=False).print(views.token_panel(found.token, found.neighbors))
+            out.show(views.token_panel(found.token, found.neighbors))
