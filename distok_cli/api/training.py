@@ -50,6 +50,7 @@ def train(
     from distok_cli.files import config, recipes
     from distok_cli.files.runlock import RunLock
     from distok_cli.method import trainer
+    from distok_cli.method.runfolder import RunFolder
 
     output = Path(output)
     overrides = list(overrides)
@@ -67,7 +68,7 @@ def train(
     bar = bar or silent
     try:
         with interrupts.deferred():  # the folder is prepared whole, so a stop can undo it exactly
-            created = trainer.prepare_run(output, cfg, resume, lock)
+            created = RunFolder(output).prepare(cfg, resume, lock)
             prepared = True
         t = trainer.build(cfg, output, *where)
         if resume:
@@ -83,7 +84,7 @@ def train(
         if not training:  # stopped or failed while starting: a fresh run leaves no half-made folder
             lock.release()
             if prepared and not resume:
-                trainer.discard_run(output, created)
+                RunFolder(output).discard(created)
             raise
         if signum is None:
             raise

@@ -32,10 +32,8 @@ All sampling uses one CPU ``torch.Generator`` whose state, with the optimizer's,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,18 +43,13 @@ import torch
 from distok_cli import interrupts
 from distok_cli.backends.textside import TextSide
 from distok_cli.errors import BadInput
-from distok_cli.files import recipes as recipes_mod
 from distok_cli.files.recipes import Recipe
-from distok_cli.files.runlock import LOCK_NAME, RunLock
-from distok_cli.files.safety import atomic_write, write_error
-from distok_cli.files.tokenfile import safetensors_bytes
 from distok_cli.method import losses
 from distok_cli.method.matching import REFINE_LR, StyleScorer
 from distok_cli.method.model import DisTok
 from distok_cli.method.pool import Pool, admit
+from distok_cli.method.runfolder import RunFolder
 from distok_cli.progress import Progress
-
-STATE_FILE = "state.safetensors"
 
 
 @dataclass
@@ -104,6 +97,7 @@ class Trainer:
         if reweight:  # the weighting's few parameters may learn faster than the MLPs (train.reweight_lr)
             groups.append({"params": reweight, "lr": t.reweight_lr or t.lr, "weight_decay": 0.0})
         self.opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+        self.folder = RunFolder(run)  # the run's files; this class is the training
         self.pool = Pool(run / "pool", t.pool_max)
         self.refined = Pool(run / "refined", t.refined_max)  # stays empty unless train.refined_every
         self.step = 0
@@ -176,8 +170,6 @@ class Trainer:
             self._save()
 
     def _save(self) -> None:
-        self.run.mkdir(parents=True, exist_ok=True)
-        self.checkpoint().save(self.run / "model.safetensors")
         tensors: dict[str, torch.Tensor] = {
             f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()
         }
@@ -191,21 +183,15 @@ class Trainer:
             "target": str(self.target),
             "param_groups": json.dumps(opt["param_groups"], sort_keys=True),
         }
-        # Our own deterministic writer: safetensors' own orders the metadata differently in every process.
-        arrays = {k: v.numpy() for k, v in tensors.items()}
-        atomic_write(self.run / STATE_FILE, safetensors_bytes(arrays, meta, keep_dtype=True))
-        self.plot()
+        self.folder.write_checkpoint(self.checkpoint(), {k: v.numpy() for k, v in tensors.items()}, meta)
 
     def load_state(self) -> None:
-        from safetensors import safe_open
-
-        path = self.run / STATE_FILE
-        if not path.is_file():  # killed before the step-0 checkpoint: nothing was trained, start at step 0
+        """Continue from the run folder's checkpoint: model, optimizer, RNG, step and target."""
+        saved = self.folder.read_state()
+        if saved is None:  # killed before the step-0 checkpoint: nothing was trained, start at step 0
             self.rewind()
             return
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors, meta = saved
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         state: dict[int, dict[str, torch.Tensor]] = {}
         for k, v in tensors.items():
@@ -478,80 +464,43 @@ class Trainer:
         self.target = total
         results: list[StepResult] = []
         self.mark()
-        log = (self.run / "log.jsonl").open("a", encoding="utf-8")
-        started = time.perf_counter()
+        with self.folder.log(t.log_every, total) as write:
 
-        def write_row(r: StepResult) -> None:
-            results.append(r)
-            if r.step % t.log_every == 0 or r.step == total:
-                row = dict(vars(r))
-                row["seconds"] = round(time.perf_counter() - started, 3)
-                try:
-                    log.write(json.dumps(row, sort_keys=True) + "\n")
-                    log.flush()
-                except OSError as exc:  # a full disk: the last checkpoint stays; --resume drops later rows
-                    raise write_error(self.run / "log.jsonl", exc) from None
+            def write_row(r: StepResult) -> None:
+                results.append(r)
+                write(dict(vars(r)))
 
-        self.on_commit = write_row
-        try:
-            if not (self.run / STATE_FILE).is_file():
-                self.save()
-            while self.step < total:
-                interrupts.check()  # a stop request whose exception library code swallowed
-                r = self.train_step()
-                if progress is not None:
-                    progress(1, f"{r.task} loss {r.loss:.4f} pool {r.pool}")
-                if r.step % t.checkpoint_every == 0 or r.step == total:
+            self.on_commit = write_row
+            try:
+                if not self.folder.has_state():
                     self.save()
-            interrupts.check()
-        except BaseException as exc:
-            if interrupts.signal_of(exc) is None:
+                while self.step < total:
+                    interrupts.check()  # a stop request whose exception library code swallowed
+                    r = self.train_step()
+                    if progress is not None:
+                        progress(1, f"{r.task} loss {r.loss:.4f} pool {r.pool}")
+                    if r.step % t.checkpoint_every == 0 or r.step == total:
+                        self.save()
+                interrupts.check()
+            except BaseException as exc:
+                if interrupts.signal_of(exc) is None:
+                    raise
+                # A stop: the model and optimizer are as after self.step (the commit is whole); undo the rest
+                # of the step in flight and save step self.step's checkpoint (a second signal waits for it).
+                with interrupts.deferred():
+                    self.undo_step()
+                    self.save()
                 raise
-            # A stop: the model and optimizer are as after self.step (the commit is whole); undo the rest of
-            # the step in flight and save step self.step's checkpoint (a second signal waits for the write).
-            with interrupts.deferred():
-                self.undo_step()
-                self.save()
-            raise
-        finally:
-            self.on_commit = None
-            with contextlib.suppress(OSError):  # a full disk: the buffered rest is lost, --resume rewinds the log
-                log.close()
+            finally:
+                self.on_commit = None
         return results
 
     def rewind(self) -> None:
-        """Forget what happened after the checkpoint's step (a kill -9 or power loss after it): pool
-        concepts and log rows of later steps, and temporary files of interrupted writes."""
-        self.pool.truncate(self.step)
-        self.refined.truncate(self.step)
-        for folder in (self.run, self.run / "pool", self.run / "refined"):
-            for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
-                tmp.unlink(missing_ok=True)
-        path = self.run / "log.jsonl"
-        if path.is_file():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            keep = []
-            for line in lines:
-                try:
-                    if json.loads(line)["step"] <= self.step:
-                        keep.append(line)
-                except (ValueError, KeyError, TypeError):
-                    break  # a torn last line
-            if len(keep) != len(lines):
-                atomic_write(path, "".join(x + "\n" for x in keep).encode())
+        """Forget what happened after the checkpoint's step (:meth:`RunFolder.rewind`)."""
+        self.folder.rewind(self.step, [self.pool, self.refined])
 
     def plot(self) -> None:
-        """loss.png: one panel per task (raw values faint, moving average bold) and the pool's size."""
-        path = self.run / "log.jsonl"
-        if not path.is_file():
-            return
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        if len(rows) < 2:
-            return
-        from distok_cli.plots import loss_png
-
-        png = loss_png(rows, f"{self.recipe.name}: DisTok training, {rows[-1]['step']} steps, pool {rows[-1]['pool']}")
-        atomic_write(self.run / "loss.png", png)
+        self.folder.plot(self.recipe.name)
 
 
 def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto") -> Trainer:
@@ -562,41 +511,3 @@ def build(recipe: Recipe, run: Path, device: str = "auto", dtype: str = "auto") 
     dev = pick_device(device)
     est = make_token_estimator(recipe, dev, dtype)
     return Trainer(recipe, run, est.text, est, dev)
-
-
-def _refuse_used(run: Path) -> None:
-    if run.exists() and any(p.name != LOCK_NAME for p in run.iterdir()):
-        raise BadInput(f"{run} exists and is not empty (use --resume to continue it, or another -o)")
-
-
-def prepare_run(run: Path, recipe: Recipe, resume: bool, lock: RunLock | None = None) -> bool:
-    """Start a run folder (its recipe.yaml); returns whether this call created the folder. With ``lock``,
-    the folder's lock is taken first (a second writer is refused at once, naming the holder's pid)."""
-    if resume:  # the command has checked recipe.yaml; a run killed before its first checkpoint restarts at 0
-        if lock is not None:
-            lock.acquire()
-        return False
-    _refuse_used(run)  # before the lock: no lock file is made in someone else's folder
-    created = not run.exists()
-    run.mkdir(parents=True, exist_ok=True)
-    if lock is not None:
-        lock.acquire()
-        try:
-            _refuse_used(run)  # again: another process may have got here between the check and the lock
-        except BadInput:
-            lock.release()
-            raise
-    atomic_write(run / "recipe.yaml", recipes_mod.dump(recipe).encode())
-    return created
-
-
-def discard_run(run: Path, created: bool) -> None:
-    """Undo :func:`prepare_run` when a fresh run fails before its first checkpoint (a model that is not
-    cached, say): no half-made run folder is left behind."""
-    if (run / "model.safetensors").exists():
-        return
-    (run / "recipe.yaml").unlink(missing_ok=True)
-    (run / LOCK_NAME).unlink(missing_ok=True)
-    if created:
-        with contextlib.suppress(OSError):
-            run.rmdir()
