@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from distok_cli.files import recipes
+
 # No test may reach the network: the Hub client fails fast instead.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("DISTOK_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "distok"))
@@ -61,9 +63,31 @@ def cli():
 
 @pytest.fixture(scope="session")
 def tiny_recipe():
-    from distok_cli.files import recipes
 
     return recipes.load("tiny")
+
+
+# The paper's objective on the tiny recipe, fast: the step-by-hand tests check its steps (distok's own steps:
+# tests/test_matching.py).
+FAST = [
+    "estimator.kind=text",
+    "train.estimate_every=5",
+    "train.estimate_n=4",
+    "train.objective=paper",
+    "train.residual=false",
+    "train.fusion_input=sum",
+    "train.reweight=false",
+]
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory, kandinsky):
+    """A tiny run (text-side estimator: no rendering), trained once for the session."""
+    path = tmp_path_factory.mktemp("runs") / "tiny"
+    r = run_cli(["train", "-o", path, "--steps", "12", "-q", *sum((["--set", s] for s in FAST), [])])
+    assert r.code == 0, r.err
+    assert r.out.strip() == str(path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +101,6 @@ def kandinsky(tiny_recipe):
 @pytest.fixture(scope="session")
 def sd(tiny_recipe):
     from distok_cli.backends.registry import make_renderer
-    from distok_cli.files import recipes
 
     return make_renderer(recipes.override(tiny_recipe, ["render.backend=sd15"]).render, "cpu")
 

@@ -37,11 +37,7 @@ def tokenizer_folders(cfg: RenderConfig) -> list[tuple[str, str]]:
 
 
 def load_text_side(ref: str, device: str, torch_dtype: Any) -> TextSide:
-    from transformers import CLIPTextModelWithProjection, CLIPTokenizer
-
-    tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
-    enc = from_pretrained(CLIPTextModelWithProjection, ref, subfolder="text_encoder", dtype=torch_dtype).to(device)
-    return TextSide(tok, enc, ref)
+    return TextSide.from_pipeline(ref, device, torch_dtype, projection=True)
 
 
 def make_renderer(

@@ -36,11 +36,7 @@ def tokenizer_folders(cfg: RenderConfig) -> list[tuple[str, str]]:
 
 
 def load_text_side(ref: str, device: str, torch_dtype: Any) -> TextSide:
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
-    enc = from_pretrained(CLIPTextModel, ref, subfolder="text_encoder", dtype=torch_dtype).to(device)
-    return TextSide(tok, enc, ref)
+    return TextSide.from_pipeline(ref, device, torch_dtype, projection=False)
 
 
 def make_renderer(

@@ -84,6 +84,19 @@ class TextSide:
         self._handle = text_encoder.get_input_embeddings().register_forward_hook(self._hook)
 
     # -------------------------------------------------------------------------------------- injection
+    @classmethod
+    def from_pipeline(cls, ref: str, device: str, torch_dtype: Any, projection: bool = False) -> TextSide:
+        """A diffusers pipeline's CLIP text side alone (its ``tokenizer`` and ``text_encoder`` subfolders):
+        ``CLIPTextModelWithProjection`` with ``projection`` (the Kandinsky 2.1 prior's), else ``CLIPTextModel``."""
+        from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+        from distok_cli.backends.loading import from_pretrained
+
+        tok = from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer")
+        model = CLIPTextModelWithProjection if projection else CLIPTextModel
+        enc = from_pretrained(model, ref, subfolder="text_encoder", dtype=torch_dtype).to(device)
+        return cls(tok, enc, ref)
+
     def _hook(self, module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
         import torch
 

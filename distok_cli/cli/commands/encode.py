@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,29 +45,27 @@ def encode(
     out = Output(quiet)
     steps: int | str = refine if refine == "auto" else _steps(refine)
     ckpt, path = load_model(model, out)
-    weights = api.read_spec(spec)
-    if steps and output and output != "-":  # refused before the text encoder loads
-        api.check_new_path([Path(output)], overwrite)
-    token = api.Model(ckpt, path).encode(weights, normalize=not no_normalize, refine=steps, device=device, dtype=dtype)
-    r = (token.source or {}).get("refine")
-    if r:
-        out.notice(
-            f"refined {r['steps']} steps in {len(r['styles'])} styles: KL {r['kl_before']:.3f} -> {r['kl_after']:.3f} ({r['seconds']:.2f} s)"
-        )
-    if output == "-":
-        if sys.stdout.isatty():
-            raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")
-        data = api.to_bytes(token)
-        buffer = getattr(sys.stdout, "buffer", None)
-        if buffer is None:
-            raise BadInput("stdout does not accept bytes")
-        buffer.write(data)
-        buffer.flush()
+    token, written = api.encode_to(
+        api.Model(ckpt, path),
+        spec,
+        output,
+        normalize=not no_normalize,
+        refine=steps,
+        device=device,
+        dtype=dtype,
+        overwrite=overwrite,
+    )
+    if written is not None:
+        out.data(written)
         return
-    # A default name comes from class names, which come from the checkpoint: never a path of its own.
-    path = Path(output) if output else Path(f"{api.safe_name(token.title)}.distok")
-    for p in api.write_tokens([token], [path], overwrite):
-        out.data(p)
+    if sys.stdout.isatty():
+        raise BadInput("refusing to write binary token bytes to a terminal (redirect stdout or give -o FILE)")
+    data = api.to_bytes(token)
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        raise BadInput("stdout does not accept bytes")
+    buffer.write(data)
+    buffer.flush()
 
 
 def _steps(value: str) -> int:

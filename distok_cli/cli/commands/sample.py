@@ -47,14 +47,16 @@ def sample(
 
         raise BadInput("--estimate is for sampled latents; pool concepts carry their estimate already")
     ckpt, model_path = load_model(model, out)
-    if from_pool:
-        tokens = api.from_pool(model_path, n, seed)
-        paths = [output / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
-    else:
-        tokens = api.Model(ckpt, model_path).samples(n, prior, seed, scale, estimate)
-        paths = [output / f"{api.sample_name(prior, seed, i)}.distok" for i in range(n)]
-    import contextlib
-
-    with out.progress("writing tokens", len(paths)) if len(paths) >= 200 else contextlib.nullcontext() as task:
-        for p in api.write_tokens(tokens, paths, overwrite, task.advance if task else None):
-            out.data(p)
+    for p in api.sample_files(
+        api.Model(ckpt, model_path),
+        n,
+        prior=prior,
+        seed=seed,
+        scale=scale,
+        output=output,
+        from_pool=from_pool,
+        estimate=estimate,
+        overwrite=overwrite,
+        bar=out.bar,
+    ):
+        out.data(p)

@@ -21,13 +21,6 @@ from distok_cli.cli.options import (
     seed_option,
 )
 
-HOW = {
-    "weights": "along the weights (each token encoded from its distribution)",
-    "triangle": "over the triangle of three-class mixtures",
-    "latent": "through the model's latent space (both tokens come from this model)",
-    "token": "through token space (the tokens do not both come from this model with their latents)",
-}
-
 
 def sweep(
     ends: Annotated[
@@ -80,36 +73,23 @@ def sweep(
         api.check_grid(grid)
     check_estimator(estimate)
     ckpt, path = load_model(model, out)
-    s = api.Model(ckpt, path).sweep(*ends, steps=steps, grid=grid, slerp=slerp)
-    paths = api.sweep_paths(s, output)
-    api.check_new_path(paths + ([output / "sweep.png"] if estimate else []), overwrite)  # before any estimate
-    out.notice(
-        f"{len(s.tokens)} tokens {HOW[s.kind]}" + (f", {s.interpolation}" if s.kind in ("latent", "token") else "")
+    s, written, _ = api.sweep_files(
+        api.Model(ckpt, path),
+        *ends,
+        steps=steps,
+        grid=grid,
+        slerp=slerp,
+        output=output,
+        estimate=estimate,
+        images=images,
+        seed=seed,
+        recipe=recipe,
+        overrides=list(set_ or []),
+        device=device,
+        dtype=dtype,
+        overwrite=overwrite,
+        bar=out.bar,
     )
-    if estimate:
-        api.estimate_sweep(
-            s,
-            estimate,
-            images=images,
-            seed=seed,
-            recipe=recipe,
-            overrides=list(set_ or []),
-            device=device,
-            dtype=dtype,
-            bar=out.bar,
-        )
-    sm = s.smoothness
-    out.notice(
-        f"smoothness: largest step {sm['max_step']:.4g} = {sm['max_over_mean']:.3g} x the mean step {sm['mean_step']:.4g}"
-        if sm["max_over_mean"] is not None
-        else "smoothness: every token is the same"
-    )
-    if s.monotonic is not None:
-        bad = [c for c, v in s.monotonic["classes"].items() if not v["monotonic"]]
-        out.notice("end-class shares move monotonically" if not bad else f"not monotonic: {', '.join(bad)}")
-    written = list(api.write_tokens(s.tokens, paths, overwrite))
-    if s.monotonic is not None:
-        out.notice(f"wrote {api.write_sweep_plot(s, output / 'sweep.png')}")
     if json_:
         out.data(json.dumps({**s.summary(), "files": written}, sort_keys=True))
     else:
