@@ -12,8 +12,8 @@ from typing import Any
 from distok_cli.files.safety import check_new_path, safe_name
 from distok_cli.files.specs import read_spec
 from distok_cli.files.tokenfile import to_bytes, write_tokens
+from distok_cli.method import generate
 from distok_cli.method.generate import MAX_REFINE, check_sample, from_pool, sample_name
-from distok_cli.method.generate import from_pool as from_pool_
 from distok_cli.method.sweep import Sweep, check_grid, check_steps
 from distok_cli.progress import Bar, log, silent
 
@@ -93,7 +93,7 @@ def sample_files(
     pool) written to ``output`` with deterministic names, each path yielded once its file is durable."""
     check_sample(n, prior, scale)
     if from_pool:
-        tokens: Any = from_pool_(model.path, n, seed)
+        tokens: Any = generate.from_pool(model.path, n, seed)  # the parameter shadows the name
         paths = [Path(output) / f"pool-s{seed}-{i:04d}.distok" for i in range(len(tokens))]
     else:
         tokens = model.samples(n, prior, seed, scale, estimate)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from distok_cli.errors import BadInput, Interrupted, StoppedBySignal
-from distok_cli.files import recipes, safety, tokenfile
+from distok_cli.files import safety, tokenfile
 from distok_cli.method import generate
 from distok_cli.progress import Bar, log, silent
 
@@ -81,6 +81,8 @@ def demo(
     bar = bar or silent
     start = time.perf_counter()
     main = recipe or ("minilm-animals" if minilm_available() else "tiny")
+    from distok_cli.files import recipes  # pydantic: not for the light commands that import the API
+
     recipes.load(main)  # a bad recipe is refused before anything is written
     created = not output.exists()
     _prepare(output, overwrite)
@@ -157,6 +159,7 @@ def _demo(output: Path, main: str, steps: int | None, bar: Bar, start: float) ->
             ],
         ]
     from distok_cli.backends.pipelines import Settings
+    from distok_cli.files import recipes
     from distok_cli.jobs import rendering
 
     tiny = recipes.load("tiny")
