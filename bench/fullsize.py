@@ -6,7 +6,9 @@ Speed does not depend on weight values, so these give real timings where no weig
     (its defaults are the real prior);
   - the Kandinsky 2.1 decoder pipeline: UNet and MoVQ (real configs), M-CLIP (XLM-R large);
   - BLIP image-text matching with a ViT-L/384 vision tower;
-  - the SDXL base 1.0 pipeline: UNet, VAE, CLIP ViT-L/14 and OpenCLIP ViT-bigG/14 text encoders (real configs).
+  - the SDXL base 1.0 pipeline: UNet, VAE, CLIP ViT-L/14 and OpenCLIP ViT-bigG/14 text encoders (real configs);
+  - the FLUX.1 pipeline: FluxTransformer2DModel (12 B), T5-XXL's encoder, CLIP ViT-L/14, the 16-channel VAE
+    (real configs, built directly in bfloat16: 36 GB in float32 would not be worth the wait).
 Tokenizers are the offline twins' (no files to download); ``clip_tokenizer`` adds the recipe's words as
 whole tokens so that prompts have their real lengths ("a photo of a <>" is 7 positions, as in CLIP).
 """
@@ -258,6 +260,99 @@ def sdxl_pipeline(device: str, words: list[str] = ()):
         unet=unet,
         scheduler=sched,
         force_zeros_for_empty_prompt=True,
+    )
+
+
+def t5_tokenizer(words: list[str] = ()):
+    """The twin's character-level T5 tokenizer with the prompt words (and ``words``) as whole tokens."""
+    from tokenizers import AddedToken
+
+    from distok_cli.backends import twins
+
+    tok = twins.t5_tokenizer()
+    base = "a an photo of cute pet and the painting watercolor".split()
+    names = [w for name in words for w in name.split()]
+    tok.add_tokens([AddedToken(w, single_word=True) for w in dict.fromkeys(base + names)])
+    return tok
+
+
+def flux_pipeline(device: str, words: list[str] = (), guidance_embeds: bool = False):
+    """FLUX.1 with the real architectures (schnell's; ``guidance_embeds`` for dev's) and random bf16 weights."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    tok, tok2 = clip_tokenizer(words), t5_tokenizer(words)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device(device):
+            te = CLIPTextModel(
+                CLIPTextConfig(
+                    vocab_size=49408,
+                    hidden_size=768,
+                    intermediate_size=3072,
+                    num_hidden_layers=12,
+                    num_attention_heads=12,
+                    max_position_embeddings=77,
+                    hidden_act="quick_gelu",
+                    bos_token_id=tok.bos_token_id,
+                    eos_token_id=2,  # the legacy value of FLUX's text_encoder/config.json
+                    pad_token_id=tok.pad_token_id,
+                )
+            ).eval()
+            te2 = T5EncoderModel(
+                T5Config(
+                    vocab_size=32128,
+                    d_model=4096,
+                    d_kv=64,
+                    d_ff=10240,
+                    num_layers=24,
+                    num_heads=64,
+                    relative_attention_num_buckets=32,
+                    feed_forward_proj="gated-gelu",
+                    is_encoder_decoder=False,
+                    pad_token_id=tok2.pad_token_id,
+                    eos_token_id=tok2.eos_token_id,
+                )
+            ).eval()
+            transformer = FluxTransformer2DModel(
+                patch_size=1,
+                in_channels=64,
+                num_layers=19,
+                num_single_layers=38,
+                attention_head_dim=128,
+                num_attention_heads=24,
+                joint_attention_dim=4096,
+                pooled_projection_dim=768,
+                guidance_embeds=guidance_embeds,
+                axes_dims_rope=(16, 56, 56),
+            ).eval()
+            vae = AutoencoderKL(
+                in_channels=3,
+                out_channels=3,
+                latent_channels=16,
+                block_out_channels=(128, 256, 512, 512),
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4,
+                layers_per_block=2,
+                norm_num_groups=32,
+                use_quant_conv=False,
+                use_post_quant_conv=False,
+                scaling_factor=0.3611,
+                shift_factor=0.1159,
+                sample_size=1024,
+            ).eval()
+    finally:
+        torch.set_default_dtype(before)
+    sched = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
+    return FluxPipeline(
+        scheduler=sched,
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        text_encoder_2=te2,
+        tokenizer_2=tok2,
+        transformer=transformer,
     )
 
 

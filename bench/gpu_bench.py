@@ -15,6 +15,8 @@ would be overrun, and gpu_bench.json is rewritten after every figure, so a cut-o
    batch 1 and 4, with peak VRAM, where a batch-1 render's time goes (each text encoder, UNet steps, VAE
    decode, the rest), the VAE decode alone in fp32 (what diffusers runs, force_upcast) and fp16, the SDXL
    training step (both text encoders) at n = 8, then a batch-1 render in bf16 (no upcast) and its stages;
+   FLUX.1 (recipe flux-animals, bf16, 1024 px): a render with schnell's 4 steps and with dev's 28, with peak
+   VRAM, where a schnell render's time goes, and the FLUX training step (CLIP-L + T5-XXL) at n = 8;
 2. speed-up attempts, each checked against the eager output of the same inputs (max |Δ| in 0-255 pixels,
    or in embedding units), in the order bench/results/physical-limits.md argues for: the UNet in CUDA
    graphs (torch.compile mode="reduce-overhead") at batch 1 with its compile time (the single-concept
@@ -217,6 +219,51 @@ def sdxl_part(smoke: bool, device: str, dtype: str, reps: int, steps: int) -> No
     stage_times(bf16, lambda: bf16.render(vecs[:1], [PROMPT], [0], s), "sdxl_bf16_stages_ms_b1")
 
 
+def flux_part(smoke: bool, device: str, reps: int, steps: int) -> None:
+    """FLUX.1 (recipe flux-animals, bf16): a 1024 px render with schnell's 4 steps and dev's 28 (same
+    transformer: dev's guidance embedder is a small MLP), peak VRAM, where a render's time goes, and the
+    training step (CLIP-L + T5-XXL) at n = 8."""
+    import fullsize
+
+    from distok_cli.backends.flux import FluxRenderer
+    from distok_cli.backends.pipelines import Settings
+    from distok_cli.backends.token_estimators import TextEstimator
+    from distok_cli.files import recipes
+    from distok_cli.method.trainer import Trainer
+
+    cfg = recipes.load("flux-animals")
+    if smoke:
+        from distok_cli.backends import twins
+
+        pipe = twins.build_flux()
+        cfg = recipes.override(
+            cfg,
+            ["render.size=32", "render.max_sequence_length=32", f"classes={','.join(recipes.load('tiny').classes)}"],
+        )
+    else:
+        t = time.perf_counter()
+        pipe = fullsize.flux_pipeline(device, list(cfg.classes))
+        log("flux_build_pipeline_s", round(time.perf_counter() - t, 1))
+    renderer = FluxRenderer(cfg.render, device, "bfloat16", pipeline=pipe)
+    vecs = torch.randn(1, renderer.text.dim, generator=torch.Generator().manual_seed(0)) * 0.02
+    for variant, n_steps, seq in (("schnell", 4, 256), ("dev", 28, 512)):
+        s = Settings.from_config(cfg.render, steps=2 if smoke else n_steps)
+        renderer.cfg = recipes.override(cfg, [f"render.max_sequence_length={32 if smoke else seq}"]).render
+        reset_peak()
+        log(
+            f"flux_{variant}_render_s_b1",
+            bench(lambda s=s: renderer.render(vecs, [PROMPT], [0], s), 1, max(1, reps - 1)),
+        )
+        log(f"flux_{variant}_render_peak_vram_GiB_b1", peak_gib())
+        if variant == "schnell":
+            stage_times(renderer, lambda s=s: renderer.render(vecs, [PROMPT], [0], s), "flux_schnell_stages_ms_b1")
+    tcfg = recipes.override(cfg, ["train.n=8", "estimator.kind=text", "train.estimate_every=100000"])
+    est = TextEstimator(renderer.text, list(tcfg.classes), "a photo of a {}", PROMPT, 1.0, "bench")
+    tr = Trainer(tcfg, Path(tempfile.mkdtemp(prefix="distok-bench-")) / "flux", renderer.text, est, device)
+    log("flux_train_step_ms_n8", bench(tr.train_step, 3, steps) * 1000)
+    log("flux_train_20k_steps_min_n8", RESULTS["flux_train_step_ms_n8"] * 20000 / 60000)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="tiny twins on the CPU: checks the script, times nothing real")
@@ -342,6 +389,11 @@ def main() -> None:
             sdxl_part(args.smoke, device, dtype, reps, steps)
     if STATE["cuda"]:
         torch.cuda.empty_cache()  # the SDXL models are gone with sdxl_part's frame
+    with part("flux", 110 * scale) as ok:
+        if ok:
+            flux_part(args.smoke, device, reps, steps)
+    if STATE["cuda"]:
+        torch.cuda.empty_cache()
 
     text = renderer.text
 

@@ -1,5 +1,6 @@
 """Which stage of a render is running: for Kandinsky 2.1 the prior's text encoder, a prior step, a UNet step,
-the MoVQ decode; for SDXL each text encoder, a UNet step, the VAE decode.
+the MoVQ decode; for SDXL each text encoder, a UNet step, the VAE decode; for FLUX CLIP-L, T5, a
+transformer step, the VAE decode.
 
 Shared by bench/gpu_bench.py (per-stage wall time, CUDA-synchronised) and bench/physical_limits.py
 (per-stage FLOPs and kernel counts): both hook the renderer's own modules, so the split is the one the
@@ -14,10 +15,13 @@ from typing import Any
 
 
 def render_modules(renderer: Any) -> dict[str, Any]:
-    """Stage name → module of a KandinskyRenderer or an SDXLRenderer (the decode is a method, hooked apart)."""
+    """Stage name → module of a KandinskyRenderer, an SDXLRenderer or a FluxRenderer (the decode is a method, hooked apart)."""
     if getattr(renderer, "backend", None) == "sdxl":
         pipe = renderer.pipe
         return {"text_l": pipe.text_encoder, "text_g": pipe.text_encoder_2, "unet_step": pipe.unet}
+    if getattr(renderer, "backend", None) == "flux":
+        pipe = renderer.pipe
+        return {"text_l": pipe.text_encoder, "text_t5": pipe.text_encoder_2, "transformer_step": pipe.transformer}
     return {
         "prior_text": renderer.prior.text_encoder,
         "prior_step": renderer.prior.prior,
@@ -27,7 +31,7 @@ def render_modules(renderer: Any) -> dict[str, Any]:
 
 def decoder(renderer: Any) -> tuple[str, Any]:
     """The decode stage's name and the module whose ``decode`` method it is."""
-    if getattr(renderer, "backend", None) == "sdxl":
+    if getattr(renderer, "backend", None) in ("sdxl", "flux"):
         return "vae_decode", renderer.pipe.vae
     return "movq_decode", renderer.decoder.movq
 

@@ -67,6 +67,17 @@ def test_gpu_bench_smoke_runs_every_part_and_compares_with_eager(tmp_path, kandi
     assert 0 < staged <= st["render_ms"] and abs(st["other_ms"] - (st["render_ms"] - staged)) < 0.1
     assert res["sdxl_vae_decode_ms_fp32"] > 0 and res["sdxl_vae_decode_ms_fp16"] > 0
     assert res["sdxl_render_s_per_image_b1_bf16"] > 0 and res["sdxl_bf16_stages_ms_b1"]["vae_decode"]["calls"] == 1
+    # FLUX: CLIP-L and T5 once each (no CFG batch: FLUX is guidance-distilled), 2 transformer steps in the
+    # smoke run, one VAE decode; schnell's and dev's renders and the training step timed.
+    st = res["flux_schnell_stages_ms_b1"]
+    assert {k: st[k]["calls"] for k in ("text_l", "text_t5", "transformer_step", "vae_decode")} == {
+        "text_l": 1,
+        "text_t5": 1,
+        "transformer_step": 2,
+        "vae_decode": 1,
+    }
+    for key in ("flux_schnell_render_s_b1", "flux_dev_render_s_b1", "flux_train_step_ms_n8"):
+        assert isinstance(res[key], float) and res[key] > 0, key
     # Dynamo capture (aot_eager backend on the CPU) reproduces the eager pixels and embeddings exactly.
     assert res["compile_max_pixel_diff_vs_eager_b1"] == 0
     assert res["train_compile_default_max_abs_diff_vs_eager"] == 0.0

@@ -46,7 +46,7 @@ def test_a_token_no_renderer_reads_is_refused_naming_its_space_and_the_recipes(t
         2,
         (
             f"{p} is a token of minilm:all-MiniLM-L6-v2's 384-d token space; no renderer reads it (rendering needs a "
-            "768-d CLIP ViT-L/14 token or a token with parts: train with one of the recipes kandinsky21-animals, sd15-animals, "
+            "768-d CLIP ViT-L/14 token or a token with parts: train with one of the recipes flux-animals, flux-tiny, kandinsky21-animals, sd15-animals, "
             "sdxl-animals, sdxl-tiny, tiny, "
             "e.g. `distok train -r tiny -o runs/tiny`, and encode or sample with that run)"
         ),

@@ -19,8 +19,8 @@ from .conftest import ROOT, assert_one_line_error, run_cli
         ("train: {steps: many}", "recipe key train.steps must be int, got str 'many'"),
         ("train: {steps: 0}", "recipe key train.steps must be at least 1"),
         (
-            "render: {backend: flux}",
-            "recipe key render.backend must be one of 'kandinsky21', 'sd15', 'sdxl', got 'flux'",
+            "render: {backend: sd3}",
+            "recipe key render.backend must be one of 'kandinsky21', 'sd15', 'sdxl', 'flux', got 'sd3'",
         ),
         ("classes: [cat, cat]", "recipe key classes must be a non-empty list of distinct, non-empty names"),
         ("classes: birds", "unknown class set 'birds'"),

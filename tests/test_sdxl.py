@@ -206,15 +206,17 @@ def test_export_for_sdxl_tools_writes_exactly_clip_l_and_clip_g():
     [
         (
             ["export", str(EXAMPLES / "pig-sheep-snake.distok"), "--to", "comfyui", "--base", "sdxl"],
-            "is a one-part 768-d token; an SDXL embedding needs clip_l (768) and clip_g (1280): ComfyUI would feed it to CLIP-L only",
+            "is a one-part 768-d token; SDXL embeddings hold clip_l (768) + clip_g (1280): export it for SD 1.x "
+            "(--base sd1), or train on SDXL (--recipe sdxl-animals) and encode the distribution there",
         ),
         (
             ["export", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), "--to", "a1111", "--base", "sd1"],
-            "is an SDXL token (clip_l + clip_g); SD 1.x loads one 768-d vector: export it with --base sdxl",
+            "is an SDXL token (clip_l + clip_g); SD 1.x embeddings hold one 768-d vector: export it for SDXL "
+            "(--base sdxl), or train on SD 1.x (--recipe sd15-animals) and encode the distribution there",
         ),
         (
             ["export", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), "--to", "a1111", "--base", "sdxl2"],
-            "--base must be auto, sd1 or sdxl, got 'sdxl2'",
+            "--base must be auto, sd1, sdxl or flux, got 'sdxl2'",
         ),
         (
             ["diff", str(EXAMPLES / "sdxl-pig-sheep-snake.distok"), str(EXAMPLES / "pig-sheep-snake.distok")],

@@ -177,8 +177,8 @@ def load(run: str | os.PathLike[str] | None = None) -> Model:
 
 def inject(pipe: Any, token: Token | str | os.PathLike[str], name: str) -> str:
     """Add ``token`` (a :class:`Token` or a token file) to a diffusers pipeline as the prompt word ``name``:
-    SD 1.x, the Kandinsky 2.1 prior (or a combined Kandinsky pipeline), or SDXL (a two-part token, one part
-    per text encoder). Refuses a token of another encoder or layout. Returns ``name``."""
+    SD 1.x, the Kandinsky 2.1 prior (or a combined Kandinsky pipeline), SDXL or FLUX.1 (a two-part token, one
+    part per text encoder). Refuses a token of another encoder or layout. Returns ``name``."""
     from distok_cli.backends.inject import inject as _inject
     from distok_cli.files import tokenfile
 

@@ -1,7 +1,7 @@
 """Put a token into a diffusers pipeline the user already has, under a name of their choosing.
 
 SD 1.x (``text_encoder``), the Kandinsky 2.1 prior (``text_encoder``; or ``prior_text_encoder`` in the
-combined pipeline) and SDXL (``text_encoder`` + ``text_encoder_2``, one part each) are read the same way:
+combined pipeline), SDXL and FLUX.1 (``text_encoder`` + ``text_encoder_2``, one part each) are read the same way:
 for each text encoder, in the token's part order, the name is added to its tokenizer, the embedding matrix
 grows by one row, and the row is the token's vector (or part). A token made for another encoder (its
 space's fingerprint differs from the pipeline's matrix) is refused, as are a width or part-count mismatch
@@ -19,7 +19,7 @@ from distok_cli.files.tokenfile import Token
 
 #: (tokenizer, text encoder) attribute pairs, in a token's part order, for each pipeline family.
 ENCODER_ATTRS = (
-    (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")),  # SD 1.x, the Kandinsky prior, SDXL
+    (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")),  # SD 1.x, the Kandinsky prior, SDXL, FLUX
     (("prior_tokenizer", "prior_text_encoder"),),  # Kandinsky's combined pipelines
 )
 

@@ -70,12 +70,13 @@ def from_pretrained(cls: Any, ref: str, **kwargs: Any) -> Any:
         raise ModelNotAvailable(f"cannot load {ref!r}: {' '.join(str(exc).split())[:200]}") from None
 
 
-def placement(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
+def placement(device: str = "auto", dtype: str = "auto", cuda_auto: str = "float16") -> tuple[str, Any]:
     """Where and in what precision a backend's models live: (device, torch dtype), with the libraries
-    quietened first. Every backend constructor starts here, then loads with :func:`from_pretrained`."""
+    quietened first. Every backend constructor starts here, then loads with :func:`from_pretrained`.
+    ``cuda_auto`` is what ``auto`` means on CUDA (the backend's :attr:`Backend.cuda_dtype`)."""
     quiet_libraries()
     dev = pick_device(device)
-    return dev, pick_dtype(dtype, dev)
+    return dev, pick_dtype(dtype, dev, cuda_auto)
 
 
 def pick_device(device: str = "auto") -> str:
@@ -94,12 +95,12 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def pick_dtype(dtype: str, device: str) -> Any:
+def pick_dtype(dtype: str, device: str, cuda_auto: str = "float16") -> Any:
     import torch
 
     table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if dtype == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
+        return table[cuda_auto] if device.startswith("cuda") else torch.float32
     if dtype not in table:
         raise BadInput(f"--dtype must be auto, float32, float16 or bfloat16, got {dtype!r}")
     return table[dtype]

@@ -1,6 +1,6 @@
 """What a backend is: its declaration (:class:`Backend`) and the two objects it makes, typed as Protocols.
 
-A backend module (``kandinsky``, ``sd``, ``sdxl``, ``minilm``) declares ``BACKEND`` and offers
+A backend module (``kandinsky``, ``sd``, ``sdxl``, ``flux``, ``minilm``) declares ``BACKEND`` and offers
 ``load_text_side(ref, device, torch_dtype)``, ``text_ref(cfg)``, ``tokenizer_folders(cfg)`` and, when
 it renders, ``make_renderer(cfg, device, dtype, offload, compile)``. :mod:`distok_cli.backends.registry`
 is the one place that knows the modules; everything else asks it.
@@ -20,7 +20,8 @@ class Backend:
     ``parts``: the token's named parts in order (``()``: one vector); ``width``: the token's width in the
     real model (one vector; with parts each part has its own, set by the encoder); ``renders``: whether
     distok renders it; ``estimators``: the recipe estimator kinds it offers; ``default_recipe``: the recipe
-    a token with this backend's parts renders with when neither the token nor ``--recipe`` names one.
+    a token with this backend's parts renders with when neither the token nor ``--recipe`` names one;
+    ``cuda_dtype``: what ``--dtype auto`` loads on CUDA (FLUX: bfloat16, since T5 overflows in float16).
     """
 
     name: str
@@ -30,6 +31,7 @@ class Backend:
     renders: bool
     estimators: tuple[str, ...]
     default_recipe: str | None = None
+    cuda_dtype: str = "float16"
 
 
 class TextSide(Protocol):

@@ -1,6 +1,6 @@
 """The backends distok knows, by name: the one place that imports every backend module.
 
-A backend is one module (:mod:`.kandinsky`, :mod:`.sd`, :mod:`.sdxl`, :mod:`.minilm`) that declares a
+A backend is one module (:mod:`.kandinsky`, :mod:`.sd`, :mod:`.sdxl`, :mod:`.flux`, :mod:`.minilm`) that declares a
 :class:`~distok_cli.backends.protocols.Backend` and loads its text side and renderer. Everything outside
 ``backends/`` asks this registry: which text side a recipe trains on, which renderer renders it, which
 tokens a renderer reads. A new base model is a new module added to :data:`MODULES`, plus its recipes.
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from distok_cli.backends import kandinsky, minilm, sd, sdxl
+from distok_cli.backends import flux, kandinsky, minilm, sd, sdxl
 from distok_cli.backends.loading import placement
 from distok_cli.backends.protocols import Backend, Renderer, TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import Recipe, RenderConfig
 
-MODULES: dict[str, ModuleType] = {m.BACKEND.name: m for m in (kandinsky, sd, sdxl, minilm)}
+MODULES: dict[str, ModuleType] = {m.BACKEND.name: m for m in (kandinsky, sd, sdxl, flux, minilm)}
 
 
 def get(name: str) -> Backend:
@@ -39,8 +39,8 @@ def _text_module(recipe: Recipe) -> ModuleType:
 
 def load_text_side(recipe: Recipe, device: str, dtype: str = "auto") -> TextSide:
     """The recipe's text side alone (tokenizer(s) + text encoder(s)): training and the text estimator."""
-    device, torch_dtype = placement(device, dtype)
     module = _text_module(recipe)
+    device, torch_dtype = placement(device, dtype, module.BACKEND.cuda_dtype)
     ref = recipe.text_encoder or module.text_ref(recipe.render)
     return module.load_text_side(ref, device, torch_dtype)
 

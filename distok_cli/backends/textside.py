@@ -27,14 +27,20 @@ from distok_cli.files.space import TokenSpace, check_compatible, space_fingerpri
 PLACEHOLDERS = ("<distok>", "<distok-b>")
 
 
+def pooling_module(text_encoder: Any) -> Any:
+    """The module whose ``eos_token_id`` CLIP's pooling reads: the model itself for a ``CLIPTextModel`` of
+    transformers 5, its ``text_model`` for ``CLIPTextModelWithProjection`` (and for transformers 4)."""
+    return getattr(text_encoder, "text_model", text_encoder)
+
+
 def fix_legacy_eos(text_encoder: Any, tokenizer: Any) -> bool:
     """Make pooling use the EOS token when the config carries the legacy ``eos_token_id == 2``."""
     cfg = text_encoder.config
     if getattr(cfg, "eos_token_id", None) == 2 and tokenizer.eos_token_id not in (None, 2):
         cfg.eos_token_id = tokenizer.eos_token_id
-        tm = getattr(text_encoder, "text_model", None)
-        if tm is not None and hasattr(tm, "eos_token_id"):
-            tm.eos_token_id = tokenizer.eos_token_id
+        module = pooling_module(text_encoder)
+        if hasattr(module, "eos_token_id"):
+            module.eos_token_id = tokenizer.eos_token_id
         return True
     return False
 
@@ -68,20 +74,30 @@ class TextSide:
         self.encoder.eval()
         fix_legacy_eos(text_encoder, tokenizer)
         emb = text_encoder.get_input_embeddings().weight
-        self.vocab_size = int(emb.shape[0])
+        rows = int(emb.shape[0])
+        #: the rows that are words: the tokenizer's own vocabulary (T5's matrix has spare rows past its words:
+        #: 32,128 rows for 32,100 words), which is what the fingerprint covers and ``inject`` checks
+        self.vocab_size = min(rows, int(tokenizer.vocab_size))
         self.dim = int(emb.shape[1])
-        self.fingerprint = space_fingerprint(emb.detach().to("cpu", torch.float16).numpy())
+        self.fingerprint = space_fingerprint(emb.detach()[: self.vocab_size].to("cpu", torch.float16).numpy())
         self.space = TokenSpace(encoder_ref, self.dim, self.fingerprint, subfolder)
         missing = [p for p in PLACEHOLDERS if p not in tokenizer.get_vocab()]
         if missing:
             tokenizer.add_tokens(missing)
         self.ids = [tokenizer.convert_tokens_to_ids(p) for p in PLACEHOLDERS]
-        if max(self.ids) >= self.vocab_size:
+        if max(self.ids) >= rows:
             text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
             fix_legacy_eos(text_encoder, tokenizer)
         self._vectors: Any = None
         self._inputs_cache: dict[tuple[str, ...], tuple[Any, Any]] = {}
-        self._handle = text_encoder.get_input_embeddings().register_forward_hook(self._hook)
+        # The hook sits on every embedding module that reads the input matrix: T5's encoder looks its words up
+        # through its own ``embed_tokens``, a module tied to ``shared`` (get_input_embeddings) by weight only.
+        weight = text_encoder.get_input_embeddings().weight
+        self._handles = [
+            m.register_forward_hook(self._hook)
+            for m in text_encoder.modules()
+            if isinstance(m, torch.nn.Embedding) and m.weight is weight
+        ]
 
     # -------------------------------------------------------------------------------------- injection
     @classmethod
@@ -177,7 +193,7 @@ class TextSide:
         is the state at the first EOS, so positions after it cannot change the result: "a photo of a <>"
         runs 7 positions instead of 77 (an exact speed-up; shapes change, so float rounding may too)."""
         eos = self.tokenizer.eos_token_id
-        if eos is None or getattr(getattr(self.encoder, "text_model", None), "eos_token_id", None) != eos:
+        if eos is None or getattr(pooling_module(self.encoder), "eos_token_id", None) != eos:
             return input_ids
         hit = input_ids == eos
         if not bool(hit.any(dim=-1).all()):

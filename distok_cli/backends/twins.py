@@ -1,7 +1,7 @@
 """Tiny random twins of the real models, built offline from configs and saved with ``save_pretrained``.
 
 They have the real classes and the real folder layout (Kandinsky 2.1 prior and decoder, an SD 1.x
-pipeline, BLIP image-text matching and question answering), so that ``recipes/tiny.yaml`` drives exactly the same
+pipeline, SDXL, FLUX.1, BLIP image-text matching and question answering), so that ``recipes/tiny.yaml`` drives exactly the same
 ``from_pretrained`` code as the real recipes. Their weights are random: **the images they draw are
 noise**. They are a pipeline check, not a model.
 
@@ -21,13 +21,19 @@ from typing import Any
 
 #: Bump when a twin's architecture changes, so old caches are not reused.
 TWIN_VERSION = "v2"
-NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm", "blip-vqa", "sdxl")
+NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm", "blip-vqa", "sdxl", "flux")
 #: Twins built on their own, in their own folder, when first asked for (so the other twins, and the
 #: demo, never pay for them): name → its folder's version.
-SEPARATE = {"sdxl": "sdxl-v1"}
+SEPARATE = {"sdxl": "sdxl-v1", "flux": "flux-v1"}
+BUILDERS: dict[str, Any] = {}  # name → builder of a SEPARATE twin (filled below)
 #: The SDXL twin's two text-encoder widths (CLIP-L's and OpenCLIP-G's stand-ins): different on purpose, so
 #: that a swap of clip_l and clip_g anywhere fails.
 SDXL_WIDTHS = (32, 64)
+#: The FLUX twin's CLIP-L and T5 widths: different from each other and from every other twin's (768, 32,
+#: 64; MiniLM 384), so that a token of another space, or a swap of clip_l and t5, fails on a shape.
+FLUX_WIDTHS = (48, 80)
+#: The FLUX twin's T5 matrix has rows past its tokenizer's words, as the real one has (32,128 for 32,100).
+T5_SPARE_ROWS = 8
 #: Width of the twins' CLIP text encoder = the token dimension (768, as CLIP ViT-L/14).
 DIM = 768
 #: Words the tiny BLIP tokenizer knows whole (anything else is spelt out in characters).
@@ -54,7 +60,7 @@ def twin_path(name: str) -> Path:
     if name in SEPARATE:
         root = root.parent / SEPARATE[name]
         if not (root / "complete").is_file():
-            build_all(root, lambda tmp: build_sdxl().save_pretrained(tmp / name))
+            build_all(root, lambda tmp: BUILDERS[name]().save_pretrained(tmp / name))
         return root / name
     if not (root / "complete").is_file():
         build_all(root)
@@ -104,6 +110,16 @@ def xlmr_tokenizer():
     v += [(chr(c), -3.0) for c in range(33, 127)] + [("▁" + chr(c), -2.5) for c in range(33, 127)]
     v += [("<mask>", 0.0)]
     return XLMRobertaTokenizer(vocab=v, model_max_length=77)
+
+
+def t5_tokenizer():
+    """A T5 (unigram) tokenizer of single characters and ``▁``-prefixed characters, built in memory: no
+    sentencepiece model, no download."""
+    from transformers import T5TokenizerFast
+
+    v = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    v += [(chr(c), -3.0) for c in range(33, 127)] + [("▁" + chr(c), -2.5) for c in range(33, 127)]
+    return T5TokenizerFast(vocab=v, extra_ids=0, model_max_length=512)
 
 
 def bert_tokenizer(words: list[str]):
@@ -371,6 +387,71 @@ def build_sdxl():
     )
 
 
+def build_flux():
+    """A FLUX.1-shaped pipeline (diffusers' own tiny test configuration) whose CLIP-L and T5 stand-ins have
+    the widths :data:`FLUX_WIDTHS`; CLIP-L's config carries the legacy ``eos_token_id == 2`` of FLUX's real
+    ``text_encoder/config.json``, and T5's matrix has spare rows past its words, as the real ones do."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(5)
+    wl, wt = FLUX_WIDTHS
+    tok, tok2 = clip_tokenizer(), t5_tokenizer()
+    cfg = _clip_text_config(tok, legacy_eos=True)
+    cfg.hidden_size, cfg.projection_dim = wl, wl
+    te = CLIPTextModel(cfg).eval()
+    te2 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tok2) + T5_SPARE_ROWS,
+            d_model=wt,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+            feed_forward_proj="gated-gelu",
+            is_encoder_decoder=False,
+            pad_token_id=tok2.pad_token_id,
+            eos_token_id=tok2.eos_token_id,
+        )
+    ).eval()
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=wt,
+        pooled_projection_dim=wl,
+        axes_dims_rope=[4, 4, 8],
+    )
+    vae = AutoencoderKL(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=1,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+    return FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        text_encoder_2=te2,
+        tokenizer_2=tok2,
+        transformer=transformer,
+    )
+
+
 def build_blip(words: list[str] | None = None, vqa: bool = False):
     """Tiny BLIP: image-text matching, or (``vqa``) question answering with the same sizes."""
     import torch
@@ -415,6 +496,9 @@ def build_blip(words: list[str] | None = None, vqa: bool = False):
     model = (BlipForQuestionAnswering if vqa else BlipForImageTextRetrieval)(cfg).eval()
     proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
     return model, proc
+
+
+BUILDERS.update(sdxl=build_sdxl, flux=build_flux)
 
 
 def build_into(root: Path) -> None:

@@ -8,6 +8,10 @@ What these tools need (read from their loaders; ``formats/distok-token-v1.md`` �
   width (a ``[768]`` tensor fails there); the others take the one tensor as it is;
 - for SDXL exactly two tensors, ``clip_l`` ``[1, 768]`` and ``clip_g`` ``[1, 1280]``, nothing else: ComfyUI
   and A1111 look those keys up, and InvokeAI would take a file that also holds ``emb_params`` for SD 1.x;
+- for FLUX.1 ``clip_l`` ``[1, 768]`` and the T5 part ``[1, 4096]``, named ``t5xxl`` for ComfyUI (its key,
+  ``comfy/text_encoders/flux.py``) and ``t5`` for diffusers (the key its FLUX training script writes, loaded
+  with one ``load_textual_inversion`` call per encoder); AUTOMATIC1111/Forge load no T5 embedding and
+  InvokeAI's probe knows SD 1.x, SD 2.x and SDXL only, so both are refused;
 - a name that is the trigger word: A1111 uses the file stem, ComfyUI ``embedding:STEM``, InvokeAI the model
   name (the stem by default), diffusers whatever ``token=`` says.
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,8 +47,6 @@ CLIP_L_REPOS = (
     "CompVis/stable-diffusion-v1-1",
 )
 CLIP_L_DIM = 768
-#: What each base model's embedding files hold: SD 1.x one 768-d vector, SDXL clip_l (768) + clip_g (1280).
-BASES = ("sd1", "sdxl")
 DTYPES = ("float32", "float16")
 SUFFIX = ".safetensors"
 #: A trigger word: lowercase letters, digits, '-' and '_', 3 to 64 characters, starting with a letter or
@@ -54,25 +56,73 @@ DEFAULT_TEMPLATE = "{title}-{id6}"
 
 
 @dataclass(frozen=True)
+class Base:
+    """A base model's embedding files: its parts (``()``: one 768-d vector), what each tool calls a part's
+    tensor when that differs, and the tools that load none (with the reason)."""
+
+    name: str
+    title: str
+    layout: tuple[tuple[str, int], ...]
+    recipe: str
+    tensor_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return space.describe_layout(self.layout, CLIP_L_DIM) if self.layout else f"one {CLIP_L_DIM}-d vector"
+
+
+#: What each base model's embedding files hold: SD 1.x one 768-d vector, SDXL clip_l (768) + clip_g (1280),
+#: FLUX.1 clip_l (768) + t5 (4096), which ComfyUI reads as t5xxl (comfy/text_encoders/flux.py).
+BASES = {
+    "sd1": Base("sd1", "SD 1.x", (), "sd15-animals"),
+    "sdxl": Base("sdxl", "SDXL", space.SDXL_LAYOUT, "sdxl-animals"),
+    "flux": Base(
+        "flux",
+        "FLUX.1",
+        space.FLUX_LAYOUT,
+        "flux-animals",
+        tensor_names={"comfyui": {"t5": "t5xxl"}},
+        refused={
+            "a1111": "AUTOMATIC1111 and Forge load no T5 embedding (Forge #2101 is open), so the t5 part would be lost",
+            "invokeai": "InvokeAI loads textual inversions for SD 1.x, SD 2.x and SDXL only (its probe knows token "
+            "widths 768, 1024 and 1280)",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     label: str
     folder: str  # where the tool looks, relative to its install
 
     def usage(self, path: str, name: str, base: str = "sd1") -> str:
-        model = "an SDXL model" if base == "sdxl" else "an SD 1.x model"
+        model = {"sdxl": "an SDXL model", "flux": "a FLUX.1 model"}.get(base, "an SD 1.x model")
         if self.name == "comfyui":
             return f"ComfyUI: put {path} in {self.folder}/ and write embedding:{name} in a prompt ({model})"
         if self.name == "a1111":
             return f"AUTOMATIC1111: put {path} in {self.folder}/ and write {name} in a prompt ({model})"
         if self.name == "invokeai":
             return f"InvokeAI: install {path} by path (Models > Add Model) and write <{name}> in a prompt ({model})"
-        if base == "sdxl":
+        if base in ("sdxl", "flux"):
+            (first, _), (second, _) = BASES[base].layout
+            eos = (
+                '; getattr(pipe.text_encoder, "text_model", pipe.text_encoder).eos_token_id = pipe.tokenizer.eos_token_id'
+                if base == "flux"
+                else ""
+            )
+            why = (
+                " (the last call makes CLIP-L pool at the end of the prompt, where distok reads it, not at the new "
+                "word: FLUX reads CLIP-L's pooled output)"
+                if base == "flux"
+                else ""
+            )
             return (
                 f'diffusers: sd = safetensors.torch.load_file("{path}"); '
-                f'pipe.load_textual_inversion(sd["clip_l"], token="{name}", text_encoder=pipe.text_encoder, '
-                f'tokenizer=pipe.tokenizer); pipe.load_textual_inversion(sd["clip_g"], token="{name}", '
-                f"text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2); then write {name} in a prompt"
+                f'pipe.load_textual_inversion(sd["{first}"], token="{name}", text_encoder=pipe.text_encoder, '
+                f'tokenizer=pipe.tokenizer); pipe.load_textual_inversion(sd["{second}"], token="{name}", '
+                f"text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2){eos}; then write {name} in a prompt{why}"
             )
         return f'diffusers: pipe.load_textual_inversion("{path}", token="{name}"), then write {name} in a prompt'
 
@@ -103,53 +153,64 @@ def in_clip_l_space(token: Token) -> bool:
     return False
 
 
-SDXL_PARTS = tuple(n for n, _ in space.SDXL_LAYOUT)
-
-
 def base_of(token: Token) -> str:
-    """The base model a token's embedding file is for: ``sdxl`` for parts clip_l + clip_g, else ``sd1``."""
-    return "sdxl" if tuple(n for n, _ in token.layout) == SDXL_PARTS else "sd1"
+    """The base model a token's embedding file is for, by its part names: ``sdxl`` for clip_l + clip_g,
+    ``flux`` for clip_l + t5, else ``sd1``."""
+    names = tuple(n for n, _ in token.layout)
+    return next((b.name for b in BASES.values() if b.layout and names == tuple(n for n, _ in b.layout)), "sd1")
+
+
+def _what_it_is(token: Token, own: str) -> str:
+    if own == "sd1":
+        return f"a one-part {token.dim}-d token"
+    title = BASES[own].title
+    return f"{'an' if title.startswith('S') else 'a'} {title} token ({' + '.join(n for n, _ in token.layout)})"
 
 
 def check_exportable(token: Token, target: Target, base: str = "auto") -> str:
     """Refuse a token that ``target`` cannot use on ``base`` (auto: the token's own); return the base."""
     what = token.path or token.short_id
     if base not in ("auto", *BASES):
-        raise BadInput(f"--base must be auto, sd1 or sdxl, got {base!r}")
+        raise BadInput(f"--base must be auto, {', '.join(list(BASES)[:-1])} or {list(BASES)[-1]}, got {base!r}")
     own = base_of(token)
-    if base == "sdxl" and own != "sdxl":
+    if base not in ("auto", own):
+        want = BASES[base]
         raise BadInput(
-            f"{what} is a one-part {token.dim}-d token; an SDXL embedding needs clip_l (768) and clip_g (1280): "
-            "ComfyUI would feed it to CLIP-L only ('shape mismatch' for the other), AUTOMATIC1111 ignores it. "
-            "Train on SDXL (--recipe sdxl-animals) and encode the distribution there"
+            f"{what} is {_what_it_is(token, own)}; {want.title} embeddings hold {want.describe()}: export it "
+            f"for {BASES[own].title} (--base {own}), or train on {want.title} (--recipe {want.recipe}) and "
+            "encode the distribution there"
         )
-    if base == "sd1" and own != "sd1":
+    if target.name in BASES[own].refused:
         raise BadInput(
-            f"{what} is an SDXL token (clip_l + clip_g); SD 1.x loads one 768-d vector: export it with --base sdxl"
+            f"{what} is {_what_it_is(token, own)}: {BASES[own].refused[target.name]}; use --to comfyui or --to diffusers"
         )
     if token.plain:
         raise BadInput(
             f"{what} is a plain textual-inversion file (no distok provenance): it loads in {target.label} as it "
             f"is, under a .safetensors name"
         )
-    if token.space is not None and token.space.encoder.startswith("twin:") and target.name != "diffusers":
+    twin = token.space is not None and token.space.encoder.startswith("twin:")
+    if twin and target.name != "diffusers":
         raise BadInput(
-            f"{what} was made with a random-weight twin ({token.space.encoder}): it means nothing in "
-            f"{target.label}; export tokens from a model trained on the real Kandinsky 2.1, SD 1.x or SDXL text encoders"
+            f"{what} was made with a random-weight twin ({token.space.encoder}): it means nothing in "  # type: ignore[union-attr]
+            f"{target.label}; export tokens from a model trained on the real Kandinsky 2.1, SD 1.x, SDXL or "
+            "FLUX.1 text encoders"
         )
-    if own == "sdxl":
-        if token.layout != space.SDXL_LAYOUT and not token.space.encoder.startswith("twin:"):  # type: ignore[union-attr]
-            raise BadInput(f"{what} has parts {token.space.describe()}; SDXL's are clip_l (768) + clip_g (1280)")  # type: ignore[union-attr]
+    if own != "sd1":
+        if token.layout != BASES[own].layout and not twin:
+            raise BadInput(
+                f"{what} has parts {token.space.describe()}; {BASES[own].title}'s are {BASES[own].describe()}"  # type: ignore[union-attr]
+            )
         return own
-    if token.space is not None and token.space.encoder.startswith("twin:"):
+    if twin:
         return own
     if not in_clip_l_space(token):
         encoder = token.space.encoder if token.space is not None else "an unknown encoder"
         shape = " + ".join(f"{n} ({d})" for n, d in token.layout) if token.layout else f"{token.dim}-d"
         raise BadInput(
             f"{what} is a {shape} token of {encoder}; {target.label} loads SD 1.x embeddings, which live "
-            f"in CLIP ViT-L/14's 768-d space (encoders: {', '.join(CLIP_L_REPOS[:3])}, …), and SDXL ones "
-            "(clip_l 768 + clip_g 1280)"
+            f"in CLIP ViT-L/14's 768-d space (encoders: {', '.join(CLIP_L_REPOS[:3])}, …), SDXL ones "
+            "(clip_l 768 + clip_g 1280) and FLUX.1 ones (clip_l 768 + t5 4096)"
         )
     return own
 
@@ -182,7 +243,7 @@ def name_for(token: Token, template: str, index: int) -> str:
     return name
 
 
-def exported(token: Token, target: Target, name: str, dtype: str) -> Token:
+def exported(token: Token, target: Target, name: str, dtype: str, base: str = "sd1") -> Token:
     """``token`` as it is written for ``target``: float16 values when asked (its content id then names
     those values), and a ``distok.export`` record naming the target, the trigger word and the source id."""
     if dtype not in DTYPES:
@@ -192,7 +253,10 @@ def exported(token: Token, target: Target, name: str, dtype: str) -> Token:
         if not np.isfinite(vec.astype(np.float16)).all():
             raise BadInput(f"{token.path or token.short_id}: values beyond float16's range (use --dtype float32)")
         vec = vec.astype(np.float16).astype(np.float32)
-    record = {"target": target.name, "name": name, "dtype": dtype, "source_id": token.id}
+    record: dict[str, object] = {"target": target.name, "name": name, "dtype": dtype, "source_id": token.id}
+    renamed = BASES[base].tensor_names.get(target.name)
+    if renamed:
+        record["tensor_names"] = dict(renamed)
     return replace(token, vector=vec, exported=record, title=token.title or name)
 
 
@@ -211,7 +275,7 @@ def plan(
     out: list[tuple[Token, Path, bytes]] = []
     seen: dict[str, str] = {}
     for i, tok in enumerate(tokens):
-        check_exportable(tok, target, base)
+        own = check_exportable(tok, target, base)
         name = name_for(tok, template, i)
         what = tok.path or tok.short_id
         if name in seen:
@@ -219,7 +283,7 @@ def plan(
         seen[name] = what
         path = dest / f"{name}{SUFFIX}"
         safety.check_new_path([path], overwrite)
-        tok = exported(tok, target, name, dtype)
+        tok = exported(tok, target, name, dtype, own)
         out.append((tok, path, serialize(tok)))
     return out
 

@@ -89,7 +89,7 @@ ESTIMATOR_KINDS = ("blip-itm", "blip-vqa", "text", "prior")
 IMAGE_ESTIMATORS = ("blip-itm", "blip-vqa")  # the ones that read images
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
-Backend = Literal["kandinsky21", "sd15", "sdxl"]
+Backend = Literal["kandinsky21", "sd15", "sdxl", "flux"]
 EstimatorKind = Literal["blip-itm", "blip-vqa", "text", "prior"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Scheduler = Literal["", "ddim", "ddpm", "euler", "dpm"]
@@ -126,6 +126,9 @@ class RenderConfig(_Section):
     decoder: str = "kandinsky-community/kandinsky-2-1"
     sd: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     sdxl: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    flux: str = "black-forest-labs/FLUX.1-schnell"
+    #: FLUX only: the T5 sequence length the pipeline pads to (schnell 256, dev 512, as trained).
+    max_sequence_length: Annotated[int, Field(ge=8, le=512)] = 256
     prior_steps: Annotated[int, Field(ge=MIN_PRIOR_STEPS, le=MAX_COUNT)] = 25
     steps: Positive = 50
     prior_guidance: Annotated[float, Field(ge=0)] = 4.0
@@ -277,7 +280,7 @@ class Recipe(_Section):
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
     classes: list[str] = Field(default_factory=lambda: list(ANIMALS_60))
-    text_encoder: str = ""  # "" = the renderer's: the prior's (kandinsky21), the SD pipeline's (sd15, sdxl)
+    text_encoder: str = ""  # "" = the renderer's: the prior's (kandinsky21), the pipeline's (sd15, sdxl, flux)
     render: RenderConfig = RenderConfig()
     estimator: EstimatorConfig = EstimatorConfig()
     train: TrainConfig = TrainConfig()

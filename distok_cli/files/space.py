@@ -1,8 +1,8 @@
 """Token spaces: which text encoder's token-embedding space a vector lives in, and its named parts.
 
 A space is named by its encoder and fingerprinted by its embedding matrix, so a token made for one model
-is refused by another (:func:`check_compatible`). A space with parts (SDXL's CLIP-L and OpenCLIP-G) is
-one vector per text encoder, concatenated in order (:func:`split`).
+is refused by another (:func:`check_compatible`). A space with parts (SDXL's CLIP-L and OpenCLIP-G, FLUX's CLIP-L
+and T5) is one vector per text encoder, concatenated in order (:func:`split`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ if TYPE_CHECKING:  # annotations only: the token file module imports this one
 #: A part's name is its tensor's name: lowercase, 1 to 32 characters, never ``emb_params``.
 PART_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 TENSOR_KEY = "emb_params"  # the one-vector tensor's name in a token file
-#: Part layouts that peer tools know by name (``modelspec.architecture``, the plain-file reader, export).
+#: Part layouts that peer tools know by name (``modelspec.architecture``, the plain-file reader, export):
+#: SDXL's CLIP-L + OpenCLIP-G, and FLUX.1's CLIP-L + T5-XXL (the keys diffusers' FLUX training writes).
 SDXL_LAYOUT = (("clip_l", 768), ("clip_g", 1280))
+FLUX_LAYOUT = (("clip_l", 768), ("t5", 4096))
+#: Other names peers give a part's tensor: ComfyUI reads FLUX's T5 part as ``t5xxl``.
+TENSOR_ALIASES = {"t5xxl": "t5"}
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,21 @@ from distok_cli.files import distributions as dists
 from distok_cli.files import frame, schema
 from distok_cli.files.frame import MAX_HEADER_BYTES, read_regular
 from distok_cli.files.safety import atomic_write, check_new_path, fsync_dir, locked
-from distok_cli.files.space import SDXL_LAYOUT, TENSOR_KEY, TokenSpace, space_from_json, split
+from distok_cli.files.space import (
+    FLUX_LAYOUT,
+    SDXL_LAYOUT,
+    TENSOR_ALIASES,
+    TENSOR_KEY,
+    TokenSpace,
+    space_from_json,
+    split,
+)
 from distok_cli.progress import Progress
 
 FORMAT_NAME = "distok.token"
 FORMAT_VERSION = "1.0"  # one-part tokens: still written as 1.0, so older readers keep reading them
 PARTS_VERSION = "2.0"  # tokens with named parts (one vector per text encoder)
+RENAMED_VERSION = "2.1"  # an export whose part tensors carry the names a peer reads (distok.export tensor_names)
 READ_MAJORS = ("1", "2")
 SOURCE_KINDS = ("distribution", "latent", "composition", "pool")
 PRIORS = ("gaussian", "laplace", "cauchy")
@@ -189,7 +198,7 @@ def metadata_for(token: Token) -> dict[str, str]:
     _check_sums(token.source, token.estimate)
     meta = {
         K_FORMAT: FORMAT_NAME,
-        K_VERSION: PARTS_VERSION if token.space.parts else FORMAT_VERSION,
+        K_VERSION: _version(token),
         K_CONTENT: content_id(vec),
         K_SPACE: canonical_json(token.space.to_json()),
         K_SOURCE: canonical_json(token.source),
@@ -212,9 +221,17 @@ def metadata_for(token: Token) -> dict[str, str]:
     return meta
 
 
+def _version(token: Token) -> str:
+    if not token.layout:
+        return FORMAT_VERSION
+    return RENAMED_VERSION if token.exported is not None and token.exported.get("tensor_names") else PARTS_VERSION
+
+
 def _architecture(space: TokenSpace) -> str:
     if space.layout == SDXL_LAYOUT:
         return "stable-diffusion-xl-v1-base/textual-inversion"
+    if space.layout == FLUX_LAYOUT:
+        return "flux-1/textual-inversion"
     if not space.parts and space.dim == 768:
         return "stable-diffusion-v1/textual-inversion"
     return "distok/token"
@@ -250,12 +267,20 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str], 
     return struct.pack("<Q", len(text)) + text + b"".join(chunks)
 
 
+def tensor_names(token: Token) -> dict[str, str]:
+    """Part name → the name of its tensor in the file: the part's own, unless an export renamed it."""
+    renamed = (token.exported or {}).get("tensor_names", {})
+    return {name: renamed.get(name, name) for name, _ in token.layout}
+
+
 def tensors_of(token: Token) -> dict[str, np.ndarray]:
-    """The tensors a token file holds: ``emb_params`` [1, d], or one [1, d_part] per part."""
+    """The tensors a token file holds: ``emb_params`` [1, d], or one [1, d_part] per part (under the name
+    an export gave it, e.g. ComfyUI's ``t5xxl`` for FLUX's ``t5``)."""
     vec = np.asarray(token.vector, dtype=np.float32).reshape(-1)
     if not token.layout:
         return {TENSOR_KEY: vec.reshape(1, -1)}
-    return {name: part.reshape(1, -1) for name, part in split(vec, token.layout).items()}
+    names = tensor_names(token)
+    return {names[name]: part.reshape(1, -1) for name, part in split(vec, token.layout).items()}
 
 
 def to_bytes(token: Token) -> bytes:
@@ -350,20 +375,23 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> Token:
             if major == "1" or layout
             else "a format 2.x token space must list its parts",
         )
-    names = [n for n, _ in layout] or [TENSOR_KEY]
+    export = values[K_EXPORT]
+    renamed = (export or {}).get("tensor_names", {})
+    if renamed and (set(renamed) - {n for n, _ in layout} or version in (FORMAT_VERSION, PARTS_VERSION)):
+        raise _bad(path, f"export tensor_names {sorted(renamed)} need format 2.1 and name parts of the token")
+    names = [renamed.get(n, n) for n, _ in layout] or [TENSOR_KEY]
     if sorted(fr.tensors) != sorted(names):
         raise _bad(path, f"tensors are {_names(fr.tensors)}, expected {', '.join(names)}")
-    export = values[K_EXPORT]
     want = "F16" if export is not None and export["dtype"] == "float16" else "F32"
     rows = []
-    for name in names:
+    for name, width in zip(names, [d for _, d in layout] or [None]):
         arr = fr.tensors[name]
         if fr.dtypes[name] != want:
             raise _bad(path, f"tensor {name} has dtype {fr.dtypes[name]}, expected {want}")
         if arr.ndim != 2 or arr.shape[0] != 1 or arr.shape[1] == 0:
             raise _bad(path, f"tensor {name} has shape {list(arr.shape)}, expected [1, d]")
-        if layout and arr.shape[1] != dict(layout)[name]:
-            raise _bad(path, f"tensor {name} has shape {list(arr.shape)}, expected [1, {dict(layout)[name]}]")
+        if width is not None and arr.shape[1] != width:
+            raise _bad(path, f"tensor {name} has shape {list(arr.shape)}, expected [1, {width}]")
         rows.append(arr[0])
     vec = np.concatenate(rows) if len(rows) > 1 else rows[0]
     if not np.isfinite(vec).all():
@@ -376,24 +404,28 @@ def _names(tensors: dict[str, Any]) -> str:
 
 
 def _plain_vector(path: str, fr: frame.Frame) -> tuple[np.ndarray, tuple[tuple[str, int], ...], str]:
-    """A plain file's vector, layout and title: one tensor ([d] or [1, d], any key), or SDXL's two."""
-    if set(fr.tensors) == {n for n, _ in SDXL_LAYOUT}:
+    """A plain file's vector, layout and title: one tensor ([d] or [1, d], any key), SDXL's two
+    (``clip_l``, ``clip_g``) or FLUX's two (``clip_l`` and ``t5``, or ComfyUI's ``t5xxl``)."""
+    parts = {TENSOR_ALIASES.get(n, n): n for n in fr.tensors}
+    for layout in (SDXL_LAYOUT, FLUX_LAYOUT):
+        if len(fr.tensors) != len(layout) or set(parts) != {n for n, _ in layout}:
+            continue
         rows = []
-        for name, dim in SDXL_LAYOUT:
-            arr = fr.tensors[name]
+        for name, dim in layout:
+            arr = fr.tensors[parts[name]]
             if arr.shape not in ((dim,), (1, dim)):
                 raise _bad(
                     path,
-                    f"tensor {name!r} has shape {list(arr.shape)}; distok reads one vector per "
+                    f"tensor {parts[name]!r} has shape {list(arr.shape)}; distok reads one vector per "
                     f"encoder ([{dim}] or [1, {dim}])",
                 )
             rows.append(arr.reshape(-1))
-        return np.concatenate(rows), SDXL_LAYOUT, "clip_l+clip_g"
+        return np.concatenate(rows), layout, "+".join(n for n, _ in layout)
     if len(fr.tensors) != 1:
         raise _bad(
             path,
-            f"{len(fr.tensors)} tensors ({_names(fr.tensors)}): a plain embedding holds one, or "
-            "SDXL's clip_l and clip_g",
+            f"{len(fr.tensors)} tensors ({_names(fr.tensors)}): a plain embedding holds one, "
+            "SDXL's clip_l and clip_g, or FLUX's clip_l and t5 (t5xxl)",
         )
     name, arr = next(iter(fr.tensors.items()))
     if arr.ndim == 2 and arr.shape[0] == 1:

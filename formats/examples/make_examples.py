@@ -37,6 +37,15 @@ SDXL_SPACE = TokenSpace.with_parts(
     ),
 )
 
+#: FLUX.1's two text encoders (CLIP-L and T5-XXL), with made-up all-zero part fingerprints.
+FLUX_SPACE = TokenSpace.with_parts(
+    "black-forest-labs/FLUX.1-schnell",
+    (
+        SpacePart("clip_l", 768, "fp16-sha256:" + "0" * 64, "text_encoder"),
+        SpacePart("t5", 4096, "fp16-sha256:" + "0" * 64, "text_encoder_2"),
+    ),
+)
+
 
 def vector(mult: int, offset: int, dim: int = 768) -> np.ndarray:
     i = np.arange(dim)
@@ -132,7 +141,22 @@ def examples() -> dict[str, bytes | Token]:
     sdxl_exported = export.exported(
         sdxl, export.TARGETS["comfyui"], export.name_for(sdxl, export.DEFAULT_TEMPLATE, 0), "float16"
     )
+    flux = Token(
+        vector=vector(43, 9, 768 + 4096),
+        space=FLUX_SPACE,
+        source={"kind": "distribution", "distribution": {"pig": 0.55, "sheep": 0.25, "snake": 0.2}},
+        model={"hash": "sha256:" + "ef" * 32, "recipe": "flux-animals"},
+        title="pig55-sheep25-snake20",
+        tool_version=TOOL_VERSION,
+    )
+    # What `distok export flux-pig-sheep-snake.distok --to comfyui --dtype float16` writes: format 2.1, the T5
+    # part under ComfyUI's key t5xxl.
+    flux_exported = export.exported(
+        flux, export.TARGETS["comfyui"], export.name_for(flux, export.DEFAULT_TEMPLATE, 0), "float16", "flux"
+    )
     return {
+        "flux-pig-sheep-snake.distok": flux,
+        f"{flux_exported.exported['name']}.safetensors": flux_exported,
         "sdxl-pig-sheep-snake.distok": sdxl,
         f"{sdxl_exported.exported['name']}.safetensors": sdxl_exported,
         "pig55-sheep25-snake20-447da2.safetensors": exported,

@@ -24,14 +24,14 @@ def export(
         str,
         typer.Option(
             "--base",
-            help="auto (the token's own), sd1 (one 768-d vector) or sdxl (clip_l + clip_g); "
-            "a token of the other kind is refused.",
+            help="auto (the token's own), sd1 (one 768-d vector), sdxl (clip_l + clip_g) or flux "
+            "(clip_l + t5); a token of another kind is refused.",
         ),
     ] = "auto",
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write tokens as NAME.safetensors embeddings for an SD 1.x or SDXL tool; print the paths, and how to use each."""
+    """Write tokens as NAME.safetensors embeddings for an SD 1.x, SDXL or FLUX.1 tool; print the paths, and how to use each."""
     from distok_cli import api
     from distok_cli.cli.output import Output, expand_paths
 

@@ -1,0 +1,195 @@
+"""FLUX.1: a token space with two named parts, and a renderer through diffusers' ``FluxPipeline``.
+
+A token is ``[clip_l | t5]``: a row for CLIP ViT-L/14 (``pipe.text_encoder``, 768) and one for T5-XXL's
+encoder (``pipe.text_encoder_2``, 4096), the two keys diffusers' advanced FLUX training script writes. Each
+part is injected into its own encoder by that encoder's :class:`TextSide` hook, so one batch holds many
+different tokens, as on SDXL.
+
+**The text embedding E (training, the text-side estimator, eval).** FLUX reads two things from its text
+encoders: CLIP-L's **pooled output** alone (``pooled_projections``, which modulates every block) and T5's
+**last hidden states** (the sequence its joint attention reads). E covers both::
+
+    E(prompt) = [ unit(pooled CLIP-L) | unit(mean over the prompt's positions of T5's last states) ] / √2
+
+so ``cos(E(a), E(b)) = ½ cos(pooled) + ½ cos(T5 means)``. CLIP-L's per-position states are left out
+because FLUX never reads them; the pooled vector alone would leave ``t5`` without a gradient, and T5
+alone would ignore the modulation. T5's mean is taken over the prompt's own positions (EOS included),
+with the padding masked: FLUX runs T5 over ``max_sequence_length`` padded positions without a mask,
+which costs 20-50× more per prompt in training and moves the states of the words only through padding.
+CLIP-L pools at its EOS token (the legacy ``eos_token_id == 2`` of FLUX's CLIP config is corrected, as
+for Kandinsky: otherwise the pool lands on the added token). L_mix, L_cst and the matching task all use
+this E.
+
+Nothing outside ``backends/`` knows these names: ``method/`` and ``jobs/`` see a token space with parts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from distok_cli.backends.loading import from_pretrained, placement
+from distok_cli.backends.pipelines import COMPILE, generators, place
+from distok_cli.backends.protocols import Backend
+from distok_cli.backends.textside import TextSide
+from distok_cli.errors import BadInput
+from distok_cli.files.recipes import RenderConfig
+from distok_cli.files.space import SpacePart, TokenSpace, check_compatible, split
+
+#: (part name, pipeline tokenizer folder, pipeline text-encoder folder, pooling), in the token's order.
+PARTS = (("clip_l", "tokenizer", "text_encoder", "clip"), ("t5", "tokenizer_2", "text_encoder_2", "mean"))
+BACKEND = Backend(
+    name="flux",
+    title="FLUX.1",
+    parts=tuple(p for p, _, _, _ in PARTS),
+    width=None,
+    renders=True,
+    estimators=("blip-itm", "blip-vqa", "text"),
+    default_recipe="flux-animals",
+    cuda_dtype="bfloat16",  # T5-XXL overflows in float16
+)
+
+
+class FluxTextSide:
+    """FLUX's two text encoders as one token space with parts ``clip_l`` and ``t5``.
+
+    Offers what training, the estimators and the renderers use of a :class:`TextSide`: ``dim``, ``space``,
+    ``encode``, ``class_embeddings``, ``inject``, ``check_fits``, ``check_token``.
+    """
+
+    def __init__(self, tokenizers: tuple[Any, Any], encoders: tuple[Any, Any], ref: str) -> None:
+        self.sides = tuple(
+            TextSide(t, e, ref, sub, pooling=pool) for t, e, (_, _, sub, pool) in zip(tokenizers, encoders, PARTS)
+        )
+        self.layout = tuple((name, side.dim) for (name, _, _, _), side in zip(PARTS, self.sides))
+        self.dim = sum(d for _, d in self.layout)
+        self.space = TokenSpace.with_parts(
+            ref,
+            tuple(SpacePart(name, s.dim, s.fingerprint, sub) for (name, _, sub, _), s in zip(PARTS, self.sides)),
+        )
+
+    def _split(self, vectors: Any) -> list[Any]:
+        import torch
+
+        v = torch.as_tensor(vectors) if not isinstance(vectors, torch.Tensor) else vectors
+        if v.shape[-1] != self.dim:
+            raise BadInput(
+                f"token has {v.shape[-1]} values but this token space ({self.space.describe()}) has {self.dim}"
+            )
+        return list(split(v, self.layout).values())
+
+    @contextmanager
+    def inject(self, vectors: Any) -> Iterator[None]:
+        """Within the block, each encoder's placeholder rows take that encoder's part of ``vectors``."""
+        with ExitStack() as stack:
+            for side, part in zip(self.sides, self._split(vectors)):
+                stack.enter_context(side.inject(part))
+            yield
+
+    def check_token(self, token: Any) -> None:
+        check_compatible(token, self.space)
+
+    def check_fits(self, filled_prompts: list[str]) -> None:
+        for side in self.sides:
+            side.check_fits(filled_prompts)
+
+    def encode(self, prompts: list[str], vectors: Any = None) -> Any:
+        """E(prompt), [B, h_L + h_T5], unit norm: see the module docstring; differentiable in ``vectors``."""
+        import torch
+        import torch.nn.functional as F
+
+        parts = self._split(vectors) if vectors is not None else [None, None]
+        halves = [F.normalize(side.encode(prompts, part).float(), dim=-1) for side, part in zip(self.sides, parts)]
+        return torch.cat(halves, -1) / math.sqrt(2.0)
+
+    def class_embeddings(self, classes: list[str]) -> Any:
+        """t_i = [t_i in CLIP-L | t_i in T5], each the mean of the class name's pieces in that tokenizer."""
+        import torch
+
+        return torch.cat([side.class_embeddings(classes) for side in self.sides], -1)
+
+
+def text_ref(cfg: RenderConfig) -> str:
+    return cfg.flux
+
+
+def load_text_side(ref: str, device: str, torch_dtype: Any) -> FluxTextSide:
+    """Only the two tokenizers and text encoders of the FLUX pipeline at ``ref`` (training, text estimator)."""
+    from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
+
+    toks = (
+        from_pretrained(CLIPTokenizer, ref, subfolder="tokenizer"),
+        from_pretrained(T5TokenizerFast, ref, subfolder="tokenizer_2"),
+    )
+    encs = (
+        from_pretrained(CLIPTextModel, ref, subfolder="text_encoder", dtype=torch_dtype).to(device),
+        from_pretrained(T5EncoderModel, ref, subfolder="text_encoder_2", dtype=torch_dtype).to(device),
+    )
+    return FluxTextSide(toks, encs, ref)
+
+
+def tokenizer_folders(cfg: RenderConfig) -> list[tuple[str, str]]:
+    """(model reference, tokenizer subfolder) of both text encoders a render puts the token's parts into."""
+    return [(cfg.flux, t) for _, t, _, _ in PARTS]
+
+
+def make_renderer(
+    cfg: RenderConfig, device: str = "auto", dtype: str = "auto", offload: bool = False, compile: bool = False
+) -> FluxRenderer:
+    return FluxRenderer(cfg, device, dtype, offload, compile=compile)
+
+
+class FluxRenderer:
+    backend = "flux"
+
+    def __init__(
+        self,
+        cfg: RenderConfig,
+        device: str = "auto",
+        dtype: str = "auto",
+        offload: bool = False,
+        compile: bool = False,
+        pipeline: Any = None,
+    ) -> None:
+        """Load ``cfg.flux`` with from_pretrained (or use ``pipeline``, built in memory by the GPU benchmark)."""
+        if cfg.scheduler:
+            raise BadInput(
+                f"render.scheduler {cfg.scheduler!r}: FLUX samples with its own flow-matching scheduler (leave it empty)"
+            )
+        self.device, self.dtype = placement(device, dtype, BACKEND.cuda_dtype)
+        from diffusers import FluxPipeline
+
+        self.cfg = cfg
+        if pipeline is None:
+            self.pipe = from_pretrained(FluxPipeline, cfg.flux, dtype=self.dtype)
+        else:
+            self.pipe = pipeline.to(dtype=self.dtype)
+        place((self.pipe,), self.device, offload)
+        self.compiled = compile
+        if compile:
+            self.pipe.transformer.compile(**COMPILE)  # where a FLUX render spends its time
+        self.text = FluxTextSide(
+            (self.pipe.tokenizer, self.pipe.tokenizer_2), (self.pipe.text_encoder, self.pipe.text_encoder_2), cfg.flux
+        )
+        self.models = {"flux": cfg.flux}
+
+    def render(
+        self, vectors: Any, prompts: list[str], seeds: list[int], s: Any, paths: list[str | None] | None = None
+    ) -> list[Any]:
+        """One image per (vector, prompt, seed): each part reaches its own encoder through the hooks."""
+        import torch
+
+        filled = [TextSide.fill(p) for p in prompts]
+        self.text.check_fits(filled)
+        with torch.inference_mode(), self.text.inject(vectors):
+            return self.pipe(
+                filled,
+                height=s.size,
+                width=s.size,
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance,
+                max_sequence_length=self.cfg.max_sequence_length,
+                generator=generators(seeds),
+            ).images
