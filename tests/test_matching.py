@@ -363,14 +363,15 @@ def test_protocol_sets_differ_and_cover_arities_one_to_four():
 
 def test_the_demo_ends_with_its_held_out_comparison(drun, kandinsky):
     """The demo's last line: its model against the raw mix on the protocol's test distributions in the
-    held-out styles, as evaluate computes it."""
+    held-out styles (the API's Model.held_out), as evaluate computes it."""
     import re
 
     from distok_cli.api import tour
+    from distok_cli.api.model import Model
 
     ck = checkpoint.load(drun)
     est = TextEstimator(kandinsky.text, ck.classes, "a photo of a {}", "a photo of a <>", 0.05, "tiny")
-    line = tour._held_out_eval(ck, est)
+    line = tour._verdict(Model(ck, str(drun), _estimator=est))
     m = re.fullmatch(
         r"tokens vs no model: KL (\d+\.\d\d) vs (\d+\.\d\d) \(([+-]\d+) %\) on 20 unseen distributions x 6 unseen styles",
         line,

@@ -22,6 +22,7 @@ class Model:
     path: str
     _scorer: Any = field(default=None, repr=False, compare=False)  # the refinement's text side, loaded once
     _estimator: Any = field(default=None, repr=False, compare=False)  # the text-side estimator, loaded once
+    _trained_estimator: Any = field(default=None, repr=False, compare=False)  # the training's (Trained.model())
 
     @property
     def classes(self) -> list[str]:
@@ -114,6 +115,31 @@ class Model:
                     f"{self._estimator.text.space.encoder}"
                 )
         return self._estimator
+
+    def estimate(self, token: Token, seeds: tuple[int, ...] = (0,)) -> Token:
+        """``token`` with its estimate stored (``Token.estimate``: the distribution it reads as, with KL and JS
+        to its source), read by the estimator training used when this model came from
+        :meth:`Trained.model() <distok_cli.api.training.Trained.model>` (BLIP on renders at ``seeds``, or the
+        text side), else by the recipe's text-side estimator (:meth:`estimator`)."""
+        from distok_cli.jobs.estimation import estimate_record
+
+        estimator = self._trained_estimator or self.estimator()
+        return token.with_estimate(estimate_record(token, estimator, list(seeds)))
+
+    def held_out(self, n: int = 20) -> dict[str, Any]:
+        """This model's tokens against the raw mix Σ p_i t_i on ``n`` distributions it never saw (the fidelity
+        protocol's test split) in the 6 held-out prompt styles, read by the text-side estimator: the
+        ``held_out`` part of an ``eval`` report (``distok``, ``raw_mix``, ``kl_reduction``, ...)."""
+        from distok_cli.method import evaluation
+
+        report = evaluation.evaluate(
+            self.checkpoint,
+            self.estimator(),
+            evaluation.protocol_set(self.classes, "test", n),
+            "protocol-test",
+            styles=evaluation.default_styles(),
+        )
+        return report["held_out"]
 
     def _estimated(self, tokens: Iterator[Token]) -> Iterator[Token]:
         from distok_cli.jobs.estimation import estimate_record

@@ -49,12 +49,13 @@ def render(
     offload: bool = False,
     compile: bool = False,
     overwrite: bool = False,
-    grid: bool = False,
+    grid: bool | str | os.PathLike[str] = False,
     bar: Bar | None = None,
 ) -> Rendered:
     """Render every token in every prompt ("a watercolor of a <>") at every seed (``"0-3,7"`` or a list)
     into ``output``; ``recipe`` (default: the one recorded in the tokens) chooses the base model, and
-    ``overrides`` (``section.key=value``) change it; ``grid`` also writes a labelled contact sheet."""
+    ``overrides`` (``section.key=value``) change it; ``grid`` also writes a labelled contact sheet
+    (``True``: ``output/grid.png``; a path: there)."""
     from distok_cli.files import recipes, tokenfile
     from distok_cli.jobs import rendering
 
@@ -140,7 +141,7 @@ def _render(
     over: dict[str, Any],
     output: Path,
     overwrite: bool,
-    grid: bool,
+    grid: bool | str | os.PathLike[str],
     offload: bool,
     compile: bool,
     bar: Bar | None,
@@ -159,8 +160,8 @@ def _render(
     if replay is not None:  # the image's whole batch again (same shapes, same rounding); only the image is written
         jobs, size = rendering.replay_jobs(replay, jobs[0].out)
         settings = dataclasses.replace(settings, batch_size=size)
-    grid_path = output / "grid.png"
-    if grid:
+    grid_path = output / "grid.png" if grid is True else Path(grid) if grid else None
+    if grid_path is not None:
         safety.check_new_path([grid_path], overwrite)
     rendering.check_prompts_fit(cfg, prompts)
 
@@ -194,5 +195,5 @@ def _render(
         state.wait_for_everyone()
         if not state.is_main_process:
             return Rendered(list(written), None, main=False)
-    sheet = rendering.write_grid([j for j in jobs if j.out is not None], grid_path) if grid else None
+    sheet = rendering.write_grid([j for j in jobs if j.out is not None], grid_path) if grid_path is not None else None
     return Rendered(list(written), sheet)

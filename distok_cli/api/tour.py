@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distok_cli.api.tokens import set_default_model
 from distok_cli.errors import BadInput, Interrupted, StoppedBySignal
-from distok_cli.files import safety, tokenfile
-from distok_cli.method import generate
+from distok_cli.files.distributions import label
+from distok_cli.files.tokenfile import Token
 from distok_cli.progress import Bar, log, silent
 
 MARKER = ".distok-demo"
@@ -42,28 +43,22 @@ def _prepare(output: Path, overwrite: bool) -> None:
 
 
 def _train(name: str, run: Path, steps: int | None, bar: Bar) -> Any:
-    """``api.train`` (the lock, a whole run folder), on the CPU in float32; the trainer keeps its models loaded
-    for the rest of the demo. A stop is the demo's interruption: it removes everything it made."""
+    """``api.train`` (the lock, a whole run folder), on the CPU in float32; what it loaded stays loaded for the
+    rest of the demo (``Trained.model()``). A stop is the demo's interruption: it removes everything it made."""
     from distok_cli.api.training import train
 
     try:
-        return train(name, run, steps=steps, device="cpu", dtype="float32", set_default=False, bar=bar).trainer
+        return train(name, run, steps=steps, device="cpu", dtype="float32", set_default=False, bar=bar)
     except StoppedBySignal as exc:
         raise Interrupted(exc.exit_code - 128) from None
 
 
-def _held_out_eval(ckpt: Any, estimator: Any) -> str:
+def _verdict(model: Any) -> str:
     """One line: the model's tokens against the raw mix on distributions and styles it never saw."""
-    from distok_cli.method import evaluation
-
-    styles = evaluation.default_styles()
-    report = evaluation.evaluate(
-        ckpt, estimator, evaluation.protocol_set(ckpt.classes, "test", DEMO_EVAL), "protocol-test", styles=styles
-    )
-    h = report["held_out"]
+    h = model.held_out(DEMO_EVAL)
     return (
         f"tokens vs no model: KL {h['distok']['kl']:.2f} vs {h['raw_mix']['kl']:.2f} ({100 * -h['kl_reduction']:+.0f} %) "
-        f"on {DEMO_EVAL} unseen distributions x {len(styles)} unseen styles"
+        f"on {DEMO_EVAL} unseen distributions x {len(h['styles'])} unseen styles"
     )
 
 
@@ -96,93 +91,74 @@ def demo(
 
 
 def _demo(output: Path, main: str, steps: int | None, bar: Bar, start: float) -> list[str]:
+    """The demo as a sequence of API calls: train, encode, sample, estimate, render, gallery, held-out score."""
+    from distok_cli.api.rendering import render
+    from distok_cli.api.tokens import gallery, top
+
     lines: list[str] = []
 
     log.info(f"1/5 training the {main} recipe")
-    t_main = _train(main, output / "run", steps or (DEMO_STEPS if main == "minilm-animals" else None), bar)
-    ckpt = t_main.checkpoint()
-    ckpt.path = str(output / "run" / "model.safetensors")
+    trained = _train(main, output / "run", steps or (DEMO_STEPS if main == "minilm-animals" else None), bar)
+    model = trained.model()  # shares the training's text side and estimator: nothing loads twice
 
     log.info(
         "2/5 encoding distributions (as `distok encode` does: the encoder, then a short refinement) and sampling latents"
     )
-    from distok_cli.api.model import Model
-    from distok_cli.backends.token_estimators import TextEstimator
-
-    # The trainer has the model's text side loaded: the API refines and estimates with it, nothing loads twice.
-    model = Model(
-        ckpt,
-        ckpt.path,
-        _scorer=t_main.scorer,
-        _estimator=t_main.estimator if isinstance(t_main.estimator, TextEstimator) else None,
-    )
     tokens_dir = output / "tokens"
     made = []
     for name, dist in ENCODE:
-        dist = {c: p for c, p in dist.items() if c in ckpt.classes} or {ckpt.classes[0]: 0.5, ckpt.classes[1]: 0.5}
+        dist = {c: p for c, p in dist.items() if c in model.classes} or {model.classes[0]: 0.5, model.classes[1]: 0.5}
         dist = {c: p / sum(dist.values()) for c, p in dist.items()}
-        made.append(tokenfile.save(model.encode(dist), tokens_dir / f"{name}.distok"))
+        made.append(model.encode(dist).save(tokens_dir / f"{name}.distok"))
     for prior in ("gaussian", "cauchy"):
         for tok in model.samples(2, prior, 0, estimate="text"):  # a sampled token says what it reads as
-            made.append(tokenfile.save(tok, tokens_dir / f"{tok.title}.distok"))
+            made.append(tok.save(tokens_dir / f"{tok.title}.distok"))
 
     log.info("3/5 estimating what the encoded tokens stand for")
-    from distok_cli.files import distributions as dists
-    from distok_cli.jobs.estimation import estimate_record
-
     for path in made[:2]:
-        tok = tokenfile.load(path)
-        record = estimate_record(tok, t_main.estimator, [0])
-        tokenfile.save(tok.with_estimate(record), path)
-        top = ", ".join(f"{c} {p:.2f}" for c, p in dists.top(record["distribution"], 3))
+        tok = model.estimate(Token.load(path))
+        tok.save(path)
+        record = tok.estimate or {}
+        best = ", ".join(f"{c} {p:.2f}" for c, p in top(record["distribution"], 3))
         lines.append(
-            f"  {Path(path).name}: source {dists.label(tok.source['distribution'])} -> estimate {top} (KL {record['kl']:.3f})"
+            f"  {Path(path).name}: source {label(tok.source['distribution'])} -> estimate {best} (KL {record['kl']:.3f})"
         )
 
-    verdict = _held_out_eval(ckpt, t_main.estimator) if main == "minilm-animals" else None
+    verdict = _verdict(model) if main == "minilm-animals" else None
 
     log.info("4/5 rendering a contact sheet on the tiny twins")
     render_run = output / "run-tiny"
     if main == "tiny":
-        renderer, render_tokens, render_ckpt = t_main.estimator.renderer, made, ckpt
+        render_tokens = made
     else:
-        t_tiny = _train("tiny", render_run, 20, bar)
-        renderer, render_ckpt = t_tiny.estimator.renderer, t_tiny.checkpoint()
+        tiny = _train("tiny", render_run, 20, bar).model()
         render_tokens = [
-            tokenfile.save(
-                generate.encode(render_ckpt, {"pig": 0.55, "sheep": 0.25, "snake": 0.2}),
-                render_run / "tokens" / "pig-sheep-snake.distok",
+            tiny.encode({"pig": 0.55, "sheep": 0.25, "snake": 0.2}, refine=0).save(
+                render_run / "tokens" / "pig-sheep-snake.distok"
             ),
-            *[
-                tokenfile.save(t, render_run / "tokens" / f"{t.title}.distok")
-                for t in generate.sample(render_ckpt, 2, "cauchy", 1.0, 0)
-            ],
+            *[t.save(render_run / "tokens" / f"{t.title}.distok") for t in tiny.sample(2, "cauchy", 0)],
         ]
-    from distok_cli.backends.pipelines import Settings
-    from distok_cli.files import recipes
-    from distok_cli.jobs import rendering
-
-    tiny = recipes.load("tiny")
-    settings = Settings.from_config(tiny.render)
-    toks = [tokenfile.load(p) for p in render_tokens]
-    prompts = ["a photo of a <>", "a watercolor of a <>"]
-    jobs = rendering.plan(toks, prompts, [0], output / "renders", overwrite=False)
-    rendering.run(jobs, renderer, settings, "tiny")
-    rendering.write_grid(jobs, output / "contact-sheet.png")
-    from distok_cli.jobs import gallery
-
-    page, _, _ = gallery.build(
+    render(
+        render_tokens,
+        ["a photo of a <>", "a watercolor of a <>"],
+        seeds=[0],
+        output=output / "renders",
+        recipe="tiny",
+        device="cpu",
+        dtype="float32",
+        grid=output / "contact-sheet.png",
+    )
+    gallery(
         [str(output / "tokens"), str(output / "renders")] + ([str(render_run / "tokens")] if main != "tiny" else []),
         output / "gallery.html",
-        ckpt,
+        model=output / "run",
     )
-    safety.atomic_write(output / "gallery.html", page.encode("utf-8"))
 
     log.info("5/5 done")
     took = time.perf_counter() - start
     summary = [
         f"distok demo finished in {took:.0f} s. Everything is in {output}/:",
-        f"  run/                 the {main} run: model.safetensors, pool/ ({len(t_main.pool)} concepts), log.jsonl, loss.png",
+        f"  run/                 the {main} run: model.safetensors, pool/ ({trained.pool} concepts), log.jsonl, loss.png",
         f"  tokens/              {len(made)} tokens (2 encoded, 4 sampled)",
         *lines,
         "  contact-sheet.png    tokens x prompts rendered on the tiny twins",
@@ -202,10 +178,8 @@ def _demo(output: Path, main: str, steps: int | None, bar: Bar, start: float) ->
         "The real thing, on a GPU with the models cached:",
         f"  {REAL_COMMAND}",
     ]
-    from distok_cli.files import config
-
     # The default is the run whose tokens render (on the twins), so `distok sample | distok render -` works.
-    default = config.set_default_model(str(output / "run" if main == "tiny" else render_run))
+    default = set_default_model(output / "run" if main == "tiny" else render_run)
     summary.insert(
         1,
         f"  {default} is now the default model: sample and encode use it without -m"

@@ -30,6 +30,18 @@ class Trained:
     def checkpoint_path(self) -> Path:
         return self.run / "model.safetensors"
 
+    def model(self) -> Any:
+        """The trained :class:`~distok_cli.api.model.Model`, sharing what this training loaded (its text side,
+        which refinement and the text estimator use, and its estimator): nothing loads twice."""
+        from distok_cli.api.model import Model
+        from distok_cli.backends.token_estimators import TextEstimator
+
+        t = self.trainer
+        ckpt = t.checkpoint()
+        ckpt.path = str(self.checkpoint_path)
+        text = t.estimator if isinstance(t.estimator, TextEstimator) else None
+        return Model(ckpt, ckpt.path, _scorer=t.scorer, _estimator=text, _trained_estimator=t.estimator)
+
 
 def train(
     recipe: str,
