@@ -290,6 +290,7 @@ def test_the_real_sdxl_recipe_says_what_to_do_when_the_model_is_not_cached(tmp_p
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # the FLUX twin's gallery test covers two-part cards in the default suite (CI runs both)
 def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, tmp_path, monkeypatch):
     """The gallery shows a two-part token's space by its parts, its renders, and only command lines that
     work for it (each one is run here); a screenshot is kept for a person to look at."""

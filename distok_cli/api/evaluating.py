@@ -83,6 +83,7 @@ def evaluate(
     styles: str = "default",
     free_token: bool = False,
     refine: int = 0,
+    metrics: str | Sequence[str] | None = None,
     overrides: Sequence[str] = (),
     output: str | os.PathLike[str] | None = None,
     device: str = "auto",
@@ -91,8 +92,10 @@ def evaluate(
 ) -> tuple[dict[str, Any], list[str]]:
     """The paper's consistency metric for the run folder ``run`` (KL(input ‖ estimate) by arity, JS, top-1,
     beside the raw mix), in the training prompt and in other styles (``"default"``: the 6 held-out ones; a
-    JSON file; ``"none"``), refined tokens beside with ``refine``; writes eval.md, eval.json and eval.png
-    into ``output`` (default ``RUN/eval-KIND``). Returns the report and the paths written."""
+    JSON file; ``"none"``), refined tokens beside with ``refine``, and with ``metrics`` (``"clipscore,pickscore"``:
+    any of clipscore, pickscore, vqascore, imagereward, blip-kl) the image metrics of the renders of both
+    arms; writes eval.md, eval.json and eval.png into ``output`` (default ``RUN/eval-KIND``). Returns the
+    report and the paths written."""
     from distok_cli.backends.token_estimators import make_token_estimator
     from distok_cli.files import checkpoint, recipes
     from distok_cli.method import evaluation
@@ -117,6 +120,18 @@ def evaluate(
         if styles == "default"
         else evaluation.read_styles(Path(styles))
     )
+    wanted: list[str] = []
+    if metrics:
+        from distok_cli.backends.metrics import check_metrics, needs
+        from distok_cli.files.recipes import IMAGE_ESTIMATORS
+
+        wanted = check_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
+        if kind not in IMAGE_ESTIMATORS:
+            raise BadInput(
+                f"--metric scores renders: it needs an image estimator (--estimator blip-itm or blip-vqa), not {kind}"
+            )
+        for name in wanted:
+            needs(name)  # a missing package is one line before anything loads
     if refine and not ckpt.config.get("styles"):
         raise BadInput(
             f"{run}: the model was not trained with distok's objective (no styles); --refine needs one that was"
@@ -154,6 +169,16 @@ def evaluate(
             refine=refine,
             judge=judge,
         )
+    if wanted:
+        from distok_cli.backends.metrics import label, make_scorers
+
+        scorers = make_scorers(wanted, cfg.eval, recipes.device_and_dtype(cfg, device, dtype)[0])
+        first_clip = cfg.eval.clipscore_models[0]
+        with (bar or silent)("image metrics", 2 * len(items)) as advance:
+            report["metrics"] = evaluation.image_metrics(
+                ckpt, est, items, [(label(s, first_clip), s) for s in scorers], images, advance
+            )
+        report["metrics_blip_kl"] = "blip-kl" in wanted
     folder = Path(output) if output is not None else run / f"eval-{kind}"
     return report, evaluation.write_report(report, folder, f"distok eval: {run}")
 

@@ -21,10 +21,10 @@ from typing import Any
 
 #: Bump when a twin's architecture changes, so old caches are not reused.
 TWIN_VERSION = "v2"
-NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm", "blip-vqa", "sdxl", "flux")
+NAMES = ("kandinsky21-prior", "kandinsky21-decoder", "sd15", "blip-itm", "blip-vqa", "sdxl", "flux", "clip")
 #: Twins built on their own, in their own folder, when first asked for (so the other twins, and the
 #: demo, never pay for them): name → its folder's version.
-SEPARATE = {"sdxl": "sdxl-v1", "flux": "flux-v1"}
+SEPARATE = {"sdxl": "sdxl-v1", "flux": "flux-v1", "clip": "clip-v1"}
 BUILDERS: dict[str, Any] = {}  # name → builder of a SEPARATE twin (filled below)
 #: The SDXL twin's two text-encoder widths (CLIP-L's and OpenCLIP-G's stand-ins): different on purpose, so
 #: that a swap of clip_l and clip_g anywhere fails.
@@ -498,7 +498,55 @@ def build_blip(words: list[str] | None = None, vqa: bool = False):
     return model, proc
 
 
-BUILDERS.update(sdxl=build_sdxl, flux=build_flux)
+class _Saved:
+    """Several objects saved into one folder (a CLIP model and its processor)."""
+
+    def __init__(self, *parts: Any) -> None:
+        self.parts = parts
+
+    def save_pretrained(self, path: Path) -> None:
+        for part in self.parts:
+            part.save_pretrained(path)
+
+
+def build_clip() -> _Saved:
+    """A tiny CLIP (image and text towers, 32 wide) with its processor: the stand-in for the metric models
+    that are CLIPs (CLIPScore's, PickScore's) in ``eval --metric``."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    torch.manual_seed(6)
+    tok = clip_tokenizer()
+    cfg = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=16,
+    )
+    proc = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tok,
+    )
+    return _Saved(CLIPModel(cfg).eval(), proc)
+
+
+BUILDERS.update(sdxl=build_sdxl, flux=build_flux, clip=build_clip)
 
 
 def build_into(root: Path) -> None:

@@ -163,6 +163,16 @@ class EvalConfig(_Section):
 
     temperature: Annotated[float, Field(ge=0)] = 0.0  # 0: calibrated on the class tokens; > 0: fixed
     calibrate_to: Annotated[float, Field(gt=0, lt=1)] = 0.9  # the own-class probability the calibrated T gives
+    #: ``eval --metric``'s models: CLIPScore's CLIPs (the first reported as ``clipscore``, the others beside
+    #: it as a bias check), PickScore's model and processor, VQAScore's and ImageReward's model names.
+    clipscore_models: Annotated[list[str], Field(min_length=1, max_length=4)] = [
+        "openai/clip-vit-large-patch14",
+        "openai/clip-vit-base-patch16",
+    ]
+    pickscore_model: str = "yuvalkirstain/PickScore_v1"
+    pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+    vqascore_model: str = "clip-flant5-xxl"
+    imagereward_model: str = "ImageReward-v1.0"
 
 
 #: The styles distok's objective trains in (each style S gives the prompt "S <>" and the class prompts

@@ -454,6 +454,57 @@ def evaluate(
     return report
 
 
+def metric_text(p: dict[str, float]) -> str:
+    """The text an image of ``p`` is scored against by ``eval --metric``: the paper's concept prompt with
+    the classes by weight ("a photo of a pig sheep snake"; ties in the set's order)."""
+    return "a photo of a " + " ".join(c for c, _ in sorted(p.items(), key=lambda kv: -kv[1]))
+
+
+def image_metrics(
+    ckpt: Any,
+    estimator: Any,
+    items: list[dict[str, float]],
+    scorers: list[tuple[str, Any]],
+    images: int = 1,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score the renders of the model's tokens and of the raw mix with image metrics (``eval --metric``).
+
+    Each token is rendered ``images`` times (seeds 0, 1, ...) in the estimator's prompt by its renderer (a
+    rendering estimator's), and every (image, :func:`metric_text`) pair is scored by each ``(label,
+    scorer)``; an arm's figure is the mean over its images, then over the distributions. Returns
+    ``{"prompt", "text", "images", "arms": {arm: {label: mean}}, "items": [{input, arm: {label: mean}}]}``.
+    """
+    import torch
+
+    from distok_cli.method.generate import encode
+
+    inputs = [normalise(p) for p in items]
+    arms = {
+        "distok": np.stack([encode(ckpt, p).vector for p in inputs]),
+        "raw_mix": np.stack([raw_mix(ckpt, p) for p in inputs]),
+    }
+    seeds = list(range(images))
+    rows: list[dict[str, Any]] = [{"input": p, "text": metric_text(p)} for p in inputs]
+    for arm, vectors in arms.items():
+        for row, v in zip(rows, vectors):
+            batch = torch.as_tensor(np.asarray(v, np.float32))[None].repeat(images, 1)
+            _, imgs = estimator(batch, seeds)
+            row[arm] = {
+                label: float(np.mean(scorer.scores(imgs, [row["text"]] * len(imgs)))) for label, scorer in scorers
+            }
+            if progress:
+                progress(1)
+    means = {arm: {label: float(np.mean([r[arm][label] for r in rows])) for label, _ in scorers} for arm in arms}
+    return {
+        "prompt": estimator.prompt,
+        "text": "a photo of a {classes by weight}",
+        "images": images,
+        "arms": means,
+        "items": rows,
+    }
+
+
 def _judged(
     judge: Any,
     arms: dict[str, np.ndarray],
@@ -492,6 +543,8 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The report without per-item rows (what ``eval --json`` prints)."""
     out = {k: v for k, v in report.items() if k not in ("items", "baselines")}
     out["baselines"] = {k: {kk: vv for kk, vv in b.items() if kk != "items"} for k, b in report["baselines"].items()}
+    if "metrics" in report:
+        out["metrics"] = {k: v for k, v in report["metrics"].items() if k != "items"}
     return out
 
 
@@ -585,6 +638,8 @@ def markdown(report: dict[str, Any], title: str) -> str:
             f"Refined: {r['steps']} Adam steps (lr {r['lr']:g}) per token in the model's training styles, "
             f"{r['seconds_per_token']:.3f} s per token.",
         ]
+    if report.get("metrics"):
+        lines += metrics_markdown(report)
     lines += [
         "",
         f"cosine(token, nearest class t_i), mean: {report['nearest_cosine']:.4f}",
@@ -597,6 +652,28 @@ def markdown(report: dict[str, Any], title: str) -> str:
         est = ", ".join(f"{c} {p:.2f}" for c, p in dists.top(r["estimate"], 3))
         lines.append(f"| {i} | {inp} | {est} | {r['kl']:.3f} | {b['kl']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def metrics_markdown(report: dict[str, Any]) -> list[str]:
+    """The image metrics' table (``eval --metric``), with the KL of the same estimator as ``blip-kl``."""
+    m = report["metrics"]
+    labels = list(m["arms"]["distok"])
+    kl = {"distok": report["kl"], "raw_mix": report["baselines"]["raw_mix"]["kl"]}
+    with_kl = report.get("metrics_blip_kl", False)
+    lines = [
+        "",
+        f"## Image metrics ({m['images']} render(s) per token in `{m['prompt']}`, scored against `{m['text']}`)",
+        "",
+        "| arm | " + " | ".join(labels) + (" | blip-kl ↓ |" if with_kl else " |"),
+        "|---|" + "---|" * (len(labels) + with_kl),
+    ]
+    for arm in ("distok", "raw_mix"):
+        lines.append(
+            f"| {ARM_NAMES[arm]} | "
+            + " | ".join(f"{m['arms'][arm][lab]:.4f}" for lab in labels)
+            + (f" | {kl[arm]:.4f} |" if with_kl else " |")
+        )
+    return lines
 
 
 def write_report(report: dict[str, Any], out_dir: Path, title: str) -> list[str]:

@@ -53,6 +53,15 @@ def eval_(
             help="Also score the tokens after N steps of test-time refinement (as `encode --refine N`).",
         ),
     ] = 0,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            metavar="NAME[,NAME]",
+            help="Also score the renders of both arms: clipscore, pickscore, vqascore, imagereward, blip-kl "
+            "(needs an image estimator; models: the recipe's eval section).",
+        ),
+    ] = None,
     output: Annotated[Path | None, output_option("Report folder (default: RUN/eval-ESTIMATOR).")] = None,
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
@@ -72,6 +81,7 @@ def eval_(
         styles=styles,
         free_token=free_token,
         refine=refine,
+        metrics=metric,
         overrides=list(set_ or []),
         output=output,
         device=device,
@@ -98,6 +108,12 @@ def eval_(
             out.log(
                 f"judge ({report['judge']['estimator']}): KL {j['distok']['kl']:.4f} (raw mix {j['raw_mix']['kl']:.4f})"
                 + (f", refined {j['refined']['kl']:.4f}" if "refined" in j else "")
+            )
+        if "metrics" in report:
+            m = report["metrics"]["arms"]
+            out.log(
+                "image metrics: "
+                + "; ".join(f"{k} {m['distok'][k]:.4f} (raw mix {m['raw_mix'][k]:.4f})" for k in m["distok"])
             )
         for p in written:
             out.data(p)
