@@ -26,17 +26,14 @@ Nothing outside ``backends/`` knows these names: ``method/`` and ``jobs/`` see a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from distok_cli.backends.loading import from_pretrained, placement
 from distok_cli.backends.pipelines import COMPILE, generators, place
 from distok_cli.backends.protocols import Backend
-from distok_cli.backends.textside import TextSide
+from distok_cli.backends.textside import PartedTextSide, TextSide
 from distok_cli.errors import BadInput
 from distok_cli.files.recipes import RenderConfig
-from distok_cli.files.space import SpacePart, TokenSpace, check_compatible, split
 
 #: (part name, pipeline tokenizer folder, pipeline text-encoder folder, pooling), in the token's order.
 PARTS = (("clip_l", "tokenizer", "text_encoder", "clip"), ("t5", "tokenizer_2", "text_encoder_2", "mean"))
@@ -52,48 +49,14 @@ BACKEND = Backend(
 )
 
 
-class FluxTextSide:
-    """FLUX's two text encoders as one token space with parts ``clip_l`` and ``t5``.
-
-    Offers what training, the estimators and the renderers use of a :class:`TextSide`: ``dim``, ``space``,
-    ``encode``, ``class_embeddings``, ``inject``, ``check_fits``, ``check_token``.
-    """
+class FluxTextSide(PartedTextSide):
+    """FLUX's two text encoders as one token space with parts ``clip_l`` and ``t5``; E: see the module."""
 
     def __init__(self, tokenizers: tuple[Any, Any], encoders: tuple[Any, Any], ref: str) -> None:
-        self.sides = tuple(
+        sides = tuple(
             TextSide(t, e, ref, sub, pooling=pool) for t, e, (_, _, sub, pool) in zip(tokenizers, encoders, PARTS)
         )
-        self.layout = tuple((name, side.dim) for (name, _, _, _), side in zip(PARTS, self.sides))
-        self.dim = sum(d for _, d in self.layout)
-        self.space = TokenSpace.with_parts(
-            ref,
-            tuple(SpacePart(name, s.dim, s.fingerprint, sub) for (name, _, sub, _), s in zip(PARTS, self.sides)),
-        )
-
-    def _split(self, vectors: Any) -> list[Any]:
-        import torch
-
-        v = torch.as_tensor(vectors) if not isinstance(vectors, torch.Tensor) else vectors
-        if v.shape[-1] != self.dim:
-            raise BadInput(
-                f"token has {v.shape[-1]} values but this token space ({self.space.describe()}) has {self.dim}"
-            )
-        return list(split(v, self.layout).values())
-
-    @contextmanager
-    def inject(self, vectors: Any) -> Iterator[None]:
-        """Within the block, each encoder's placeholder rows take that encoder's part of ``vectors``."""
-        with ExitStack() as stack:
-            for side, part in zip(self.sides, self._split(vectors)):
-                stack.enter_context(side.inject(part))
-            yield
-
-    def check_token(self, token: Any) -> None:
-        check_compatible(token, self.space)
-
-    def check_fits(self, filled_prompts: list[str]) -> None:
-        for side in self.sides:
-            side.check_fits(filled_prompts)
+        super().__init__(sides, tuple(name for name, _, _, _ in PARTS), ref)
 
     def encode(self, prompts: list[str], vectors: Any = None) -> Any:
         """E(prompt), [B, h_L + h_T5], unit norm: see the module docstring; differentiable in ``vectors``."""
@@ -103,12 +66,6 @@ class FluxTextSide:
         parts = self._split(vectors) if vectors is not None else [None, None]
         halves = [F.normalize(side.encode(prompts, part).float(), dim=-1) for side, part in zip(self.sides, parts)]
         return torch.cat(halves, -1) / math.sqrt(2.0)
-
-    def class_embeddings(self, classes: list[str]) -> Any:
-        """t_i = [t_i in CLIP-L | t_i in T5], each the mean of the class name's pieces in that tokenizer."""
-        import torch
-
-        return torch.cat([side.class_embeddings(classes) for side in self.sides], -1)
 
 
 def text_ref(cfg: RenderConfig) -> str:

@@ -23,17 +23,14 @@ Nothing outside ``backends/`` knows these names: ``method/`` and ``jobs/`` see a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
 
 from distok_cli.backends.loading import from_pretrained, placement
 from distok_cli.backends.pipelines import compile_unet, generators, place, set_scheduler
 from distok_cli.backends.protocols import Backend
-from distok_cli.backends.textside import TextSide
-from distok_cli.errors import BadInput
+from distok_cli.backends.textside import PartedTextSide, TextSide
 from distok_cli.files.recipes import RenderConfig
-from distok_cli.files.space import SpacePart, TokenSpace, check_compatible, split
 
 #: (part name, pipeline tokenizer folder, pipeline text-encoder folder), in the token's order.
 PARTS = (("clip_l", "tokenizer", "text_encoder"), ("clip_g", "tokenizer_2", "text_encoder_2"))
@@ -50,46 +47,12 @@ BACKEND = Backend(
 HIDDEN_LAYER = -2
 
 
-class SDXLTextSide:
-    """Both SDXL text encoders as one token space with parts ``clip_l`` and ``clip_g``.
-
-    Offers what training, the estimators and the renderers use of a :class:`TextSide`: ``dim``, ``space``,
-    ``encode``, ``class_embeddings``, ``inject``, ``check_fits``, ``check_token``.
-    """
+class SDXLTextSide(PartedTextSide):
+    """Both SDXL text encoders as one token space with parts ``clip_l`` and ``clip_g``; E: see the module."""
 
     def __init__(self, tokenizers: tuple[Any, Any], encoders: tuple[Any, Any], ref: str) -> None:
-        self.sides = tuple(TextSide(t, e, ref, sub) for t, e, (_, _, sub) in zip(tokenizers, encoders, PARTS))
-        self.layout = tuple((name, side.dim) for (name, _, _), side in zip(PARTS, self.sides))
-        self.dim = sum(d for _, d in self.layout)
-        self.space = TokenSpace.with_parts(
-            ref, tuple(SpacePart(name, s.dim, s.fingerprint, sub) for (name, _, sub), s in zip(PARTS, self.sides))
-        )
-
-    # ------------------------------------------------------------------------------- injection
-    def _split(self, vectors: Any) -> list[Any]:
-        import torch
-
-        v = torch.as_tensor(vectors) if not isinstance(vectors, torch.Tensor) else vectors
-        if v.shape[-1] != self.dim:
-            raise BadInput(
-                f"token has {v.shape[-1]} values but this token space ({self.space.describe()}) has {self.dim}"
-            )
-        return list(split(v, self.layout).values())
-
-    @contextmanager
-    def inject(self, vectors: Any) -> Iterator[None]:
-        """Within the block, each encoder's placeholder rows take that encoder's part of ``vectors``."""
-        with ExitStack() as stack:
-            for side, part in zip(self.sides, self._split(vectors)):
-                stack.enter_context(side.inject(part))
-            yield
-
-    def check_token(self, token: Any) -> None:
-        check_compatible(token, self.space)
-
-    def check_fits(self, filled_prompts: list[str]) -> None:
-        for side in self.sides:
-            side.check_fits(filled_prompts)
+        sides = tuple(TextSide(t, e, ref, sub) for t, e, (_, _, sub) in zip(tokenizers, encoders, PARTS))
+        super().__init__(sides, tuple(name for name, _, _ in PARTS), ref)
 
     # ----------------------------------------------------------------------------------- E
     def encode(self, prompts: list[str], vectors: Any = None) -> Any:
@@ -114,12 +77,6 @@ class SDXLTextSide:
         assert pooled is not None  # encoder 2 is a CLIPTextModelWithProjection
         per_position = F.normalize(torch.cat(means, -1), dim=-1)
         return torch.cat([per_position, F.normalize(pooled, dim=-1)], -1) / math.sqrt(2.0)
-
-    def class_embeddings(self, classes: list[str]) -> Any:
-        """t_i = [t_i in CLIP-L | t_i in OpenCLIP-G], each the mean of the class name's word pieces."""
-        import torch
-
-        return torch.cat([side.class_embeddings(classes) for side in self.sides], -1)
 
 
 def text_ref(cfg: RenderConfig) -> str:

@@ -16,13 +16,13 @@ set the real EOS id before adding placeholders, so pooling happens at the EOS to
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
 
 from distok_cli.errors import BadInput
-from distok_cli.files.space import TokenSpace, check_compatible, space_fingerprint
+from distok_cli.files.space import SpacePart, TokenSpace, check_compatible, space_fingerprint, split
 
 PLACEHOLDERS = ("<distok>", "<distok-b>")
 
@@ -274,3 +274,55 @@ class TextSide:
         import torch
 
         return self.encoder.get_input_embeddings().weight.detach()[: self.vocab_size].to("cpu", torch.float32).numpy()
+
+
+class PartedTextSide:
+    """A token space with one part per text encoder (SDXL's CLIP-L + OpenCLIP-G, FLUX's CLIP-L + T5): the
+    parts' :class:`TextSide` hooks injected together, a token being the parts concatenated in order.
+
+    What training, the estimators and the renderers use of a text side, but ``encode``: each backend's
+    subclass gives its own E (what its base model reads of its encoders).
+    """
+
+    def __init__(self, sides: tuple[TextSide, ...], names: tuple[str, ...], ref: str) -> None:
+        self.sides = sides
+        self.layout = tuple((name, side.dim) for name, side in zip(names, sides))
+        self.dim = sum(d for _, d in self.layout)
+        self.space = TokenSpace.with_parts(
+            ref, tuple(SpacePart(n, s.dim, s.fingerprint, s.space.subfolder) for n, s in zip(names, sides))
+        )
+
+    def _split(self, vectors: Any) -> list[Any]:
+        """``vectors`` ([..., dim]) as one tensor per part, in order."""
+        import torch
+
+        v = torch.as_tensor(vectors) if not isinstance(vectors, torch.Tensor) else vectors
+        if v.shape[-1] != self.dim:
+            raise BadInput(
+                f"token has {v.shape[-1]} values but this token space ({self.space.describe()}) has {self.dim}"
+            )
+        return list(split(v, self.layout).values())
+
+    @contextmanager
+    def inject(self, vectors: Any) -> Iterator[None]:
+        """Within the block, each encoder's placeholder rows take that encoder's part of ``vectors``."""
+        with ExitStack() as stack:
+            for side, part in zip(self.sides, self._split(vectors)):
+                stack.enter_context(side.inject(part))
+            yield
+
+    def check_token(self, token: Any) -> None:
+        check_compatible(token, self.space)
+
+    def check_fits(self, filled_prompts: list[str]) -> None:
+        for side in self.sides:
+            side.check_fits(filled_prompts)
+
+    def class_embeddings(self, classes: list[str]) -> Any:
+        """t_i = [t_i in the first encoder | t_i in the second | ...], each the mean of the name's pieces."""
+        import torch
+
+        return torch.cat([side.class_embeddings(classes) for side in self.sides], -1)
+
+    def encode(self, prompts: list[str], vectors: Any = None) -> Any:
+        raise NotImplementedError
