@@ -436,47 +436,15 @@ def test_flux_on_cuda_defaults_to_bfloat16():
 
 
 def test_gallery_of_flux_tokens_in_headless_chromium(flux_run, flux_tokens, tmp_path, monkeypatch):
-    """The gallery shows a FLUX token's space by its parts, its renders, and only command lines that work for
-    it (each one is run here); a screenshot is kept for a person to look at."""
-    import html
-    import shlex
-    import shutil
+    """The page shows a FLUX token's parts and offers only command lines that work for it (each one run)."""
+    from .test_gallery import check_gallery_of_parted_tokens
 
-    from .test_gallery import _body, _browse, screenshot
-
-    site = tmp_path / "site"
-    shutil.copytree(Path(flux_tokens[-1]).parent, site / "tokens")
-    r = run_cli(
-        [
-            "render",
-            site / "tokens" / "pig-sheep.distok",
-            "a photo of a <>",
-            "--seeds",
-            "0-1",
-            "-o",
-            site / "renders",
-            "-q",
-        ]
+    check_gallery_of_parted_tokens(
+        flux_run,
+        Path(flux_tokens[-1]).parent,
+        "flux-tiny",
+        "twin:flux (clip_l (48) + t5 (80))",
+        "gallery-flux-screenshot.png",
+        tmp_path,
+        monkeypatch,
     )
-    assert r.code == 0, r.err
-    page = site / "gallery.html"
-    g = run_cli(["gallery", site / "tokens", site / "renders", "-m", flux_run, "-o", page])
-    assert g.code == 0, g.err
-    text = page.read_text()
-    assert "space twin:flux (clip_l (48) + t5 (80))" in text
-    commands = [html.unescape(c) for c in re.findall(r'<pre class="cmd">(.*?)</pre>', text)]
-    shown = [c for c in commands if "pig-sheep.distok" in c]
-    assert shown == [
-        "distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r flux-tiny",
-        "distok export tokens/pig-sheep.distok --to diffusers",
-        "distok inspect tokens/pig-sheep.distok",
-    ]
-    monkeypatch.chdir(site)  # the page's command lines are relative to its folder
-    for line in shown:
-        args = shlex.split(line)[1:]
-        extra = ["-o", tmp_path / f"again-{args[0]}", "-q"] if args[0] in ("render", "export") else []
-        done = run_cli([*args, *extra])
-        assert done.code == 0, (line, done.err[-300:])
-    body = _body(_browse(page.as_uri(), "--dump-dom").stdout)
-    assert body["tokens"] == "3" and body["images-loaded"] == "2" and body["errors"] == ""
-    screenshot(page, "gallery-flux-screenshot.png", "1400,1200", tmp_path)

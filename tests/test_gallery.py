@@ -351,3 +351,38 @@ def test_every_line_the_page_offers_for_a_minilm_token_runs(tmp_path, monkeypatc
     assert_one_line_error(
         run_cli(["render", "tokens/owl-cat.distok", "a photo of a <>", "--seeds", "0"]), 2, "no renderer reads it"
     )  # what the page used to offer
+
+
+def check_gallery_of_parted_tokens(run, tokens_dir, recipe, space_text, shot, tmp_path, monkeypatch):
+    """The gallery over a two-part twin's tokens and one's renders: the card shows the space by its parts,
+    offers exactly render, export --to diffusers and inspect for it, each of which runs as shown from the
+    page's folder (exit 0), and Chromium loads the page; a screenshot is kept for a person to look at."""
+    import html as html_mod
+    import shlex
+
+    site = tmp_path / "site"
+    shutil.copytree(tokens_dir, site / "tokens")
+    token = site / "tokens" / "pig-sheep.distok"
+    r = run_cli(["render", token, "a photo of a <>", "--seeds", "0-1", "-o", site / "renders", "-q"])
+    assert r.code == 0, r.err
+    page = site / "gallery.html"
+    g = run_cli(["gallery", site / "tokens", site / "renders", "-m", run, "-o", page])
+    assert g.code == 0, g.err
+    text = page.read_text()
+    assert f"space {space_text}" in text
+    commands = [html_mod.unescape(c) for c in re.findall(r'<pre class="cmd">(.*?)</pre>', text)]
+    shown = [c for c in commands if "pig-sheep.distok" in c]
+    assert shown == [
+        f"distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r {recipe}",
+        "distok export tokens/pig-sheep.distok --to diffusers",
+        "distok inspect tokens/pig-sheep.distok",
+    ]
+    monkeypatch.chdir(site)  # the page's command lines are relative to its folder
+    for line in shown:
+        args = shlex.split(line)[1:]
+        extra = ["-o", tmp_path / f"again-{args[0]}", "-q"] if args[0] in ("render", "export") else []
+        done = run_cli([*args, *extra])
+        assert done.code == 0, (line, done.err[-300:])
+    body = _body(_browse(page.as_uri(), "--dump-dom").stdout)
+    assert body["tokens"] == "3" and body["images-loaded"] == "2" and body["errors"] == ""
+    screenshot(page, shot, "1400,1200", tmp_path)

@@ -7,9 +7,7 @@ parts anywhere changes a shape and fails here.
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -292,50 +290,18 @@ def test_the_real_sdxl_recipe_says_what_to_do_when_the_model_is_not_cached(tmp_p
 
 @pytest.mark.slow  # the FLUX twin's gallery test covers two-part cards in the default suite (CI runs both)
 def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, tmp_path, monkeypatch):
-    """The gallery shows a two-part token's space by its parts, its renders, and only command lines that
-    work for it (each one is run here); a screenshot is kept for a person to look at."""
-    import shlex
-    import shutil
+    """The page shows an SDXL token's parts and offers only command lines that work for it (each one run)."""
+    from .test_gallery import check_gallery_of_parted_tokens
 
-    from .test_gallery import _body, _browse, screenshot
-
-    site = tmp_path / "site"
-    shutil.copytree(Path(sdxl_tokens[-1]).parent, site / "tokens")
-    r = run_cli(
-        [
-            "render",
-            site / "tokens" / "pig-sheep.distok",
-            "a photo of a <>",
-            "--seeds",
-            "0-1",
-            "-o",
-            site / "renders",
-            "-q",
-        ]
+    check_gallery_of_parted_tokens(
+        sdxl_run,
+        Path(sdxl_tokens[-1]).parent,
+        "sdxl-tiny",
+        "twin:sdxl (clip_l (32) + clip_g (64))",
+        "gallery-sdxl-screenshot.png",
+        tmp_path,
+        monkeypatch,
     )
-    assert r.code == 0, r.err
-    page = site / "gallery.html"
-    g = run_cli(["gallery", site / "tokens", site / "renders", "-m", sdxl_run, "-o", page])
-    assert g.code == 0, g.err
-    text = page.read_text()
-    assert "space twin:sdxl (clip_l (32) + clip_g (64))" in text
-    commands = re.findall(r'<pre class="cmd">(.*?)</pre>', text)
-    shown = [html.unescape(c) for c in commands if "pig-sheep.distok" in html.unescape(c)]
-    assert shown == [
-        "distok render tokens/pig-sheep.distok 'a photo of a <>' --seeds 0,1 -r sdxl-tiny",
-        "distok export tokens/pig-sheep.distok --to diffusers",
-        "distok inspect tokens/pig-sheep.distok",
-    ]
-    monkeypatch.chdir(site)  # the page's command lines are relative to its folder
-    for line in shown:
-        args = shlex.split(line)[1:]
-        extra = ["-o", tmp_path / f"again-{args[0]}", "-q"] if args[0] in ("render", "export") else []
-        done = run_cli([*args, *extra])
-        assert done.code == 0, (line, done.err[-300:])
-    b = _browse(page.as_uri(), "--dump-dom")
-    body = _body(b.stdout)
-    assert body["tokens"] == "3" and body["images-loaded"] == "2" and body["errors"] == ""
-    screenshot(page, "gallery-sdxl-screenshot.png", "1400,1200", tmp_path)
 
 
 def test_eval_scores_two_part_tokens_against_the_raw_mix_of_both_parts(sdxl_run, tmp_path):
