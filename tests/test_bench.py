@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,7 @@ def test_reproduce_paper_kit_runs_end_to_end_on_the_tiny_twins(tmp_path, kandins
         "VQA": "twin:blip-vqa",
         "OUT": str(tmp_path / "paper"),
         "EXTRA": "estimator.images=1 eval.temperature=1.0",
+        "METRICS": "clipscore,pickscore,blip-kl",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     r = subprocess.run(
@@ -112,6 +114,25 @@ def test_reproduce_paper_kit_runs_end_to_end_on_the_tiny_twins(tmp_path, kandins
         assert ev["estimator"] == "blip-vqa:twin:blip-vqa" and ev["n"] == 30 and ev["images"] == 1
         assert f"| {ev['kl']:.4f} |" in table and "raw_mix" in ev["baselines"]
         assert (tmp_path / "paper" / arm / "model.safetensors").is_file()
+    # Table 1, laid out like the paper's: its numbers beside ours, the metrics that ran filled in, the others —.
+    lines = table.splitlines()
+    t1 = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in lines if line.startswith("| ")}
+    full_d = json.loads((tmp_path / "paper" / "eval-full.json").read_text())["metrics"]["arms"]
+    full_p = json.loads((tmp_path / "paper" / "eval-pairs-full.json").read_text())
+    assert full_p["n"] == 28  # every pair of the tiny recipe's 8 classes (fewer than 30)
+    assert t1[("DisTok, the paper's objective", "distributions")] == (
+        f"| DisTok, the paper's objective | distributions | 0.734 / — | 21.23 / {full_d['distok']['pickscore']:.3f} | "
+        f"0.661 / — | {full_d['distok']['clipscore']:.3f} |"
+    )
+    assert t1[("DisTok, the paper's objective", "pairs")].startswith(
+        "| DisTok, the paper's objective | pairs | 0.84 / — | 22.33 / "
+    )
+    assert (
+        t1[("BASS (the paper's figures)", "pairs")]
+        == "| BASS (the paper's figures) | pairs | 0.667 / — | 21.67 / — | 0.387 / — | — |"
+    )
+    assert ("raw mix Σ p_i t_i (no model)", "distributions") in t1 and ("distok's objective", "pairs") in t1
+    assert re.search(r"^Time per concept: \d+\.\d{3} ms, one forward of the encoder", table, re.M)
     assert "  consistency: true\n" in (tmp_path / "paper" / "full" / "recipe.yaml").read_text()
     assert "  consistency: false\n" in (tmp_path / "paper" / "no-cst" / "recipe.yaml").read_text()
     for arm, objective in (("full", "paper"), ("no-cst", "paper"), ("distok", "distok")):
