@@ -27,6 +27,14 @@ def test_demo_on_the_tiny_recipe(tmp_path, kandinsky):
     page = (out / "gallery.html").read_text()
     assert 'data-tokens="6" data-images="12"' in page  # every token, rendered with 2 prompts
     assert "gallery.html         every token" in r.err
+    # every "Try:" line runs as printed, exit 0 (the last line, the real thing, needs a GPU and the weights)
+    import shlex
+
+    tries = r.err.split("Try:\n", 1)[1].split("The real thing", 1)[0].splitlines()
+    assert [t.split()[1] for t in tries] == ["inspect", "diff", "sample", "render"]
+    for line in tries:
+        done = run_cli([*shlex.split(line)[1:], "-q"])
+        assert done.code == 0, (line, done.err[-300:])
     assert_one_line_error(run_cli(["demo", "-o", out, "--recipe", "tiny"]), 2, "exists and is not empty")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("x")

@@ -437,9 +437,9 @@ def test_flux_on_cuda_defaults_to_bfloat16():
 
 def test_gallery_of_flux_tokens_in_headless_chromium(flux_run, flux_tokens, tmp_path, monkeypatch):
     """The page shows a FLUX token's parts and offers only command lines that work for it (each one run)."""
-    from .test_gallery import check_gallery_of_parted_tokens
+    from .test_gallery import check_gallery_lines
 
-    check_gallery_of_parted_tokens(
+    check_gallery_lines(
         flux_run,
         Path(flux_tokens[-1]).parent,
         "flux-tiny",

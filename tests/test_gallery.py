@@ -353,8 +353,8 @@ def test_every_line_the_page_offers_for_a_minilm_token_runs(tmp_path, monkeypatc
     )  # what the page used to offer
 
 
-def check_gallery_of_parted_tokens(run, tokens_dir, recipe, space_text, shot, tmp_path, monkeypatch):
-    """The gallery over a two-part twin's tokens and one's renders: the card shows the space by its parts,
+def check_gallery_lines(run, tokens_dir, recipe, space_text, shot, tmp_path, monkeypatch):
+    """The gallery over a twin's tokens and one's renders: the card shows the token's space (by its parts),
     offers exactly render, export --to diffusers and inspect for it, each of which runs as shown from the
     page's folder (exit 0), and Chromium loads the page; a screenshot is kept for a person to look at."""
     import html as html_mod
@@ -378,11 +378,23 @@ def check_gallery_of_parted_tokens(run, tokens_dir, recipe, space_text, shot, tm
         "distok inspect tokens/pig-sheep.distok",
     ]
     monkeypatch.chdir(site)  # the page's command lines are relative to its folder
-    for line in shown:
+    for i, line in enumerate(commands):  # every line on the page, every card's
         args = shlex.split(line)[1:]
-        extra = ["-o", tmp_path / f"again-{args[0]}", "-q"] if args[0] in ("render", "export") else []
+        extra = ["-o", tmp_path / f"again-{i}", "-q"] if args[0] in ("render", "export") else []
         done = run_cli([*args, *extra])
         assert done.code == 0, (line, done.err[-300:])
     body = _body(_browse(page.as_uri(), "--dump-dom").stdout)
-    assert body["tokens"] == "3" and body["images-loaded"] == "2" and body["errors"] == ""
+    n_tokens = len(list((site / "tokens").glob("*.distok")))
+    assert body["tokens"] == str(n_tokens) and body["images-loaded"] == "2" and body["errors"] == ""
     screenshot(page, shot, "1400,1200", tmp_path)
+
+
+def test_every_line_the_page_offers_for_a_clip_twin_token_runs(run, tmp_path, monkeypatch):
+    """The third space (the tiny CLIP twin, one 768-d vector; MiniLM and the two-part twins have their own
+    tests): the card offers render, export --to diffusers and inspect, and each runs as shown."""
+    folder = tmp_path / "made"
+    r = run_cli(["encode", "-m", run, "pig:0.6,sheep:0.4", "-o", folder / "pig-sheep.distok", "-q", "--refine", "0"])
+    assert r.code == 0, r.err
+    check_gallery_lines(
+        run, folder, "tiny", "twin:kandinsky21-prior (768-d)", "gallery-clip-twin-screenshot.png", tmp_path, monkeypatch
+    )

@@ -291,9 +291,9 @@ def test_the_real_sdxl_recipe_says_what_to_do_when_the_model_is_not_cached(tmp_p
 @pytest.mark.slow  # the FLUX twin's gallery test covers two-part cards in the default suite (CI runs both)
 def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, tmp_path, monkeypatch):
     """The page shows an SDXL token's parts and offers only command lines that work for it (each one run)."""
-    from .test_gallery import check_gallery_of_parted_tokens
+    from .test_gallery import check_gallery_lines
 
-    check_gallery_of_parted_tokens(
+    check_gallery_lines(
         sdxl_run,
         Path(sdxl_tokens[-1]).parent,
         "sdxl-tiny",
