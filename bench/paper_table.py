@@ -121,11 +121,16 @@ def table1(out: Path) -> list[str]:
             ]
             lines.append(f"| {label} | {task} | " + " | ".join(cells) + f" | {_metric(r, 'distok', 'clipscore')} |")
         r = runs[("full", task)]
-        lines.append(
-            f"| raw mix Σ p_i t_i (no model) | {task} | "
-            + " | ".join(f"— / {_metric(r, 'raw_mix', m)}" for m in METRICS[:3])
-            + f" | {_metric(r, 'raw_mix', 'clipscore')} |"
-        )
+        for arm, label in (
+            ("raw_mix", "raw mix Σ p_i t_i (no model)"),
+            ("plain", "plain prompt (the classes named)"),
+            ("weighted", "weighted prompt (the classes with their shares)"),
+        ):
+            lines.append(
+                f"| {label} | {task} | "
+                + " | ".join(f"— / {_metric(r, arm, m)}" for m in METRICS[:3])
+                + f" | {_metric(r, arm, 'clipscore')} |"
+            )
         for other in ("BASS", "CreTok"):
             if (other, task) in TABLE1:
                 p = TABLE1[(other, task)]

@@ -132,6 +132,9 @@ def test_reproduce_paper_kit_runs_end_to_end_on_the_tiny_twins(tmp_path, kandins
         == "| BASS (the paper's figures) | pairs | 0.667 / — | 21.67 / — | 0.387 / — | — |"
     )
     assert ("raw mix Σ p_i t_i (no model)", "distributions") in t1 and ("distok's objective", "pairs") in t1
+    assert t1[("plain prompt (the classes named)", "pairs")].endswith(
+        f"| {full_p['metrics']['arms']['plain']['clipscore']:.3f} |"
+    )
     assert re.search(r"^Time per concept: \d+\.\d{3} ms, one forward of the encoder", table, re.M)
     assert "  consistency: true\n" in (tmp_path / "paper" / "full" / "recipe.yaml").read_text()
     assert "  consistency: false\n" in (tmp_path / "paper" / "no-cst" / "recipe.yaml").read_text()

@@ -75,15 +75,21 @@ def test_eval_metric_scores_both_arms_and_reports_blip_kl_beside(metric_run, tmp
     rep = json.loads((tmp_path / "e" / "eval.json").read_text())
     m = rep["metrics"]
     assert summary["metrics"]["arms"] == m["arms"] and "items" not in summary["metrics"]
-    assert set(m["arms"]) == {"distok", "raw_mix"} and set(m["arms"]["distok"]) == {"clipscore", "pickscore"}
+    assert set(m["arms"]) == {"distok", "raw_mix", "plain", "weighted"}
+    assert set(m["arms"]["distok"]) == {"clipscore", "pickscore"}
     assert [it["text"] for it in m["items"]] == ["a photo of a pig sheep", "a photo of a cat dog owl"]
-    for arm in ("distok", "raw_mix"):  # an arm's figure is the mean over its distributions
+    assert m["items"][1]["prompts"] == {
+        "plain": "a photo of a cat dog <>",  # <> is owl, typed through its own embedding t_owl
+        "weighted": "a photo of a 60% cat, 30% dog, 10% <>",
+    }
+    for arm in m["arms"]:  # an arm's figure is the mean over its distributions
         for k in ("clipscore", "pickscore"):
             assert m["arms"][arm][k] == pytest.approx(np.mean([it[arm][k] for it in m["items"]]))
         assert all(0 <= it[arm]["clipscore"] <= 100 for it in m["items"])
     md = (tmp_path / "e" / "eval.md").read_text()
     row = f"| DisTok | {m['arms']['distok']['clipscore']:.4f} | {m['arms']['distok']['pickscore']:.4f} | {rep['kl']:.4f} |"
     assert row in md and "| arm | clipscore | pickscore | blip-kl ↓ |" in md
+    assert f"| plain prompt | {m['arms']['plain']['clipscore']:.4f} | {m['arms']['plain']['pickscore']:.4f} | — |" in md
 
 
 @pytest.mark.slow  # the default suite runs --metric already; this adds a second model (CI runs slow tests too)
@@ -175,9 +181,9 @@ def test_vqascore_and_imagereward_adapters_follow_the_documented_calls(metric_ru
     r = _eval(metric_run, "vqascore,imagereward", tmp_path / "e")
     assert r.code == 0, r.err
     arms = json.loads((tmp_path / "e" / "eval.json").read_text())["metrics"]["arms"]
-    assert arms == {a: {"vqascore": 0.25, "imagereward": 1.5} for a in ("distok", "raw_mix")}
+    assert arms == {a: {"vqascore": 0.25, "imagereward": 1.5} for a in ("distok", "raw_mix", "plain", "weighted")}
     assert calls["vqa_model"] == ("clip-flant5-xxl", "cpu")
     assert {n for n, _ in calls["vqa"]} == {1} and calls["vqa"][0][1] == ["a photo of a pig sheep"]
     assert (
-        calls["ir"][0] == "a photo of a pig sheep" and len(calls["ir"]) == 2 * 2
-    )  # arms × distributions, one image each
+        calls["ir"][0] == "a photo of a pig sheep" and len(calls["ir"]) == 4 * 2
+    )  # 4 arms × 2 distributions, one image each

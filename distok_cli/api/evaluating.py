@@ -174,7 +174,7 @@ def evaluate(
 
         scorers = make_scorers(wanted, cfg.eval, recipes.device_and_dtype(cfg, device, dtype)[0])
         first_clip = cfg.eval.clipscore_models[0]
-        with (bar or silent)("image metrics", 2 * len(items)) as advance:
+        with (bar or silent)("image metrics", len(evaluation.METRIC_ARMS) * len(items)) as advance:
             report["metrics"] = evaluation.image_metrics(
                 ckpt, est, items, [(label(s, first_clip), s) for s in scorers], images, advance
             )

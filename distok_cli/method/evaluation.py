@@ -460,6 +460,25 @@ def metric_text(p: dict[str, float]) -> str:
     return "a photo of a " + " ".join(c for c, _ in sorted(p.items(), key=lambda kv: -kv[1]))
 
 
+def plain_prompts(p: dict[str, float], prompt: str) -> dict[str, tuple[str, str]]:
+    """The plain-text arms of ``eval --metric`` for ``p``, as (prompt with ``<>``, the class whose embedding
+    fills it): the classes named in the token's place ("a photo of a pig sheep snake") and their weighted form
+    ("a photo of a 55% pig, 25% sheep, 20% snake"). The last class is typed through its own embedding t_c,
+    so every arm renders through the same injection path: for a name that is one word piece of the
+    tokenizer that is exactly the row typing the word gives; otherwise the mean of its pieces' rows."""
+    names = [c for c, _ in sorted(p.items(), key=lambda kv: -kv[1])]
+    weighted = ", ".join(f"{round(100 * p[c])}% {c}" for c in names[:-1])
+    last = f"{round(100 * p[names[-1]])}% <>"
+    return {
+        "plain": (prompt.replace("<>", " ".join([*names[:-1], "<>"])), names[-1]),
+        "weighted": (prompt.replace("<>", f"{weighted}, {last}" if weighted else last), names[-1]),
+    }
+
+
+#: The arms of ``eval --metric``, in the report's order.
+METRIC_ARMS = ("distok", "raw_mix", "plain", "weighted")
+
+
 def image_metrics(
     ckpt: Any,
     estimator: Any,
@@ -468,34 +487,49 @@ def image_metrics(
     images: int = 1,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Score the renders of the model's tokens and of the raw mix with image metrics (``eval --metric``).
+    """Score renders with image metrics (``eval --metric``): the model's tokens and the raw mix in the
+    estimator's prompt, and the plain-text prompts of the same classes (:func:`plain_prompts`).
 
-    Each token is rendered ``images`` times (seeds 0, 1, ...) in the estimator's prompt by its renderer (a
-    rendering estimator's), and every (image, :func:`metric_text`) pair is scored by each ``(label,
-    scorer)``; an arm's figure is the mean over its images, then over the distributions. Returns
-    ``{"prompt", "text", "images", "arms": {arm: {label: mean}}, "items": [{input, arm: {label: mean}}]}``.
+    Each is rendered ``images`` times (seeds 0, 1, ...) by the rendering estimator's renderer, and every
+    (image, :func:`metric_text`) pair is scored by each ``(label, scorer)``; an arm's figure is the mean over
+    its images, then over the distributions. Returns ``{"prompt", "text", "images", "arms": {arm: {label:
+    mean}}, "items": [{input, text, prompts, arm: {label: mean}}]}``.
     """
     import torch
 
     from distok_cli.method.generate import encode
 
     inputs = [normalise(p) for p in items]
-    arms = {
-        "distok": np.stack([encode(ckpt, p).vector for p in inputs]),
-        "raw_mix": np.stack([raw_mix(ckpt, p) for p in inputs]),
-    }
     seeds = list(range(images))
-    rows: list[dict[str, Any]] = [{"input": p, "text": metric_text(p)} for p in inputs]
-    for arm, vectors in arms.items():
-        for row, v in zip(rows, vectors):
+    index = {c: i for i, c in enumerate(ckpt.classes)}
+    rows: list[dict[str, Any]] = []
+    for p in inputs:
+        plain = plain_prompts(p, estimator.prompt)
+        rows.append(
+            {
+                "input": p,
+                "text": metric_text(p),
+                "prompts": {arm: pr for arm, (pr, _) in plain.items()},
+                "_arms": {
+                    "distok": (estimator.prompt, encode(ckpt, p).vector),
+                    "raw_mix": (estimator.prompt, raw_mix(ckpt, p)),
+                    **{arm: (pr, ckpt.class_embeddings[index[c]]) for arm, (pr, c) in plain.items()},
+                },
+            }
+        )
+    for arm in METRIC_ARMS:
+        for row in rows:
+            prompt, v = row["_arms"][arm]
             batch = torch.as_tensor(np.asarray(v, np.float32))[None].repeat(images, 1)
-            _, imgs = estimator(batch, seeds)
+            imgs = estimator.renderer.render(batch, [prompt] * images, seeds, estimator.settings)
             row[arm] = {
                 label: float(np.mean(scorer.scores(imgs, [row["text"]] * len(imgs)))) for label, scorer in scorers
             }
             if progress:
                 progress(1)
-    means = {arm: {label: float(np.mean([r[arm][label] for r in rows])) for label, _ in scorers} for arm in arms}
+    for row in rows:
+        del row["_arms"]
+    means = {arm: {label: float(np.mean([r[arm][label] for r in rows])) for label, _ in scorers} for arm in METRIC_ARMS}
     return {
         "prompt": estimator.prompt,
         "text": "a photo of a {classes by weight}",
@@ -548,7 +582,14 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-ARM_NAMES = {"distok": "DisTok", "raw_mix": "raw mix", "free_token": "free token", "refined": "refined"}
+ARM_NAMES = {
+    "distok": "DisTok",
+    "raw_mix": "raw mix",
+    "free_token": "free token",
+    "refined": "refined",
+    "plain": "plain prompt",
+    "weighted": "weighted prompt",
+}
 
 
 def _fmt(x: Any, spec: str) -> str:
@@ -667,12 +708,18 @@ def metrics_markdown(report: dict[str, Any]) -> list[str]:
         "| arm | " + " | ".join(labels) + (" | blip-kl ↓ |" if with_kl else " |"),
         "|---|" + "---|" * (len(labels) + with_kl),
     ]
-    for arm in ("distok", "raw_mix"):
+    for arm in METRIC_ARMS:
         lines.append(
             f"| {ARM_NAMES[arm]} | "
             + " | ".join(f"{m['arms'][arm][lab]:.4f}" for lab in labels)
-            + (f" | {kl[arm]:.4f} |" if with_kl else " |")
+            + ((f" | {kl[arm]:.4f} |" if arm in kl else " | — |") if with_kl else " |")
         )
+    first = m["items"][0]
+    lines += [
+        "",
+        f"Plain prompts, e.g. for {dists.label(first['input'])}: `{first['prompts']['plain']}` and "
+        f"`{first['prompts']['weighted']}` (the last class typed through its own embedding t_c).",
+    ]
     return lines
 
 
