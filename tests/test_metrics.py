@@ -24,19 +24,20 @@ DISTS = '[{"pig": 0.5, "sheep": 0.5}, {"cat": 0.6, "dog": 0.3, "owl": 0.1}]'
 
 
 @pytest.fixture(scope="module")
-def metric_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("metrics") / "run"
-    r = run_cli(["train", "-r", "tiny", "-o", run, "--steps", "3", "-q"])
-    assert r.code == 0, r.err
-    (run.parent / "d.json").write_text(DISTS)
-    return run
+def metric_run(run, tmp_path_factory):
+    """The session's tiny run (trained with the text estimator; eval reads it with BLIP on renders) and a
+    file of two distributions beside it."""
+    folder = tmp_path_factory.mktemp("metrics")
+    (folder / "d.json").write_text(DISTS)
+    return run, folder / "d.json"
 
 
-def _eval(run, metric, out, *extra):
-    """eval on 2 distributions, 1 render per token, a fixed T (no calibration renders): seconds, not minutes."""
+def _eval(metric_run, metric, out, *extra):
+    """eval with BLIP on renders, on 2 distributions, 1 render per token, a fixed T (no calibration renders)."""
+    run, dists = metric_run
     return run_cli(
-        ["eval", run, "--styles", "none", "--distributions", run.parent / "d.json", "--metric", metric, "-o", out, "-q"]
-        + ["--set", "estimator.images=1", "--set", "eval.temperature=0.1", *extra]
+        ["eval", run, "--estimator", "blip-itm", "--styles", "none", "--distributions", dists, "--metric", metric]
+        + ["-o", out, "-q", "--set", "estimator.images=1", "--set", "eval.temperature=0.1", *extra]
     )
 
 
@@ -137,7 +138,7 @@ def test_a_metric_whose_package_is_missing_says_what_to_install(metric_run, tmp_
     ],
 )
 def test_bad_metric_requests_exit_2(metric_run, tmp_path, args, line):
-    r = run_cli(["eval", metric_run, "--styles", "none", "-o", tmp_path / "e", *args])
+    r = run_cli(["eval", metric_run[0], "--styles", "none", "-o", tmp_path / "e", *args])
     assert_one_line_error(r, 2, line)
 
 
