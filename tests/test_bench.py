@@ -104,7 +104,7 @@ def test_reproduce_paper_kit_runs_end_to_end_on_the_tiny_twins(tmp_path, kandins
     assert r.returncode == 0, r.stderr[-2000:]
     table = (tmp_path / "paper" / "table.md").read_text()
     assert r.stdout == table
-    rows = [line for line in table.splitlines() if line.startswith(("| w/o", "| Full", "| distok"))]
+    rows = [line for line in table.splitlines() if line.startswith(("| w/o", "| Full", "| distok's objective (ours)"))]
     assert rows[0].startswith("| w/o Consistency Enforcement | 0.0732 | ") and rows[1].startswith(
         "| Full DisTok | 0.0602 | "
     )
