@@ -4,7 +4,7 @@ with it; ``inject`` a token into a diffusers pipeline."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,37 @@ class Model:
 
         estimator = self._trained_estimator or self.estimator()
         return token.with_estimate(estimate_record(token, estimator, list(seeds)))
+
+    def render(
+        self,
+        tokens: Sequence[Token | str | os.PathLike[str]],
+        prompts: Sequence[str],
+        *,
+        seeds: Sequence[int] = (0,),
+        output: str | os.PathLike[str] = "renders",
+        grid: bool | str | os.PathLike[str] = False,
+        overwrite: bool = False,
+        bar: Any = None,
+    ) -> Any:
+        """:func:`~distok_cli.api.rendering.render` with the recipe this model was trained with (its run's
+        ``recipe.yaml``, else the recipe it names); a model from :meth:`Trained.model()
+        <distok_cli.api.training.Trained.model>` whose training rendered renders with that renderer (nothing
+        loads twice). Returns a ``Rendered``."""
+        from distok_cli.api.rendering import render
+
+        run_recipe = Path(self.path).parent / "recipe.yaml"
+        recipe = str(run_recipe) if run_recipe.is_file() else (self.checkpoint.config.get("recipe") or None)
+        return render(
+            tokens,
+            prompts,
+            seeds=list(seeds),
+            output=output,
+            recipe=recipe,
+            grid=grid,
+            overwrite=overwrite,
+            bar=bar,
+            _renderer=getattr(self._trained_estimator, "renderer", None),
+        )
 
     def held_out(self, n: int = 20) -> dict[str, Any]:
         """This model's tokens against the raw mix Σ p_i t_i on ``n`` distributions it never saw (the fidelity

@@ -51,6 +51,7 @@ def render(
     overwrite: bool = False,
     grid: bool | str | os.PathLike[str] = False,
     bar: Bar | None = None,
+    _renderer: Any = None,
 ) -> Rendered:
     """Render every token in every prompt ("a watercolor of a <>") at every seed (``"0-3,7"`` or a list)
     into ``output``; ``recipe`` (default: the one recorded in the tokens) chooses the base model, and
@@ -81,6 +82,7 @@ def render(
         offload,
         compile,
         bar,
+        renderer=_renderer,
     )
 
 
@@ -146,6 +148,7 @@ def _render(
     compile: bool,
     bar: Bar | None,
     replay: dict[str, Any] | None = None,
+    renderer: Any = None,
 ) -> Rendered:
     from distok_cli.backends.pipelines import Settings
     from distok_cli.backends.registry import make_renderer
@@ -172,8 +175,9 @@ def _render(
             mine = list(part)
         log.info(f"process {state.process_index}/{state.num_processes} renders {len(mine)} of {len(jobs)} images")
 
-    log.info(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
-    renderer = make_renderer(cfg.render, *where, offload, compile=compile)
+    if renderer is None:  # Model.render passes the one its training loaded
+        log.info(f"loading {cfg.render.backend} models ({cfg.name} recipe)")
+        renderer = make_renderer(cfg.render, *where, offload, compile=compile)
     if compile:
         log.info(
             "compiling the UNet with torch.compile: the first batch is slow, the rest faster (pays on long CUDA runs)"

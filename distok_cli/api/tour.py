@@ -92,7 +92,6 @@ def demo(
 
 def _demo(output: Path, main: str, steps: int | None, bar: Bar, start: float) -> list[str]:
     """The demo as a sequence of API calls: train, encode, sample, estimate, render, gallery, held-out score."""
-    from distok_cli.api.rendering import render
     from distok_cli.api.tokens import gallery, top
 
     lines: list[str] = []
@@ -129,7 +128,7 @@ def _demo(output: Path, main: str, steps: int | None, bar: Bar, start: float) ->
     log.info("4/5 rendering a contact sheet on the tiny twins")
     render_run = output / "run-tiny"
     if main == "tiny":
-        render_tokens = made
+        render_tokens, tiny = made, model
     else:
         tiny = _train("tiny", render_run, 20, bar).model()
         render_tokens = [
@@ -138,14 +137,10 @@ def _demo(output: Path, main: str, steps: int | None, bar: Bar, start: float) ->
             ),
             *[t.save(render_run / "tokens" / f"{t.title}.distok") for t in tiny.sample(2, "cauchy", 0)],
         ]
-    render(
+    tiny.render(  # with the renderer the tiny run's training loaded
         render_tokens,
         ["a photo of a <>", "a watercolor of a <>"],
-        seeds=[0],
         output=output / "renders",
-        recipe="tiny",
-        device="cpu",
-        dtype="float32",
         grid=output / "contact-sheet.png",
     )
     gallery(
