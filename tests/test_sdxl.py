@@ -2,7 +2,8 @@
 diffusers' own ``load_textual_inversion`` into the SDXL pipeline, and every token tool on two-part tokens.
 
 The twin's encoders are 32 and 64 wide (CLIP-L's and OpenCLIP-G's stand-ins), so a swap of the two
-parts anywhere changes a shape and fails here.
+parts anywhere changes a shape and fails here. The loop itself (every test on a trained SDXL twin) is behind
+``slow`` since 0.8.0: the FLUX twin runs the same two-part machinery in the default suite, and CI runs both.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def test_the_twin_is_an_sdxl_pipeline_with_two_widths(sdxl_pipe):
     assert type(sdxl_pipe.text_encoder_2).__name__ == "CLIPTextModelWithProjection"
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_trained_tokens_have_both_parts_and_the_space_names_both_encoders(sdxl_run, sdxl_tokens, sdxl_pipe):
     from distok_cli.backends.textside import TextSide
     from distok_cli.files.space import space_fingerprint
@@ -82,6 +84,7 @@ def test_trained_tokens_have_both_parts_and_the_space_names_both_encoders(sdxl_r
     assert pool and all(tokenfile.load(p).layout == (("clip_l", 32), ("clip_g", 64)) for p in pool)
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_encode_class_token_is_the_residual_mix_of_both_parts(sdxl_run, tmp_path):
     """A one-class token of an untrained residual model is exactly t_c = [t_c in L | t_c in G]."""
     from distok_cli.backends.sdxl import load_text_side
@@ -95,6 +98,7 @@ def test_encode_class_token_is_the_residual_mix_of_both_parts(sdxl_run, tmp_path
     np.testing.assert_allclose(t[:32], l_only, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_render_estimate_and_from_on_two_part_tokens(sdxl_tokens, tmp_path):
     from PIL import Image
 
@@ -140,6 +144,7 @@ def test_render_estimate_and_from_on_two_part_tokens(sdxl_tokens, tmp_path):
     )
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_export_loads_into_the_sdxl_pipeline_with_diffusers_own_loader(sdxl_tokens, sdxl_pipe, tmp_path):
     """`export --to diffusers` writes exactly clip_l and clip_g; load_textual_inversion, called twice as
     diffusers documents, puts each part into its own encoder (the other way round fails: widths differ)."""
@@ -228,11 +233,13 @@ def test_mixing_one_part_and_two_part_tokens_is_refused(args, message, tmp_path)
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_twin_tokens_are_refused_for_tools_that_cannot_load_the_twin(sdxl_tokens, tmp_path):
     r = run_cli(["export", sdxl_tokens[-1], "--to", "comfyui", "-o", tmp_path])
     assert_one_line_error(r, 2, "was made with a random-weight twin (twin:sdxl): it means nothing in ComfyUI")
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_composition_diff_and_inspect_handle_parts(sdxl_run, sdxl_tokens, tmp_path):
     pig_sheep = sdxl_tokens[-1]
     r = run_cli(["encode", "-m", sdxl_run, f"{pig_sheep}:0.5,cat:0.5", "-o", tmp_path / "c.distok", "-q"])
@@ -273,6 +280,7 @@ def test_a_plain_sdxl_embedding_reads_as_a_two_part_token(tmp_path):
     assert_one_line_error(r, 2, "tensor 'clip_l' has shape [2, 768]; distok reads one vector per encoder")
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_rendering_a_two_part_token_with_a_one_part_recipe_is_refused_before_loading(sdxl_tokens):
     r = run_cli(["render", sdxl_tokens[-1], "a photo of a <>", "--recipe", "tiny"])
     assert_one_line_error(
@@ -304,6 +312,7 @@ def test_gallery_of_two_part_tokens_in_headless_chromium(sdxl_run, sdxl_tokens, 
     )
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_eval_scores_two_part_tokens_against_the_raw_mix_of_both_parts(sdxl_run, tmp_path):
     r = run_cli(["eval", sdxl_run, "--estimator", "text", "--styles", "none", "--json", "-q", "-o", tmp_path / "e"])
     assert r.code == 0, r.err
@@ -403,6 +412,7 @@ def test_part_heads_need_a_space_with_parts(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_inspect_neighbors_reads_each_part_in_its_own_encoder(sdxl_tokens, sdxl_pipe):
     r = run_cli(["inspect", sdxl_tokens[-1], "--neighbors", "1", "--json"])
     assert r.code == 0, r.err
@@ -415,6 +425,7 @@ def test_inspect_neighbors_reads_each_part_in_its_own_encoder(sdxl_tokens, sdxl_
         assert near[part][0]["cosine"] == pytest.approx(best, abs=1e-5)
 
 
+@pytest.mark.slow  # the SDXL twin's loop; the FLUX twin runs the two-part loop in the default suite
 def test_encode_and_sample_of_a_two_part_model_import_no_torch(sdxl_run, tmp_path):
     code = (
         f"import sys; from distok_cli.cli.app import main; "
