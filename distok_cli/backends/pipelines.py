@@ -1,5 +1,6 @@
 """What every diffusers renderer shares: render settings, per-image generators, schedulers, placement and
-``torch.compile``. Each backend module (:mod:`.kandinsky`, :mod:`.sd`, :mod:`.sdxl`) builds its pipeline
+``torch.compile``, and running a pipeline with tokens injected. Each backend module (:mod:`.kandinsky`, :mod:`.sd`,
+:mod:`.sdxl`, :mod:`.flux`) builds its pipeline
 with these public helpers; none imports another backend.
 
 Every image has its own CPU ``torch.Generator`` seeded with its seed, so an image depends on
@@ -50,6 +51,30 @@ def generators(seeds: list[int]) -> list[Any]:
     import torch
 
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+def run_with_tokens(
+    pipe: Any, text: Any, vectors: Any, prompts: list[str], seeds: list[int], s: Any, **extra: Any
+) -> list[Any]:
+    """One image per (vector, prompt, seed) from a pipeline whose text encoders ``text`` hooks (SDXL, FLUX):
+    each ``<>`` becomes the placeholder, every prompt must keep it within the encoders' context, and the
+    pipeline runs with the tokens injected; ``extra`` are the pipeline's own keyword arguments."""
+    import torch
+
+    from distok_cli.backends.textside import TextSide
+
+    filled = [TextSide.fill(p) for p in prompts]
+    text.check_fits(filled)
+    with torch.inference_mode(), text.inject(vectors):
+        return pipe(
+            filled,
+            height=s.size,
+            width=s.size,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance,
+            generator=generators(seeds),
+            **extra,
+        ).images
 
 
 def set_scheduler(pipe: Any, name: str) -> None:

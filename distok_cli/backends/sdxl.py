@@ -27,7 +27,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from distok_cli.backends.loading import from_pretrained, placement
-from distok_cli.backends.pipelines import compile_unet, generators, place, set_scheduler
+from distok_cli.backends.pipelines import compile_unet, place, run_with_tokens, set_scheduler
 from distok_cli.backends.protocols import Backend
 from distok_cli.backends.textside import PartedTextSide, TextSide
 from distok_cli.files.recipes import RenderConfig
@@ -141,16 +141,4 @@ class SDXLRenderer:
         self, vectors: Any, prompts: list[str], seeds: list[int], s: Any, paths: list[str | None] | None = None
     ) -> list[Any]:
         """One image per (vector, prompt, seed): each part reaches its own encoder through the hooks."""
-        import torch
-
-        filled = [TextSide.fill(p) for p in prompts]
-        self.text.check_fits(filled)
-        with torch.inference_mode(), self.text.inject(vectors):
-            return self.pipe(
-                filled,
-                height=s.size,
-                width=s.size,
-                num_inference_steps=s.steps,
-                guidance_scale=s.guidance,
-                generator=generators(seeds),
-            ).images
+        return run_with_tokens(self.pipe, self.text, vectors, prompts, seeds, s)
