@@ -46,59 +46,13 @@ def bf16_bytes(module) -> int:
 
 
 def build():
-    from diffusers import AutoencoderKL, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    """FLUX.1's modules at full size on the meta device: bench/fullsize.py's configs, shapes only."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import fullsize
 
-    with torch.device("meta"):
-        transformer = FluxTransformer2DModel(
-            patch_size=1,
-            in_channels=64,
-            num_layers=19,
-            num_single_layers=38,
-            attention_head_dim=128,
-            num_attention_heads=24,
-            joint_attention_dim=4096,
-            pooled_projection_dim=768,
-            guidance_embeds=False,
-            axes_dims_rope=(16, 56, 56),
-        )
-        t5 = T5EncoderModel(
-            T5Config(
-                vocab_size=32128,
-                d_model=4096,
-                d_kv=64,
-                d_ff=10240,
-                num_layers=24,
-                num_heads=64,
-                relative_attention_num_buckets=32,
-                feed_forward_proj="gated-gelu",
-                is_encoder_decoder=False,
-            )
-        )
-        clip = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=768,
-                intermediate_size=3072,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                max_position_embeddings=77,
-                hidden_act="quick_gelu",
-            )
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=16,
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
-            norm_num_groups=32,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-        )
-    return transformer, t5, clip, vae
+    pipe = fullsize.flux_pipeline("meta")
+    # in float32 like the meta inputs below (a dtype costs nothing on meta, and FLOPs do not depend on it)
+    return tuple(m.float() for m in (pipe.transformer, pipe.text_encoder_2, pipe.text_encoder, pipe.vae))
 
 
 def main() -> None:
